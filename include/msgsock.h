@@ -18,6 +18,9 @@ extern "C" {
 
 #include "msgsock/common.h"
 #include "msgsock/net.h"
+#include "msgsock/frame.h"
+#include "msgsock/loop.h"
+#include "msgsock/conn.h"
 
 #ifdef __cplusplus
 }
