@@ -28,64 +28,64 @@
  * X(NAME, value, message)
  */
 #define MS_ERRNO_MAP(X)                                                        \
-    X(EPERM, -EPERM, "operation not permitted")                                \
-    X(ENOENT, -ENOENT, "no such file or directory")                            \
-    X(EINTR, -EINTR, "interrupted system call")                                \
-    X(EIO, -EIO, "input/output error")                                         \
-    X(EBADF, -EBADF, "bad file descriptor")                                    \
-    X(EAGAIN, -EAGAIN, "resource temporarily unavailable")                     \
-    X(ENOMEM, -ENOMEM, "out of memory")                                        \
-    X(EACCES, -EACCES, "permission denied")                                    \
-    X(EBUSY, -EBUSY, "resource busy")                                          \
-    X(EEXIST, -EEXIST, "file exists")                                          \
-    X(EINVAL, -EINVAL, "invalid argument")                                     \
-    X(ENFILE, -ENFILE, "file table overflow")                                  \
-    X(EMFILE, -EMFILE, "too many open files")                                  \
-    X(ENOSPC, -ENOSPC, "no space left on device")                              \
-    X(EPIPE, -EPIPE, "broken pipe")                                            \
-    X(ENAMETOOLONG, -ENAMETOOLONG, "name too long")                            \
-    X(ENOSYS, -ENOSYS, "function not implemented")                             \
-    X(ENOTSOCK, -ENOTSOCK, "socket operation on non-socket")                   \
-    X(EMSGSIZE, -EMSGSIZE, "message too long")                                 \
-    X(EPROTO, -EPROTO, "protocol error")                                       \
-    X(ENOTSUP, -ENOTSUP, "operation not supported")                            \
-    X(EAFNOSUPPORT, -EAFNOSUPPORT, "address family not supported")             \
-    X(EADDRINUSE, -EADDRINUSE, "address already in use")                       \
-    X(EADDRNOTAVAIL, -EADDRNOTAVAIL, "address not available")                  \
-    X(ENETDOWN, -ENETDOWN, "network is down")                                  \
-    X(ENETUNREACH, -ENETUNREACH, "network is unreachable")                     \
-    X(ECONNABORTED, -ECONNABORTED, "connection aborted")                       \
-    X(ECONNRESET, -ECONNRESET, "connection reset by peer")                     \
-    X(ENOBUFS, -ENOBUFS, "no buffer space available")                          \
-    X(EISCONN, -EISCONN, "socket is already connected")                        \
-    X(ENOTCONN, -ENOTCONN, "socket is not connected")                          \
-    X(ETIMEDOUT, -ETIMEDOUT, "timed out")                                      \
-    X(ECONNREFUSED, -ECONNREFUSED, "connection refused")                       \
-    X(EHOSTUNREACH, -EHOSTUNREACH, "host is unreachable")                      \
-    X(EALREADY, -EALREADY, "operation already in progress")                    \
-    X(EINPROGRESS, -EINPROGRESS, "operation in progress")                      \
-    X(ECANCELED, -ECANCELED, "operation canceled")                             \
-    X(EOF, -30001, "end of stream")                                            \
-    X(ETRUNCATED, -30002, "end of stream in the middle of a message")          \
-    X(ECLOSED, -30003, "handle closed")                                        \
-    X(EBADADDR, -30004, "malformed address (use HOST:PORT, [IPv6]:PORT or unix:/path)") \
-    X(ENONAME, -30005, "host name not found")                                  \
-    X(EAINAGAIN, -30006, "temporary failure in name resolution")               \
-    X(ENEEDMORE, -30007, "incomplete message: more bytes needed")              \
-    X(ETOOLARGE, -30008, "message larger than the configured limit")           \
-    X(EHDRSIZE, -30009, "header larger than the configured limit")             \
-    X(EMALFORMED, -30010, "malformed message")                                 \
-    X(EHDRJSON, -30011, "header is not valid UTF-8 JSON")                      \
-    X(EHDRNOTOBJ, -30012, "header is not a JSON object")                       \
-    X(EHDRKEY, -30013, "header is missing a required key")                     \
-    X(EHDRVALUE, -30014, "header key has a value of the wrong type")           \
-    X(EBADLEN, -30015, "content-length is not a non-negative integer")         \
-    X(EDELIM, -30016, "payload contains the delimiter")                        \
-    X(EBADCONTENT, -30017, "content is not valid for its content-type")        \
-    X(ELIMIT, -30018, "connection limit reached")                              \
-    X(EOUTPUTLIMIT, -30019, "peer does not read: output limit reached")        \
-    X(EIDLE, -30020, "idle timeout")                                           \
-    X(ESLOW, -30021, "message not completed within its deadline")             \
+    X(EPERM, -EPERM, "Operation not permitted")                                \
+    X(ENOENT, -ENOENT, "No such file or directory")                            \
+    X(EINTR, -EINTR, "Interrupted system call")                                \
+    X(EIO, -EIO, "Input/output error")                                         \
+    X(EBADF, -EBADF, "Bad file descriptor")                                    \
+    X(EAGAIN, -EAGAIN, "Resource temporarily unavailable")                     \
+    X(ENOMEM, -ENOMEM, "Cannot allocate memory")                                        \
+    X(EACCES, -EACCES, "Permission denied")                                    \
+    X(EBUSY, -EBUSY, "Device or resource busy")                                          \
+    X(EEXIST, -EEXIST, "File exists")                                          \
+    X(EINVAL, -EINVAL, "Invalid argument")                                     \
+    X(ENFILE, -ENFILE, "Too many open files in system")                                  \
+    X(EMFILE, -EMFILE, "Too many open files")                                  \
+    X(ENOSPC, -ENOSPC, "No space left on device")                              \
+    X(EPIPE, -EPIPE, "Broken pipe")                                            \
+    X(ENAMETOOLONG, -ENAMETOOLONG, "File name too long")                            \
+    X(ENOSYS, -ENOSYS, "Function not implemented")                             \
+    X(ENOTSOCK, -ENOTSOCK, "Socket operation on non-socket")                   \
+    X(EMSGSIZE, -EMSGSIZE, "Message too long")                                 \
+    X(EPROTO, -EPROTO, "Protocol error")                                       \
+    X(ENOTSUP, -ENOTSUP, "Operation not supported")                            \
+    X(EAFNOSUPPORT, -EAFNOSUPPORT, "Address family not supported by protocol")             \
+    X(EADDRINUSE, -EADDRINUSE, "Address already in use")                       \
+    X(EADDRNOTAVAIL, -EADDRNOTAVAIL, "Cannot assign requested address")                  \
+    X(ENETDOWN, -ENETDOWN, "Network is down")                                  \
+    X(ENETUNREACH, -ENETUNREACH, "Network is unreachable")                     \
+    X(ECONNABORTED, -ECONNABORTED, "Software caused connection abort")                       \
+    X(ECONNRESET, -ECONNRESET, "Connection reset by peer")                     \
+    X(ENOBUFS, -ENOBUFS, "No buffer space available")                          \
+    X(EISCONN, -EISCONN, "Transport endpoint is already connected")                        \
+    X(ENOTCONN, -ENOTCONN, "Transport endpoint is not connected")                          \
+    X(ETIMEDOUT, -ETIMEDOUT, "Operation timed out")                                      \
+    X(ECONNREFUSED, -ECONNREFUSED, "Connection refused")                       \
+    X(EHOSTUNREACH, -EHOSTUNREACH, "No route to host")                      \
+    X(EALREADY, -EALREADY, "Operation already in progress")                    \
+    X(EINPROGRESS, -EINPROGRESS, "Operation now in progress")                      \
+    X(ECANCELED, -ECANCELED, "Operation canceled")                             \
+    X(EOF, -30001, "End of stream")                                            \
+    X(ETRUNCATED, -30002, "End of stream in the middle of a message")          \
+    X(ECLOSED, -30003, "Handle closed")                                        \
+    X(EBADADDR, -30004, "Malformed address (use HOST:PORT, [IPv6]:PORT or unix:/path)") \
+    X(ENONAME, -30005, "Host name not found")                                  \
+    X(EAINAGAIN, -30006, "Temporary failure in name resolution")               \
+    X(ENEEDMORE, -30007, "Incomplete message: more bytes needed")              \
+    X(ETOOLARGE, -30008, "Message larger than the configured limit")           \
+    X(EHDRSIZE, -30009, "Header larger than the configured limit")             \
+    X(EMALFORMED, -30010, "Malformed message")                                 \
+    X(EHDRJSON, -30011, "Header is not valid UTF-8 JSON")                      \
+    X(EHDRNOTOBJ, -30012, "Header is not a JSON object")                       \
+    X(EHDRKEY, -30013, "Header is missing a required key")                     \
+    X(EHDRVALUE, -30014, "Header key has a value of the wrong type")           \
+    X(EBADLEN, -30015, "Content-length is not a non-negative integer")         \
+    X(EDELIM, -30016, "Payload contains the delimiter")                        \
+    X(EBADCONTENT, -30017, "Content is not valid for its content-type")        \
+    X(ELIMIT, -30018, "Connection limit reached")                              \
+    X(EOUTPUTLIMIT, -30019, "Peer does not read: output limit reached")        \
+    X(EIDLE, -30020, "Idle timeout")                                           \
+    X(ESLOW, -30021, "Message not completed within its deadline")             \
     X(ETLS, -30030, "TLS error")                                               \
     X(ETLSHANDSHAKE, -30031, "TLS handshake failed")                           \
     X(ETLSCERTEXPIRED, -30032, "TLS certificate has expired")                  \

@@ -1,0 +1,60 @@
+/* main.c: the msgsock command: picks the subcommand and runs it. */
+#include "cli.h"
+
+#include <signal.h>
+#include <string.h>
+
+int cmd_echo_server(int argc, char **argv);
+int cmd_echo_client(int argc, char **argv);
+
+static const struct {
+    const char *name;
+    cli_cmd_fn fn;
+    const char *summary;
+} commands[] = {
+    {"echo-server", cmd_echo_server, "send back every byte each client sends"},
+    {"echo-client", cmd_echo_client, "send a message to an echo server and print the reply"},
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: msgsock COMMAND [OPTIONS] [ARGS]\n\n"
+               "Messages over sockets, done right: the Python sockets tutorial's programs,\n"
+               "wire-compatible with the originals.\n\nCommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %-18s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'msgsock COMMAND --help' describes a command. 'msgsock --version' prints the version.\n"
+               "Addresses: HOST PORT, or --listen/--connect with HOST:PORT, [IPv6]:PORT,\n"
+               "unix:/path or unix:@abstract. Servers listen on 127.0.0.1:65432 by default.\n");
+}
+
+int main(int argc, char **argv)
+{
+    /* Sends use MSG_NOSIGNAL; this also covers writes to a closed stdout pipe. */
+    signal(SIGPIPE, SIG_IGN);
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        if (argc > 2 && strcmp(argv[1], "help") == 0) {
+            char *hargv[] = {argv[2], "--help", NULL};
+            for (size_t i = 0; i < NCOMMANDS; i++)
+                if (!strcmp(argv[2], commands[i].name))
+                    return commands[i].fn(2, hargv);
+        }
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+        printf("msgsock %s\n", ms_version());
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "msgsock: unknown command '%s'\nTry 'msgsock --help'.\n", argv[1]);
+    return CLI_USAGE;
+}
