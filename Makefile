@@ -58,7 +58,7 @@ ifneq ($(V),1)
 Q := @
 endif
 
-.PHONY: all deps test test-unit test-cli sanitize install uninstall clean \
+.PHONY: run all deps test test-unit test-cli sanitize install uninstall clean \
 	fuzz fuzz-replay bench bench-quick test-reliability soak
 
 all: deps $(STATIC) $(SHARED) $(BIN) $(PC)
@@ -134,3 +134,7 @@ clean:
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_HELPER_OBJS:.o=.d)
 -include mk/*.mk
+
+# The main job, end to end: a server on loopback and a client talking to it.
+run: all
+	$(Q)scripts/demo.sh $(BUILD)

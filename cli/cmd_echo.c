@@ -93,6 +93,8 @@ int cmd_echo_server(int argc, char **argv)
     }
     int lfd = ms_listen_text(addr, NULL);
     if (lfd < 0) {
+        if (lfd == MS_EBADADDR)
+            return cli_usage("echo-server", "bad address '%s': %s", addr, ms_strerror(lfd));
         cli_err("echo-server", "listen %s: %s", addr, ms_strerror(lfd));
         return CLI_FAIL;
     }
@@ -172,6 +174,8 @@ int cmd_echo_client(int argc, char **argv)
     int64_t deadline = ms_now_ms() + timeout;
     int fd = ms_connect_text(addr, (int)timeout, 0);
     if (fd < 0) {
+        if (fd == MS_EBADADDR)
+            return cli_usage("echo-client", "bad address '%s': %s", addr, ms_strerror(fd));
         cli_err("echo-client", "connect %s: %s", addr, ms_strerror(fd));
         return CLI_FAIL;
     }
