@@ -1,8 +1,218 @@
 /* msgsock/conn.h: buffered connections and servers (layer 4). */
 #ifndef MSGSOCK_CONN_H
 #define MSGSOCK_CONN_H
+
 #include "common.h"
 #include "net.h"
 #include "loop.h"
 #include "frame.h"
+
+/*
+ * A connection (ms_conn) is a socket driven by a loop: bytes read go into a
+ * buffer that exists only while it holds data, the connection's framing cuts
+ * whole messages out of it and on_message gets each one; sends are framed,
+ * tried at once, and whatever the kernel does not take is queued (copied)
+ * and sent with writev when the socket is writable.
+ *
+ * Ownership: connections belong to the library. The user's pointer to one
+ * is valid from on_open (or ms_conn_connect's return) until on_close
+ * returns; after that the memory is gone. Every function below must be
+ * called on the thread of the connection's loop.
+ *
+ * Callbacks may call anything here, including ms_conn_close/abort on their
+ * own connection (the library re-checks before touching it again). When a
+ * function below closes a connection outside any callback of that
+ * connection, its on_close runs before the function returns.
+ */
+typedef struct ms_conn ms_conn;
+typedef struct ms_server ms_server;
+
+typedef enum ms_conn_state {
+    MS_CONN_CONNECTING = 0, /* client: connect in progress */
+    MS_CONN_OPEN,           /* reading and writing */
+    MS_CONN_CLOSING,        /* close requested: flushing queued output */
+    MS_CONN_LINGER,         /* output flushed and write side shut: draining input */
+    MS_CONN_CLOSED          /* inside on_close */
+} ms_conn_state;
+
+/*
+ * Limits and timeouts of a connection. Zero-initialised means the defaults
+ * below; a timeout of -1 means none.
+ */
+typedef struct ms_conn_limits {
+    size_t out_high;      /* queued output at which reading pauses (default 1 MiB) */
+    size_t out_low;       /* queued output at which it resumes (default out_high / 4) */
+    size_t out_max;       /* a send that would queue more drops the connection with
+                           * MS_EOUTPUTLIMIT (default 64 MiB; at least out_high) */
+    int idle_timeout_ms;  /* nothing moved either way for this long: MS_EIDLE (default 300000) */
+    int msg_timeout_ms;   /* a started message not complete after this long: MS_ESLOW
+                           * (default 30000) */
+    int linger_ms;        /* after a graceful close, unread input is drained this long so
+                           * the last reply is not destroyed by a reset (default 2000) */
+    int keepalive;        /* 1: TCP keepalive on (default off) */
+    int keepalive_idle_s; /* keepalive knobs, 0: system default */
+    int keepalive_intvl_s;
+    int keepalive_count;
+    int nodelay;          /* 1: TCP_NODELAY (default off) */
+} ms_conn_limits;
+
+#define MS_CONN_DEFAULT_OUT_HIGH (1u << 20)
+#define MS_CONN_DEFAULT_OUT_MAX (64u << 20)
+#define MS_CONN_DEFAULT_IDLE_MS 300000
+#define MS_CONN_DEFAULT_MSG_MS 30000
+#define MS_CONN_DEFAULT_LINGER_MS 2000
+
+/*
+ * The handler. It sees only the connection and the message, never the loop,
+ * so the same handler can be driven by the event loop (ms_server, ms_conn_connect)
+ * or by blocking I/O (ms_conn_serve_fd).
+ *
+ * on_open:    the connection is up (accepted, or connected for a client).
+ * on_message: one whole message; msg->data is valid only during the call
+ *             (copy what you keep). Reply with ms_conn_send().
+ * on_close:   the connection is over; reason is 0 after a clean end (the
+ *             peer closed at a message boundary, or ms_conn_close() finished),
+ *             MS_ECLOSED after ms_conn_abort() or server stop, or the
+ *             error: MS_EIDLE, MS_ESLOW, MS_EOUTPUTLIMIT, MS_ETRUNCATED, a
+ *             framing error, a connect error, a system code. Called exactly
+ *             once, also for a client whose connect failed (without on_open).
+ * Any callback may be NULL.
+ */
+typedef struct ms_conn_callbacks {
+    void (*on_open)(ms_conn *c, void *user);
+    void (*on_message)(ms_conn *c, const ms_frame *msg, void *user);
+    void (*on_close)(ms_conn *c, int reason, void *user);
+} ms_conn_callbacks;
+
+typedef struct ms_conn_info {
+    ms_conn_state state;
+    int fd;                  /* -1 once closed */
+    uint64_t bytes_in, bytes_out;
+    uint64_t msgs_in, msgs_out;
+    size_t out_queued;       /* bytes queued, not yet taken by the kernel */
+    size_t in_buffered;      /* bytes received, not yet a whole message */
+    int64_t age_ms;          /* since accept / connect start */
+    int64_t idle_ms;         /* since bytes last moved */
+    int reading_paused;      /* 1: backpressure holds reading */
+    ms_addr peer;
+} ms_conn_info;
+
+/*
+ * Frames payload with the connection's framing and queues it. The payload
+ * stays the caller's: it is sent or copied before this returns. Returns 0;
+ * MS_ECLOSED if the connection is closing; a framing error (MS_ETOOLARGE,
+ * MS_EDELIM, MS_EINVAL); MS_EOUTPUTLIMIT if the queue would pass out_max
+ * (the connection is then dropped with that reason); or a system code (the
+ * connection is then dropped). APP framing: use ms_conn_send_raw with a
+ * header from ms_app_encode_header.
+ */
+MS_EXPORT int ms_conn_send(ms_conn *c, const void *payload, size_t len);
+/* Queues bytes that are already framed; same contract as ms_conn_send. */
+MS_EXPORT int ms_conn_send_raw(ms_conn *c, const void *data, size_t len);
+/* The same for a vector of already-framed pieces, sent in order. */
+MS_EXPORT int ms_conn_sendv_raw(ms_conn *c, const struct iovec *iov, int iovcnt);
+
+/* Graceful close: no more messages are delivered; queued output is flushed,
+ * then the write side is shut and unread input is drained for at most
+ * linger_ms, then on_close(0). Idempotent. */
+MS_EXPORT void ms_conn_close(ms_conn *c);
+/* Closes now, discarding queued output (on_close(MS_ECLOSED)). Idempotent. */
+MS_EXPORT void ms_conn_abort(ms_conn *c);
+
+MS_EXPORT void ms_conn_info_get(const ms_conn *c, ms_conn_info *out);
+MS_EXPORT void ms_conn_set_userdata(ms_conn *c, void *p);
+MS_EXPORT void *ms_conn_userdata(const ms_conn *c);
+/* The peer's address as seen at accept/connect time. */
+MS_EXPORT void ms_conn_peer(const ms_conn *c, ms_addr *out);
+/* The loop driving c, or NULL for a connection served by ms_conn_serve_fd. */
+MS_EXPORT ms_loop *ms_conn_loop(const ms_conn *c);
+/* Bytes queued for sending. */
+MS_EXPORT size_t ms_conn_out_queued(const ms_conn *c);
+/* The state's name ("open", ...), static storage. */
+MS_EXPORT const char *ms_conn_state_name(ms_conn_state s);
+
+/*
+ * Client: starts a non-blocking connect to addr (any ms_addr_resolve form;
+ * each resolved address is tried in turn) on loop, with frame framing, lim
+ * limits (NULL: defaults) and cb callbacks called with user. timeout_ms
+ * bounds the connect (-1: none). On success *out is the connection, which
+ * belongs to the library as above: cb->on_open runs when connected, and
+ * cb->on_close (with the error, without on_open) if connecting fails. On
+ * failure (a bad address, a bad frame config, no memory) no callback runs.
+ * Sends before on_open are queued.
+ */
+MS_EXPORT int ms_conn_connect(ms_loop *loop, const char *addr, const ms_frame_config *frame,
+                              const ms_conn_limits *lim, const ms_conn_callbacks *cb,
+                              void *user, int timeout_ms, ms_conn **out);
+
+/*
+ * Drives the same handler over an already-connected descriptor with
+ * blocking I/O on the calling thread, for thread-per-connection, fork or
+ * iterative servers: reads (msg_timeout_ms and idle_timeout_ms bound each
+ * wait), delivers messages, sends replies at once (a send blocks at most
+ * idle_timeout_ms), until the peer closes, an error, or the handler calls
+ * ms_conn_close/abort. fd stays the caller's (not closed). Returns the
+ * reason on_close got (0 for a clean end).
+ */
+MS_EXPORT int ms_conn_serve_fd(int fd, const ms_frame_config *frame, const ms_conn_limits *lim,
+                               const ms_conn_callbacks *cb, void *user);
+
+/* ---- servers ----------------------------------------------------------- */
+
+typedef struct ms_server_limits {
+    int max_conns;           /* open connections at most; more are accepted and closed
+                              * at once and counted as refused (default 10000; -1: none) */
+    ms_conn_limits conn;     /* per connection */
+} ms_server_limits;
+
+/* A log line: level 0 error, 1 warning, 2 info. msg has no newline. */
+typedef void (*ms_log_fn)(void *user, int level, const char *msg);
+
+typedef struct ms_server_config {
+    const char *listen;           /* address text (ms_addr_resolve forms), required */
+    ms_frame_config frame;        /* zero: RAW */
+    ms_server_limits limits;
+    int threads;                  /* event loops; 0: one per online CPU */
+    int backlog;                  /* 0: 511 */
+    int handle_signals;           /* 1: SIGINT and SIGTERM stop the server */
+    const char *backend;          /* loop backend, NULL: default */
+    ms_conn_callbacks cb;
+    void *user;                   /* passed to callbacks and log */
+    ms_log_fn log;                /* NULL: one line on stderr */
+} ms_server_config;
+
+typedef struct ms_server_stats {
+    uint64_t accepted;            /* connections accepted and served */
+    uint64_t refused;             /* accepted and closed at once: max_conns */
+    uint64_t dropped_bad_input;   /* framing errors, over-size messages */
+    uint64_t dropped_output;      /* MS_EOUTPUTLIMIT */
+    uint64_t timed_out;           /* MS_EIDLE and MS_ESLOW */
+    uint64_t open;                /* open now */
+} ms_server_stats;
+
+/* Creates the server and binds its listener(s) (so ms_server_local_addr
+ * works at once); no thread starts yet. cfg is copied (strings too). On
+ * success *out is the caller's until ms_server_free(). */
+MS_EXPORT int ms_server_create(ms_server **out, const ms_server_config *cfg);
+/* The bound address (port 0 resolved). */
+MS_EXPORT int ms_server_local_addr(const ms_server *s, ms_addr *out);
+/* The listening descriptor of loop 0 (still the server's). */
+MS_EXPORT int ms_server_listen_fd(const ms_server *s);
+/* Serves on threads loops (the calling thread runs loop 0) until
+ * ms_server_stop() or, with handle_signals, SIGINT/SIGTERM; then closes
+ * every connection gracefully (bounded by linger_ms, then aborted) and
+ * returns 0, or a negative code if it could not start. */
+MS_EXPORT int ms_server_run(ms_server *s);
+/* Asks ms_server_run to return. Safe from any thread and from callbacks. */
+MS_EXPORT void ms_server_stop(ms_server *s);
+/* Frees a server that is not running. Closes the listeners. */
+MS_EXPORT void ms_server_free(ms_server *s);
+/* Totals so far; safe from any thread. */
+MS_EXPORT void ms_server_stats_get(const ms_server *s, ms_server_stats *out);
+/* Calls fn for each open connection. Only from the thread of a server
+ * callback with threads == 1, or while the server is not running. */
+MS_EXPORT void ms_server_foreach_conn(ms_server *s, void (*fn)(ms_conn *c, void *arg), void *arg);
+/* The server a connection was accepted by, or NULL for a client. */
+MS_EXPORT ms_server *ms_conn_server(const ms_conn *c);
+
 #endif
