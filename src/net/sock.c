@@ -118,6 +118,8 @@ int ms_accept(int lfd, ms_addr *peer, int nonblock, int timeout_ms)
 {
     int64_t deadline = msi_deadline(timeout_ms);
     int flags = SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0);
+    if (lfd < 0)
+        return MS_EBADF; /* poll would ignore it and just time out */
     for (;;) {
         /* With a limit, wait first: accept4 on a blocking listener would
          * otherwise ignore it. */
