@@ -26,6 +26,8 @@ struct slot {
     uint8_t interest;
     uint8_t flags;
 };
+_Static_assert(sizeof(void *) != 8 || sizeof(struct slot) <= 24,
+               "memory per watched descriptor is part of the design");
 
 #define NOT_ARMED SIZE_MAX
 
