@@ -471,6 +471,35 @@ static void test_thousand_fds(void **state)
     free(m);
 }
 
+/* One event per wait and two descriptors that stay readable: neither may
+ * starve the other (epoll re-queues level-triggered fds at the tail; the
+ * poll backend rotates where its scan starts). */
+static void test_no_starvation_small_batches(void **state)
+{
+    (void)state;
+    ms_loop *loop = new_loop_max(1);
+    int a[2], b[2];
+    make_pipe(a);
+    make_pipe(b);
+    put_byte(a[1]);
+    put_byte(b[1]);
+    struct rec ra = {0}, rb = {0};
+    assert_int_equal(ms_loop_watch(loop, a[0], MS_EV_READ, rec_cb, &ra), 0);
+    assert_int_equal(ms_loop_watch(loop, b[0], MS_EV_READ, rec_cb, &rb), 0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(ms_loop_run_once(loop, 2000), 1);
+    assert_true(ra.calls >= 3);
+    assert_true(rb.calls >= 3);
+    assert_int_equal(ra.calls + rb.calls, 10);
+    ms_loop_unwatch(loop, a[0]);
+    ms_loop_unwatch(loop, b[0]);
+    ms_loop_free(loop);
+    close(a[0]);
+    close(a[1]);
+    close(b[0]);
+    close(b[1]);
+}
+
 /* ---- wakeups and stop ---- */
 
 enum { WAKES = 2000 };
@@ -759,6 +788,7 @@ int main(void)
         cmocka_unit_test(test_fd_reuse_same_iteration),
         cmocka_unit_test(test_rewatch_same_fd_in_batch),
         cmocka_unit_test(test_thousand_fds),
+        cmocka_unit_test(test_no_starvation_small_batches),
         cmocka_unit_test(test_wake_from_thread_in_order),
         cmocka_unit_test(test_wake_callbacks_keep_loop_alive),
         cmocka_unit_test(test_stop_from_thread),
