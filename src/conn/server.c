@@ -1,0 +1,414 @@
+/* server.c: the event-model server: listeners, accept batches, N loops, stop and totals. */
+#include "conn/conn_int.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* Accepts taken per readiness event, so a flood of connects cannot starve
+ * the connections already being served. */
+#define ACCEPT_BATCH 64
+/* How long a listener rests when the process has no descriptor left. */
+#define EMFILE_PAUSE_MS 100
+/* At most one log line per kind per this many milliseconds. */
+#define LOG_EVERY_MS 1000
+
+typedef struct srv_loop {
+    ms_server *s;
+    ms_loop *loop;
+    msi_group g;
+    int lfd;
+    int lowned;         /* 1: this loop's own listener (closed at free) */
+    int watching;
+    int reserve_fd;     /* spent to accept-and-close when out of descriptors */
+    ms_timer *pause_t;
+    ms_timer *stop_t;
+    pthread_t th;
+    int started;
+    int64_t last_log_emfile, last_log_refused;
+    uint64_t emfile_count, refused_since_log;
+} srv_loop;
+
+struct ms_server {
+    ms_server_config cfg;
+    char *listen_text;
+    int nloops;
+    srv_loop *loops;
+    ms_addr local;
+    atomic_int stopping;
+    atomic_int open;
+    atomic_uint_fast64_t accepted, refused, bad, output, timed_out;
+};
+
+static void default_log(void *user, int level, const char *msg)
+{
+    (void)user;
+    if (level <= 1)
+        fprintf(stderr, "msgsock: %s\n", msg);
+}
+
+/* ---- accepting ---- */
+
+static void pause_done(ms_loop *loop, ms_timer *t, void *arg)
+{
+    (void)t;
+    srv_loop *sl = arg;
+    if (!sl->g.stopping && sl->watching)
+        ms_loop_modify(loop, sl->lfd, MS_EV_READ);
+}
+
+/* Out of descriptors. The pending connection would make the listener
+ * readable forever (a busy loop), so spend the reserve descriptor to accept
+ * and close it; if there is none, rest the listener for a while. */
+static void on_emfile(srv_loop *sl, int err)
+{
+    ms_server *s = sl->s;
+    int64_t now = ms_loop_now(sl->loop);
+    int closed = 0;
+    if (sl->reserve_fd >= 0) {
+        close(sl->reserve_fd);
+        sl->reserve_fd = -1;
+        for (int i = 0; i < ACCEPT_BATCH; i++) {
+            int fd = accept4(sl->lfd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd < 0)
+                break;
+            ms_sock_close(fd, 1);
+            closed++;
+        }
+        sl->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        atomic_fetch_add(&s->refused, (uint64_t)closed);
+    }
+    if (closed == 0 || sl->reserve_fd < 0) {
+        ms_loop_modify(sl->loop, sl->lfd, 0);
+        ms_timer_start(sl->pause_t, EMFILE_PAUSE_MS, 0, pause_done, sl);
+    }
+    sl->emfile_count += (uint64_t)closed;
+    if (now - sl->last_log_emfile >= LOG_EVERY_MS) {
+        msi_log(&sl->g, 1, "accept: %s: %llu connection(s) closed at once since the last report",
+                ms_strerror(err), (unsigned long long)sl->emfile_count);
+        sl->last_log_emfile = now;
+        sl->emfile_count = 0;
+    }
+}
+
+static void on_accept(ms_loop *loop, int lfd, int events, void *arg)
+{
+    (void)events;
+    srv_loop *sl = arg;
+    ms_server *s = sl->s;
+    int max = s->cfg.limits.max_conns;
+    for (int i = 0; i < ACCEPT_BATCH && !sl->g.stopping; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sslen = sizeof ss;
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            if (e == EINTR || e == ECONNABORTED)
+                continue;
+            if (e == EAGAIN)
+                return;
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+                on_emfile(sl, -e);
+                return;
+            }
+            msi_log(&sl->g, 0, "accept: %s", ms_strerror(-e));
+            return;
+        }
+        if (max > 0 && atomic_load(&s->open) >= max) {
+            ms_sock_close(fd, 0);
+            atomic_fetch_add(&s->refused, 1);
+            sl->refused_since_log++;
+            int64_t now = ms_loop_now(loop);
+            if (now - sl->last_log_refused >= LOG_EVERY_MS) {
+                msi_log(&sl->g, 1, "connection limit %d reached: %llu connection(s) refused", max,
+                        (unsigned long long)sl->refused_since_log);
+                sl->last_log_refused = now;
+                sl->refused_since_log = 0;
+            }
+            continue;
+        }
+        atomic_fetch_add(&s->open, 1);
+        atomic_fetch_add(&s->accepted, 1);
+        int rc = msi_conn_start(&sl->g, fd, (struct sockaddr *)&ss, sslen, 0, NULL);
+        if (rc < 0) {
+            atomic_fetch_sub(&s->open, 1);
+            msi_log(&sl->g, 0, "accept: cannot serve a connection: %s", ms_strerror(rc));
+        }
+    }
+}
+
+void msi_server_conn_closed(ms_server *s, ms_conn *c)
+{
+    srv_loop *sl = (srv_loop *)(void *)((char *)c->g - offsetof(srv_loop, g));
+    int r = c->reason;
+    atomic_fetch_sub(&s->open, 1);
+    if ((r <= MS_ETOOLARGE && r >= MS_EBADCONTENT) || r == MS_ETRUNCATED)
+        atomic_fetch_add(&s->bad, 1);
+    else if (r == MS_EOUTPUTLIMIT)
+        atomic_fetch_add(&s->output, 1);
+    else if (r == MS_EIDLE || r == MS_ESLOW)
+        atomic_fetch_add(&s->timed_out, 1);
+    if (r != 0 && r != MS_ECLOSED) {
+        char peer[MS_ADDR_STRLEN] = "?";
+        ms_addr a;
+        ms_conn_peer(c, &a);
+        if (ms_addr_format(&a, peer, sizeof peer) < 0)
+            snprintf(peer, sizeof peer, "unix:");
+        int level = (r == MS_ECONNRESET || r == MS_EPIPE) ? 2 : 1;
+        msi_log(&sl->g, level, "%s: connection dropped: %s (%s)", peer, ms_strerror(r),
+                ms_err_name(r));
+    }
+    if (sl->g.stopping && sl->g.nconns == 0)
+        ms_loop_stop(sl->loop);
+}
+
+/* ---- stopping ---- */
+
+static void stop_timeout(ms_loop *loop, ms_timer *t, void *arg)
+{
+    (void)t;
+    srv_loop *sl = arg;
+    msi_group_close_all(&sl->g, MS_ECLOSED, 1);
+    ms_loop_stop(loop);
+}
+
+static void stop_on_loop(ms_loop *loop, void *arg)
+{
+    srv_loop *sl = arg;
+    if (sl->g.stopping)
+        return;
+    sl->g.stopping = 1;
+    if (sl->watching) {
+        ms_loop_unwatch(loop, sl->lfd);
+        sl->watching = 0;
+    }
+    ms_timer_stop(sl->pause_t);
+    msi_group_close_all(&sl->g, MS_ECLOSED, 0);
+    if (sl->g.nconns == 0) {
+        ms_loop_stop(loop);
+        return;
+    }
+    int64_t grace = sl->g.lim.linger_ms > 0 ? sl->g.lim.linger_ms : 0;
+    ms_timer_start(sl->stop_t, grace + 1000, 0, stop_timeout, sl);
+}
+
+void ms_server_stop(ms_server *s)
+{
+    atomic_store(&s->stopping, 1);
+    for (int i = 0; i < s->nloops; i++)
+        if (ms_loop_wake(s->loops[i].loop, stop_on_loop, &s->loops[i]) < 0)
+            ms_loop_stop(s->loops[i].loop);
+}
+
+static void on_signal(ms_loop *loop, int signo, void *arg)
+{
+    (void)loop;
+    (void)signo;
+    ms_server_stop(arg);
+}
+
+/* ---- life cycle ---- */
+
+void ms_server_free(ms_server *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->nloops; i++) {
+        srv_loop *sl = &s->loops[i];
+        if (!sl->loop)
+            continue;
+        if (sl->watching)
+            ms_loop_unwatch(sl->loop, sl->lfd);
+        msi_group_close_all(&sl->g, MS_ECLOSED, 1);
+        if (sl->pause_t)
+            ms_timer_free(sl->pause_t);
+        if (sl->stop_t)
+            ms_timer_free(sl->stop_t);
+        msi_group_fini(&sl->g);
+        if (sl->lowned && sl->lfd >= 0)
+            close(sl->lfd);
+        if (sl->reserve_fd >= 0)
+            close(sl->reserve_fd);
+        ms_loop_free(sl->loop);
+    }
+    /* A Unix socket path left behind would make the next bind fail. */
+    if (ms_addr_family(&s->local) == AF_UNIX) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&s->local.ss;
+        if (s->local.len > offsetof(struct sockaddr_un, sun_path) && un->sun_path[0] == '/')
+            unlink(un->sun_path);
+    }
+    free(s->loops);
+    free(s->listen_text);
+    free(s);
+}
+
+static int cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}
+
+int ms_server_create(ms_server **out, const ms_server_config *cfg)
+{
+    *out = NULL;
+    if (!cfg || !cfg->listen)
+        return MS_EINVAL;
+    ms_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return MS_ENOMEM;
+    s->cfg = *cfg;
+    s->listen_text = strdup(cfg->listen);
+    s->nloops = cfg->threads > 0 ? cfg->threads : cpu_count();
+    s->loops = calloc((size_t)s->nloops, sizeof *s->loops);
+    if (!s->listen_text || !s->loops) {
+        free(s->listen_text);
+        free(s->loops);
+        free(s);
+        return MS_ENOMEM;
+    }
+    s->cfg.listen = s->listen_text;
+    if (s->cfg.limits.max_conns == 0)
+        s->cfg.limits.max_conns = 10000;
+    for (int i = 0; i < s->nloops; i++) {
+        s->loops[i].lfd = -1;
+        s->loops[i].reserve_fd = -1;
+    }
+    int rc = 0;
+    ms_loop_opts lo = {.backend = cfg->backend};
+    ms_listen_opts lopts = {.backlog = cfg->backlog > 0 ? cfg->backlog : 511,
+                            .reuseport = s->nloops > 1,
+                            .nonblock = 1};
+    for (int i = 0; i < s->nloops && rc == 0; i++) {
+        srv_loop *sl = &s->loops[i];
+        sl->s = s;
+        rc = ms_loop_create(&sl->loop, &lo);
+        if (rc < 0) {
+            sl->loop = NULL;
+            break;
+        }
+        rc = msi_group_init(&sl->g, sl->loop, &cfg->frame, &cfg->limits.conn, &cfg->cb, cfg->user);
+        if (rc < 0) {
+            ms_loop_free(sl->loop);
+            sl->loop = NULL;
+            break;
+        }
+        sl->g.srv = s;
+        sl->g.log = cfg->log ? cfg->log : default_log;
+        sl->g.log_user = cfg->user;
+        sl->last_log_emfile = sl->last_log_refused = INT64_MIN / 2;
+        if ((rc = ms_timer_create(sl->loop, &sl->pause_t)) < 0 ||
+            (rc = ms_timer_create(sl->loop, &sl->stop_t)) < 0)
+            break;
+        /* One listener per loop with SO_REUSEPORT: the kernel spreads
+         * connections over the loops and no loop wakes for another's
+         * connection. A Unix socket cannot be shared that way, so there
+         * every loop watches the first listener. */
+        if (i == 0) {
+            rc = ms_listen_text(s->listen_text, &lopts);
+            if (rc >= 0) {
+                sl->lfd = rc;
+                sl->lowned = 1;
+                rc = ms_sock_local(sl->lfd, &s->local);
+            }
+            if (rc >= 0 && ms_addr_family(&s->local) == AF_UNIX && s->nloops > 1) {
+                /* SO_REUSEPORT does not apply; nothing more to do. */
+            }
+        } else if (ms_addr_family(&s->local) == AF_UNIX) {
+            sl->lfd = s->loops[0].lfd;
+        } else {
+            rc = ms_listen(&s->local, &lopts);
+            if (rc >= 0) {
+                sl->lfd = rc;
+                sl->lowned = 1;
+            }
+        }
+        if (rc < 0)
+            break;
+        rc = ms_loop_watch(sl->loop, sl->lfd, MS_EV_READ, on_accept, sl);
+        if (rc < 0)
+            break;
+        sl->watching = 1;
+        sl->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    if (rc < 0) {
+        ms_server_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+int ms_server_local_addr(const ms_server *s, ms_addr *out)
+{
+    *out = s->local;
+    return 0;
+}
+
+int ms_server_listen_fd(const ms_server *s) { return s->loops[0].lfd; }
+
+static void *loop_thread(void *arg)
+{
+    srv_loop *sl = arg;
+    /* Signals belong to loop 0's signalfd. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    ms_loop_run(sl->loop);
+    return NULL;
+}
+
+int ms_server_run(ms_server *s)
+{
+    int rc;
+    if (s->cfg.handle_signals) {
+        if ((rc = ms_loop_signal(s->loops[0].loop, SIGINT, on_signal, s)) < 0 ||
+            (rc = ms_loop_signal(s->loops[0].loop, SIGTERM, on_signal, s)) < 0)
+            return rc;
+    }
+    for (int i = 1; i < s->nloops; i++) {
+        int e = pthread_create(&s->loops[i].th, NULL, loop_thread, &s->loops[i]);
+        if (e != 0) {
+            ms_server_stop(s);
+            rc = ms_err_from_errno(e);
+            for (int j = 1; j < i; j++)
+                pthread_join(s->loops[j].th, NULL);
+            return rc;
+        }
+        s->loops[i].started = 1;
+    }
+    rc = ms_loop_run(s->loops[0].loop);
+    if (rc < 0)
+        ms_server_stop(s);
+    for (int i = 1; i < s->nloops; i++)
+        if (s->loops[i].started) {
+            pthread_join(s->loops[i].th, NULL);
+            s->loops[i].started = 0;
+        }
+    return rc < 0 ? rc : 0;
+}
+
+void ms_server_stats_get(const ms_server *s, ms_server_stats *out)
+{
+    ms_server *m = (ms_server *)s;
+    out->accepted = atomic_load(&m->accepted);
+    out->refused = atomic_load(&m->refused);
+    out->dropped_bad_input = atomic_load(&m->bad);
+    out->dropped_output = atomic_load(&m->output);
+    out->timed_out = atomic_load(&m->timed_out);
+    int open = atomic_load(&m->open);
+    out->open = open > 0 ? (uint64_t)open : 0;
+}
+
+void ms_server_foreach_conn(ms_server *s, void (*fn)(ms_conn *c, void *arg), void *arg)
+{
+    for (int i = 0; i < s->nloops; i++)
+        msi_group_foreach(&s->loops[i].g, fn, arg);
+}
