@@ -1,0 +1,124 @@
+/* bench.h: what the parts of `msgsock bench` share: options, histogram, workers, results. */
+#ifndef MSGSOCK_BENCH_H
+#define MSGSOCK_BENCH_H
+
+#include "cli.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* ---- latency histogram (nanoseconds) ----
+ * Log-linear: values below 128 ns are exact; above, each power of two is
+ * split into 64 linear sub-buckets, so a reported value is at most 1/64
+ * (1.6 %) above the true one. Fixed size, no allocation. */
+#define BENCH_HIST_SUB 64
+#define BENCH_HIST_BUCKETS (2 * BENCH_HIST_SUB + (63 - 7 + 1) * BENCH_HIST_SUB)
+
+typedef struct bench_hist {
+    uint64_t count, sum, min, max;
+    uint64_t b[BENCH_HIST_BUCKETS];
+} bench_hist;
+
+void bench_hist_reset(bench_hist *h);
+void bench_hist_record(bench_hist *h, uint64_t v);
+void bench_hist_merge(bench_hist *dst, const bench_hist *src);
+/* The value at percentile p (0..100): the highest value equivalent to the
+ * bucket holding the ceil(p% * count)-th smallest sample, capped at max.
+ * 0 for an empty histogram. */
+uint64_t bench_hist_percentile(const bench_hist *h, double p);
+
+/* ---- options ---- */
+enum bench_proto { BENCH_ECHO, BENCH_APP, BENCH_LEN16, BENCH_LEN32, BENCH_LEN64 };
+
+typedef struct bench_opts {
+    char addr[512];
+    int conns, threads, pipeline;
+    size_t size;
+    double duration, warmup; /* seconds */
+    double rate;             /* msgs/s offered in total; 0: closed loop */
+    int proto;
+    int connect_per_request;
+    pid_t pid;               /* server to charge CPU to; 0: none */
+    int json;
+    const char *plot;
+    int timeout_ms;          /* connect limit, and how long replies may lag the end */
+    int progress;            /* live line on stderr once a second */
+} bench_opts;
+
+const char *bench_proto_name(int proto);
+
+/* The subcommand (main.c dispatches to it). */
+int cmd_bench(int argc, char **argv);
+
+/* ---- errors: each is a fault of the server (or the network), never noise ---- */
+typedef struct bench_errors {
+    uint64_t mismatch; /* a reply byte differs from what was sent / expected */
+    uint64_t drop;     /* peer closed or reset with replies outstanding */
+    uint64_t lost;     /* replies still missing when the drain time ran out */
+    uint64_t excess;   /* bytes or replies that were never asked for */
+    uint64_t connect;  /* connects that failed */
+    uint64_t io;       /* other socket errors */
+    uint64_t protocol; /* replies that do not decode, or have the wrong type */
+} bench_errors;
+
+uint64_t bench_errors_total(const bench_errors *e);
+void bench_errors_add(bench_errors *dst, const bench_errors *src);
+
+typedef struct bench_stats {
+    uint64_t requests;          /* completed inside the measured window */
+    uint64_t bytes_out, bytes_in; /* payload bytes inside the window */
+    uint64_t reconnects;        /* clean closes between requests, reconnected */
+    bench_errors err;           /* over the whole run, warm-up and drain too */
+    bench_hist hist;            /* latencies inside the window */
+} bench_stats;
+
+/* ---- workers: one event loop and thread each ---- */
+enum { BENCH_WARMUP = 0, BENCH_MEASURE = 1, BENCH_DRAIN = 2 };
+
+typedef struct bench_shared {
+    const bench_opts *o;
+    ms_addr addr;
+    const uint8_t *pat; /* the pseudo-random byte pattern payloads are cut from */
+    size_t pat_period;  /* pat holds pat_period + pat_span bytes */
+    size_t pat_span;
+    atomic_int phase;
+    int64_t start_ns;   /* origin of the open-loop schedules */
+    /* Progress: workers fold their last second in here. */
+    pthread_mutex_t mu;
+    bench_hist interval;
+    uint64_t interval_reqs;
+    atomic_uint_fast64_t live_errors;
+} bench_shared;
+
+typedef struct bench_worker bench_worker;
+
+/* Monotonic nanoseconds. */
+int64_t bench_now_ns(void);
+/* Connections first .. first+n-1 (global indexes) on a new loop. */
+int bench_worker_create(bench_worker **out, bench_shared *sh, int first, int n, int nworkers);
+int bench_worker_start(bench_worker *w);
+/* From another thread: stop issuing requests, wait for the outstanding ones
+ * (at most o->timeout_ms), close everything and end the thread. */
+void bench_worker_drain(bench_worker *w);
+/* 1 once the worker's thread has nothing left to do. */
+int bench_worker_done(bench_worker *w);
+/* Joins the thread and adds its figures to acc. */
+void bench_worker_join(bench_worker *w, bench_stats *acc);
+void bench_worker_free(bench_worker *w);
+
+/* ---- results ---- */
+typedef struct bench_result {
+    const bench_opts *o;
+    double window_s;
+    bench_stats st;
+    double client_cpu_s;
+    double server_cpu_s; /* < 0: no --pid */
+} bench_result;
+
+void bench_report_text(FILE *f, const bench_result *r);
+void bench_report_json(FILE *f, const bench_result *r);
+/* Writes the latency percentile curve as a standalone SVG; 0 or -errno. */
+int bench_plot_svg(const char *path, const bench_result *r);
+
+#endif
