@@ -6,6 +6,7 @@
 
 int cmd_echo_server(int argc, char **argv);
 int cmd_echo_client(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 int cmd_app_server(int argc, char **argv);
 int cmd_app_client(int argc, char **argv);
 
@@ -16,6 +17,7 @@ static const struct {
 } commands[] = {
     {"echo-server", cmd_echo_server, "send back every byte each client sends"},
     {"echo-client", cmd_echo_client, "send a message to an echo server and print the reply"},
+    {"bench", cmd_bench, "load a server with requests, check every reply, report latency"},
     {"app-server", cmd_app_server, "answer the tutorial's JSON-header application protocol"},
     {"app-client", cmd_app_client, "send one application-protocol request and print the answer"},
 };
