@@ -1,0 +1,640 @@
+/* test_conn.c: buffered connections and the event server, each test on both
+ * loop backends: echo, framing, backpressure, output limit, half-close,
+ * timeouts, self-closing callbacks, connection limit, 1000 connections,
+ * event-driven clients and the blocking driver. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "msgsock.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const char *backend;
+
+static int use_epoll(void **state)
+{
+    (void)state;
+    backend = "epoll";
+    return 0;
+}
+
+static int use_poll(void **state)
+{
+    (void)state;
+    backend = "poll";
+    return 0;
+}
+
+/* ---- a server on its own thread ---- */
+
+typedef struct tsrv {
+    ms_server *s;
+    pthread_t th;
+    char addr[MS_ADDR_STRLEN];
+    int mode;                     /* what the handler does, see on_msg */
+    atomic_int closes;
+    atomic_int last_reason;
+    atomic_size_t max_queued;
+    atomic_int saw_paused;
+    atomic_int send_rc;
+} tsrv;
+
+enum { M_ECHO, M_REFRAME, M_FLOOD, M_CLOSE_SELF, M_ABORT_OPEN, M_BACKPRESSURE };
+
+static void on_open(ms_conn *c, void *user)
+{
+    tsrv *t = user;
+    if (t->mode == M_ABORT_OPEN) {
+        ms_conn_send_raw(c, "bye", 3);
+        ms_conn_abort(c);
+        ms_conn_abort(c);
+        assert_int_equal(ms_conn_send_raw(c, "x", 1), MS_ECLOSED);
+    }
+}
+
+static void on_msg(ms_conn *c, const ms_frame *m, void *user)
+{
+    tsrv *t = user;
+    switch (t->mode) {
+    case M_ECHO:
+    case M_BACKPRESSURE:
+        assert_int_equal(ms_conn_send_raw(c, m->data, m->len), 0);
+        break;
+    case M_REFRAME:
+        assert_int_equal(ms_conn_send(c, m->data, m->len), 0);
+        break;
+    case M_FLOOD: {
+        static uint8_t block[65536];
+        int rc = 0;
+        for (int i = 0; i < 1000 && rc == 0; i++)
+            rc = ms_conn_send_raw(c, block, sizeof block);
+        atomic_store(&t->send_rc, rc);
+        break;
+    }
+    case M_CLOSE_SELF:
+        assert_int_equal(ms_conn_send_raw(c, m->data, m->len), 0);
+        ms_conn_close(c);
+        ms_conn_close(c);
+        assert_int_equal(ms_conn_send_raw(c, "late", 4), MS_ECLOSED);
+        break;
+    }
+    ms_conn_info info;
+    ms_conn_info_get(c, &info);
+    if (info.out_queued > atomic_load(&t->max_queued))
+        atomic_store(&t->max_queued, info.out_queued);
+    if (info.reading_paused)
+        atomic_store(&t->saw_paused, 1);
+}
+
+static void on_close(ms_conn *c, int reason, void *user)
+{
+    (void)c;
+    tsrv *t = user;
+    atomic_store(&t->last_reason, reason);
+    atomic_fetch_add(&t->closes, 1);
+}
+
+static void quiet_log(void *user, int level, const char *msg)
+{
+    (void)user;
+    (void)level;
+    (void)msg;
+}
+
+static void *srv_thread(void *arg)
+{
+    tsrv *t = arg;
+    assert_int_equal(ms_server_run(t->s), 0);
+    return NULL;
+}
+
+static tsrv *srv_start(int mode, const ms_frame_config *frame, const ms_server_limits *lim)
+{
+    tsrv *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    t->mode = mode;
+    ms_server_config cfg = {
+        .listen = "127.0.0.1:0",
+        .threads = 1,
+        .backend = backend,
+        .cb = {.on_open = on_open, .on_message = on_msg, .on_close = on_close},
+        .user = t,
+        .log = quiet_log,
+    };
+    if (frame)
+        cfg.frame = *frame;
+    if (lim)
+        cfg.limits = *lim;
+    assert_int_equal(ms_server_create(&t->s, &cfg), 0);
+    ms_addr a;
+    assert_int_equal(ms_server_local_addr(t->s, &a), 0);
+    assert_true(ms_addr_port(&a) > 0);
+    assert_true(ms_addr_format(&a, t->addr, sizeof t->addr) > 0);
+    assert_int_equal(pthread_create(&t->th, NULL, srv_thread, t), 0);
+    return t;
+}
+
+static void srv_stop(tsrv *t)
+{
+    ms_server_stop(t->s);
+    assert_int_equal(pthread_join(t->th, NULL), 0);
+    ms_server_free(t->s);
+    free(t);
+}
+
+static ms_server_stats stats(tsrv *t)
+{
+    ms_server_stats st;
+    ms_server_stats_get(t->s, &st);
+    return st;
+}
+
+static int dial(tsrv *t)
+{
+    int fd = ms_connect_text(t->addr, 5000, 0);
+    assert_true(fd >= 0);
+    return fd;
+}
+
+static void wait_until(int (*cond)(tsrv *), tsrv *t, int ms)
+{
+    int64_t end = ms_now_ms() + ms;
+    while (!cond(t) && ms_now_ms() < end)
+        usleep(2000);
+    assert_true(cond(t));
+}
+
+/* ---- tests ---- */
+
+static void test_echo(void **state)
+{
+    (void)state;
+    tsrv *t = srv_start(M_ECHO, NULL, NULL);
+    int fd = dial(t);
+    const char msg[] = "Message 1 from client.Message 2 from client.";
+    assert_int_equal(ms_send_all(fd, msg, 44, 5000, NULL), 0);
+    char back[44];
+    assert_int_equal(ms_recv_exact(fd, back, 44, 5000, NULL), 0);
+    assert_memory_equal(back, msg, 44);
+    close(fd);
+    srv_stop(t);
+}
+
+static void test_len32_framing(void **state)
+{
+    (void)state;
+    ms_frame_config fc = {.kind = MS_FRAME_LEN32};
+    tsrv *t = srv_start(M_REFRAME, &fc, NULL);
+    int fd = dial(t);
+    /* 50 messages of growing sizes, written one byte at a time at first,
+     * then in one piece: the server sees whole messages either way. */
+    size_t total = 0;
+    uint8_t *wire = malloc(50 * (4 + 40000));
+    for (uint32_t i = 0; i < 50; i++) {
+        uint32_t len = i * 797;
+        ms_put_be32(wire + total, len);
+        for (uint32_t k = 0; k < len; k++)
+            wire[total + 4 + k] = (uint8_t)(i + k);
+        total += 4 + len;
+    }
+    for (size_t i = 0; i < 40; i++)
+        assert_int_equal(ms_send_all(fd, wire + i, 1, 5000, NULL), 0);
+    assert_int_equal(ms_send_all(fd, wire + 40, total - 40, 5000, NULL), 0);
+    uint8_t *back = malloc(total);
+    assert_int_equal(ms_recv_exact(fd, back, total, 5000, NULL), 0);
+    assert_memory_equal(back, wire, total);
+    /* An over-size length is refused before its bytes arrive. */
+    uint8_t big[4];
+    ms_put_be32(big, 0x7fffffffu);
+    assert_int_equal(ms_send_all(fd, big, 4, 5000, NULL), 0);
+    char x;
+    assert_true(ms_recv_some(fd, &x, 1, 5000) < 0);
+    close(fd);
+    int64_t end = ms_now_ms() + 3000;
+    while (stats(t).dropped_bad_input != 1 && ms_now_ms() < end)
+        usleep(2000);
+    assert_int_equal(stats(t).dropped_bad_input, 1);
+    assert_int_equal(atomic_load(&t->last_reason), MS_ETOOLARGE);
+    free(wire);
+    free(back);
+    srv_stop(t);
+}
+
+typedef struct writer {
+    int fd;
+    size_t len;
+    int rc;
+} writer;
+
+static void *write_thread(void *arg)
+{
+    writer *w = arg;
+    uint8_t buf[65536];
+    size_t done = 0;
+    w->rc = 0;
+    while (done < w->len && w->rc == 0) {
+        size_t n = w->len - done < sizeof buf ? w->len - done : sizeof buf;
+        for (size_t k = 0; k < n; k++)
+            buf[k] = (uint8_t)((done + k) * 7 + ((done + k) >> 16));
+        w->rc = ms_send_all(w->fd, buf, n, 20000, NULL);
+        done += n;
+    }
+    return NULL;
+}
+
+static void test_backpressure(void **state)
+{
+    (void)state;
+    ms_server_limits lim = {.conn = {.out_high = 65536, .out_low = 16384, .out_max = 8u << 20}};
+    tsrv *t = srv_start(M_BACKPRESSURE, NULL, &lim);
+    int fd = dial(t);
+    writer w = {.fd = fd, .len = 48u << 20};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, write_thread, &w), 0);
+    /* Nobody reads yet: the server pauses reading instead of queueing. */
+    usleep(500000);
+    assert_int_equal(atomic_load(&t->saw_paused), 1);
+    /* high + one read batch (256 KiB) at most */
+    assert_true(atomic_load(&t->max_queued) <= 65536 + (256u << 10) + 65536);
+    /* Now read everything back: reading resumes and every byte arrives. */
+    uint8_t buf[65536];
+    size_t got = 0;
+    while (got < w.len) {
+        ssize_t n = ms_recv_some(fd, buf, sizeof buf, 10000);
+        assert_true(n > 0);
+        for (ssize_t k = 0; k < n; k++) {
+            size_t p = got + (size_t)k;
+            if (buf[k] != (uint8_t)(p * 7 + (p >> 16)))
+                fail_msg("byte %zu differs", p);
+        }
+        got += (size_t)n;
+    }
+    pthread_join(th, NULL);
+    assert_int_equal(w.rc, 0);
+    assert_true(atomic_load(&t->max_queued) <= 65536 + (256u << 10) + 65536);
+    close(fd);
+    srv_stop(t);
+}
+
+static int closed_once(tsrv *t) { return atomic_load(&t->closes) >= 1; }
+
+static void test_output_limit(void **state)
+{
+    (void)state;
+    ms_server_limits lim = {.conn = {.out_high = 65536, .out_max = 1u << 20}};
+    tsrv *t = srv_start(M_FLOOD, NULL, &lim);
+    int fd = dial(t);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    assert_int_equal(ms_send_all(fd, "go", 2, 5000, NULL), 0);
+    wait_until(closed_once, t, 5000);
+    assert_int_equal(atomic_load(&t->last_reason), MS_EOUTPUTLIMIT);
+    assert_int_equal(atomic_load(&t->send_rc), MS_EOUTPUTLIMIT);
+    assert_true(atomic_load(&t->max_queued) <= (1u << 20));
+    assert_int_equal(stats(t).dropped_output, 1);
+    assert_int_equal(stats(t).open, 0);
+    close(fd);
+    srv_stop(t);
+}
+
+static void test_half_close(void **state)
+{
+    (void)state;
+    tsrv *t = srv_start(M_ECHO, NULL, NULL);
+    int fd = dial(t);
+    size_t len = 3u << 20;
+    uint8_t *req = malloc(len), *back = malloc(len + 1);
+    for (size_t i = 0; i < len; i++)
+        req[i] = (uint8_t)(i * 13);
+    /* Send everything, then shut the write side; the reply must be whole. */
+    size_t got = 0;
+    size_t sent = 0;
+    ms_sock_set_nonblock(fd, 1);
+    while (got < len) {
+        if (sent < len) {
+            ssize_t n = send(fd, req + sent, len - sent, MSG_NOSIGNAL);
+            if (n > 0)
+                sent += (size_t)n;
+            if (sent == len)
+                assert_int_equal(ms_sock_shutdown_write(fd), 0);
+        }
+        ssize_t n = ms_recv_some(fd, back + got, len + 1 - got, sent < len ? 10 : 5000);
+        if (n == MS_ETIMEDOUT)
+            continue;
+        assert_true(n > 0);
+        got += (size_t)n;
+    }
+    assert_int_equal(got, len);
+    assert_memory_equal(back, req, len);
+    char x;
+    assert_int_equal(ms_recv_some(fd, &x, 1, 5000), MS_EOF);
+    wait_until(closed_once, t, 5000);
+    assert_int_equal(atomic_load(&t->last_reason), 0);
+    close(fd);
+    free(req);
+    free(back);
+    srv_stop(t);
+}
+
+static void test_idle_timeout(void **state)
+{
+    (void)state;
+    ms_server_limits lim = {.conn = {.idle_timeout_ms = 200}};
+    tsrv *t = srv_start(M_ECHO, NULL, &lim);
+    int fd = dial(t);
+    int64_t t0 = ms_now_ms();
+    char x;
+    ssize_t n = ms_recv_some(fd, &x, 1, 5000);
+    int64_t took = ms_now_ms() - t0;
+    assert_true(n == MS_EOF || n == MS_ECONNRESET);
+    assert_true(took >= 150 && took < 2000);
+    wait_until(closed_once, t, 2000);
+    assert_int_equal(atomic_load(&t->last_reason), MS_EIDLE);
+    assert_int_equal(stats(t).timed_out, 1);
+    close(fd);
+    srv_stop(t);
+}
+
+static void test_slowloris(void **state)
+{
+    (void)state;
+    ms_frame_config fc = {.kind = MS_FRAME_LEN32};
+    ms_server_limits lim = {.conn = {.idle_timeout_ms = 5000, .msg_timeout_ms = 300}};
+    tsrv *t = srv_start(M_REFRAME, &fc, &lim);
+    int fd = dial(t);
+    uint8_t hdr[4];
+    ms_put_be32(hdr, 1000);
+    assert_int_equal(ms_send_all(fd, hdr, 4, 5000, NULL), 0);
+    /* One byte every 50 ms keeps it from being idle, never completes. */
+    int64_t t0 = ms_now_ms();
+    int dropped = 0;
+    while (ms_now_ms() - t0 < 3000) {
+        if (send(fd, "x", 1, MSG_NOSIGNAL) != 1 || closed_once(t)) {
+            dropped = 1;
+            break;
+        }
+        usleep(50000);
+    }
+    assert_true(dropped);
+    wait_until(closed_once, t, 2000);
+    assert_true(ms_now_ms() - t0 < 2000);
+    assert_int_equal(atomic_load(&t->last_reason), MS_ESLOW);
+    assert_int_equal(stats(t).timed_out, 1);
+    close(fd);
+    srv_stop(t);
+}
+
+static void test_callback_closes_self(void **state)
+{
+    (void)state;
+    tsrv *t = srv_start(M_CLOSE_SELF, NULL, NULL);
+    int fd = dial(t);
+    assert_int_equal(ms_send_all(fd, "last words", 10, 5000, NULL), 0);
+    char back[32];
+    size_t got = 0;
+    int rc = ms_recv_exact(fd, back, sizeof back, 5000, &got);
+    assert_int_equal(rc, MS_ETRUNCATED);
+    assert_int_equal(got, 10);
+    assert_memory_equal(back, "last words", 10);
+    wait_until(closed_once, t, 5000);
+    assert_int_equal(atomic_load(&t->last_reason), 0);
+    close(fd);
+    srv_stop(t);
+
+    t = srv_start(M_ABORT_OPEN, NULL, NULL);
+    fd = dial(t);
+    wait_until(closed_once, t, 5000);
+    assert_int_equal(atomic_load(&t->last_reason), MS_ECLOSED);
+    assert_int_equal(stats(t).open, 0);
+    close(fd);
+    srv_stop(t);
+}
+
+static void test_conn_limit_flood(void **state)
+{
+    (void)state;
+    ms_server_limits lim = {.max_conns = 10};
+    tsrv *t = srv_start(M_ECHO, NULL, &lim);
+    int fds[60];
+    for (int i = 0; i < 60; i++)
+        fds[i] = dial(t);
+    int64_t end = ms_now_ms() + 5000;
+    while (stats(t).refused < 50 && ms_now_ms() < end)
+        usleep(2000);
+    ms_server_stats st = stats(t);
+    assert_int_equal(st.accepted, 10);
+    assert_int_equal(st.refused, 50);
+    assert_int_equal(st.open, 10);
+    /* The first ten are served; the rest read EOF. */
+    for (int i = 0; i < 60; i++) {
+        char b[2];
+        if (i < 10) {
+            assert_int_equal(ms_send_all(fds[i], "hi", 2, 5000, NULL), 0);
+            assert_int_equal(ms_recv_exact(fds[i], b, 2, 5000, NULL), 0);
+            assert_memory_equal(b, "hi", 2);
+        } else {
+            ssize_t n = ms_recv_some(fds[i], b, 1, 5000);
+            assert_true(n == MS_EOF || n == MS_ECONNRESET);
+        }
+        close(fds[i]);
+    }
+    /* Once they are gone, new clients are served again. */
+    end = ms_now_ms() + 5000;
+    while (stats(t).open != 0 && ms_now_ms() < end)
+        usleep(2000);
+    int fd = dial(t);
+    char b[3];
+    assert_int_equal(ms_send_all(fd, "abc", 3, 5000, NULL), 0);
+    assert_int_equal(ms_recv_exact(fd, b, 3, 5000, NULL), 0);
+    assert_memory_equal(b, "abc", 3);
+    close(fd);
+    srv_stop(t);
+}
+
+static void raise_nofile(rlim_t want)
+{
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void test_1000_conns(void **state)
+{
+    (void)state;
+    raise_nofile(4096);
+    tsrv *t = srv_start(M_ECHO, NULL, NULL);
+    enum { N = 1000 };
+    int *fds = malloc(N * sizeof *fds);
+    for (int i = 0; i < N; i++)
+        fds[i] = dial(t);
+    for (int i = 0; i < N; i++) {
+        char m[32];
+        int l = snprintf(m, sizeof m, "connection %d", i);
+        assert_int_equal(ms_send_all(fds[i], m, (size_t)l, 5000, NULL), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        char m[32], b[32];
+        int l = snprintf(m, sizeof m, "connection %d", i);
+        assert_int_equal(ms_recv_exact(fds[i], b, (size_t)l, 5000, NULL), 0);
+        assert_memory_equal(b, m, (size_t)l);
+    }
+    assert_int_equal(stats(t).open, N);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    free(fds);
+    srv_stop(t);
+}
+
+/* ---- event-driven clients ---- */
+
+typedef struct cl {
+    int opened, closed, reason;
+    size_t got;
+    char buf[64];
+} cl;
+
+static void cl_open(ms_conn *c, void *user)
+{
+    cl *k = user;
+    k->opened = 1;
+    assert_int_equal(ms_conn_send(c, "Message 1 from client.", 22), 0);
+    assert_int_equal(ms_conn_send(c, "Message 2 from client.", 22), 0);
+}
+
+static void cl_msg(ms_conn *c, const ms_frame *m, void *user)
+{
+    cl *k = user;
+    assert_true(k->got + m->len <= sizeof k->buf);
+    memcpy(k->buf + k->got, m->data, m->len);
+    k->got += m->len;
+    if (k->got == 44)
+        ms_conn_close(c);
+}
+
+static void cl_close(ms_conn *c, int reason, void *user)
+{
+    (void)c;
+    cl *k = user;
+    k->closed++;
+    k->reason = reason;
+}
+
+static void test_client(void **state)
+{
+    (void)state;
+    tsrv *t = srv_start(M_ECHO, NULL, NULL);
+    ms_loop *loop;
+    ms_loop_opts lo = {.backend = backend};
+    assert_int_equal(ms_loop_create(&loop, &lo), 0);
+    ms_conn_callbacks cb = {cl_open, cl_msg, cl_close};
+    enum { N = 20 };
+    cl k[N];
+    memset(k, 0, sizeof k);
+    for (int i = 0; i < N; i++) {
+        ms_conn *c;
+        assert_int_equal(ms_conn_connect(loop, t->addr, NULL, NULL, &cb, &k[i], 5000, &c), 0);
+        assert_non_null(c);
+    }
+    assert_int_equal(ms_loop_run(loop), 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(k[i].opened, 1);
+        assert_int_equal(k[i].closed, 1);
+        assert_int_equal(k[i].reason, 0);
+        assert_int_equal(k[i].got, 44);
+        assert_memory_equal(k[i].buf, "Message 1 from client.Message 2 from client.", 44);
+    }
+    /* Refused: on_close with the error, never on_open. */
+    ms_addr a;
+    ms_server_local_addr(t->s, &a);
+    srv_stop(t);
+    char dead[MS_ADDR_STRLEN];
+    ms_addr_format(&a, dead, sizeof dead);
+    cl r = {0};
+    assert_int_equal(ms_conn_connect(loop, dead, NULL, NULL, &cb, &r, 5000, NULL), 0);
+    assert_int_equal(ms_loop_run(loop), 0);
+    assert_int_equal(r.opened, 0);
+    assert_int_equal(r.closed, 1);
+    assert_int_equal(r.reason, MS_ECONNREFUSED);
+    /* A bad address fails at once, with no callback. */
+    cl b = {0};
+    assert_int_equal(ms_conn_connect(loop, "nonsense", NULL, NULL, &cb, &b, 5000, NULL),
+                     MS_EBADADDR);
+    assert_int_equal(b.closed, 0);
+    ms_loop_free(loop);
+}
+
+/* ---- the blocking driver ---- */
+
+static void echo16(ms_conn *c, const ms_frame *m, void *user)
+{
+    (void)user;
+    assert_int_equal(ms_conn_send(c, m->data, m->len), 0);
+}
+
+typedef struct bjob {
+    int fd;
+    int rc;
+} bjob;
+
+static void *blocking_thread(void *arg)
+{
+    bjob *j = arg;
+    ms_frame_config fc = {.kind = MS_FRAME_LEN16};
+    ms_conn_callbacks cb = {.on_message = echo16};
+    j->rc = ms_conn_serve_fd(j->fd, &fc, NULL, &cb, NULL);
+    return NULL;
+}
+
+static void test_serve_fd(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    bjob j = {.fd = sv[1], .rc = 1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, blocking_thread, &j), 0);
+    uint8_t wire[] = {0, 5, 'h', 'e', 'l', 'l', 'o', 0, 0, 0, 2, 'o', 'k'};
+    assert_int_equal(ms_send_all(sv[0], wire, sizeof wire, 5000, NULL), 0);
+    uint8_t back[sizeof wire];
+    assert_int_equal(ms_recv_exact(sv[0], back, sizeof back, 5000, NULL), 0);
+    assert_memory_equal(back, wire, sizeof wire);
+    assert_int_equal(ms_sock_shutdown_write(sv[0]), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(j.rc, 0);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+#define BOTH(fn) cmocka_unit_test_setup(fn, use_epoll), cmocka_unit_test_setup(fn, use_poll)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        BOTH(test_echo),
+        BOTH(test_len32_framing),
+        BOTH(test_backpressure),
+        BOTH(test_output_limit),
+        BOTH(test_half_close),
+        BOTH(test_idle_timeout),
+        BOTH(test_slowloris),
+        BOTH(test_callback_closes_self),
+        BOTH(test_conn_limit_flood),
+        BOTH(test_1000_conns),
+        BOTH(test_client),
+        cmocka_unit_test(test_serve_fd),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
