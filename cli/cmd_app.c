@@ -33,7 +33,10 @@ static const char *server_help =
     "                     the tutorial's morpheus, ring and dog emoji)\n"
     "  --max-msg SIZE     largest request content accepted (default 16M)\n"
     "  --idle-timeout MS  close a connection silent for this long (default 300000)\n"
-    "  --model MODEL      'iterative': one connection at a time, blocking I/O\n"
+    "  --model MODEL      'event' (default): the event server, any number of\n"
+    "                     connections at once; 'iterative': one connection at a\n"
+    "                     time, blocking I/O\n"
+    "  --threads N        event loops for the event model (default 1; 0: one per CPU)\n"
     "  -h, --help         show this help\n"
     "  -V, --version      show the version\n";
 
@@ -230,6 +233,88 @@ static int serve_iterative(const app_server *s, int lfd)
     }
 }
 
+/* ---- the event model: the library's event server drives the same logic ---- */
+
+/* Userdata mark on a connection whose closing was already logged. */
+static char logged_mark;
+
+static void conn_peer_text(ms_conn *c, char *buf, size_t cap)
+{
+    ms_addr a;
+    ms_conn_peer(c, &a);
+    if (ms_addr_format(&a, buf, cap) < 0)
+        snprintf(buf, cap, "?");
+}
+
+static void ev_on_message(ms_conn *c, const ms_frame *msg, void *user)
+{
+    const app_server *s = user;
+    cli_app_buf out = {0};
+    const char *why = NULL;
+    int rc = cli_app_respond(s->table, msg, &out, &why);
+    if (rc == 0) {
+        /* A failed send drops the connection; on_close reports why. */
+        ms_conn_send_raw(c, out.data, out.len);
+    } else {
+        char peer[MS_ADDR_STRLEN];
+        conn_peer_text(c, peer, sizeof peer);
+        log_closing(peer, rc, why);
+        ms_conn_set_userdata(c, &logged_mark);
+        /* Graceful: answers to the requests before this one still go out. */
+        ms_conn_close(c);
+    }
+    cli_app_buf_free(&out);
+}
+
+static void ev_on_close(ms_conn *c, int reason, void *user)
+{
+    (void)user;
+    if (reason == 0 || reason == MS_ECLOSED || ms_conn_userdata(c) == &logged_mark)
+        return;
+    char peer[MS_ADDR_STRLEN];
+    conn_peer_text(c, peer, sizeof peer);
+    log_closing(peer, reason, NULL);
+}
+
+/* The server's own log lines, in the command's voice. Its per-connection
+ * "connection dropped" lines are left out: ev_on_close reports those. */
+static void ev_log(void *user, int level, const char *msg)
+{
+    (void)user;
+    if (level <= 1 && !strstr(msg, ": connection dropped: "))
+        cli_err("app-server", "%s", msg);
+}
+
+static int serve_event(app_server *s, const char *addr, int threads)
+{
+    ms_server_config cfg = {
+        .listen = addr,
+        .frame = s->frame,
+        .limits = {.conn = {.idle_timeout_ms = s->idle_ms}},
+        .threads = threads,
+        .handle_signals = 1,
+        .cb = {.on_message = ev_on_message, .on_close = ev_on_close},
+        .user = s,
+        .log = ev_log,
+    };
+    ms_server *srv = NULL;
+    int rc = ms_server_create(&srv, &cfg);
+    if (rc < 0) {
+        if (rc == MS_EBADADDR)
+            return cli_usage("app-server", "bad address '%s': %s", addr, ms_strerror(rc));
+        cli_err("app-server", "listen %s: %s", addr, ms_strerror(rc));
+        return CLI_FAIL;
+    }
+    cli_print_listening(ms_server_listen_fd(srv));
+    rc = ms_server_run(srv);
+    ms_server_free(srv);
+    if (rc < 0) {
+        cli_err("app-server", "%s", ms_strerror(rc));
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
 int cmd_app_server(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -238,14 +323,15 @@ int cmd_app_server(int argc, char **argv)
         {"max-msg", required_argument, 0, 'm'},
         {"idle-timeout", required_argument, 0, 'i'},
         {"model", required_argument, 0, 'M'},
+        {"threads", required_argument, 0, 'T'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
     };
     const char *listen_opt = NULL, *data = NULL;
     size_t max_msg = MS_FRAME_DEFAULT_MAX_MSG;
-    long idle = MS_CONN_DEFAULT_IDLE_MS;
-    int c;
+    long idle = MS_CONN_DEFAULT_IDLE_MS, threads = 1;
+    int c, iterative = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
         switch (c) {
@@ -260,8 +346,16 @@ int cmd_app_server(int argc, char **argv)
                 return cli_usage("app-server", "--idle-timeout wants milliseconds, got '%s'", optarg);
             break;
         case 'M':
-            if (strcmp(optarg, "iterative") != 0)
-                return cli_usage("app-server", "unknown --model '%s' (available: iterative)", optarg);
+            if (strcmp(optarg, "iterative") == 0)
+                iterative = 1;
+            else if (strcmp(optarg, "event") == 0)
+                iterative = 0;
+            else
+                return cli_usage("app-server", "unknown --model '%s' (event or iterative)", optarg);
+            break;
+        case 'T':
+            if (cli_parse_long(optarg, 0, 1024, &threads) < 0)
+                return cli_usage("app-server", "--threads wants a number from 0 to 1024, got '%s'", optarg);
             break;
         case 'h': fputs(server_help, stdout); return CLI_OK;
         case 'V': printf("msgsock %s\n", ms_version()); return CLI_OK;
@@ -293,6 +387,11 @@ int cmd_app_server(int argc, char **argv)
 
     int status = CLI_FAIL;
     int lfd = -1;
+    s.stopfd = -1;
+    if (!iterative) {
+        status = serve_event(&s, addr, (int)threads);
+        goto out;
+    }
     s.stopfd = cli_stop_signalfd();
     if (s.stopfd < 0) {
         cli_err("app-server", "signalfd: %s", ms_strerror(s.stopfd));

@@ -79,8 +79,13 @@ def assert_closed_by_peer(test, sock, timeout=5):
 
 
 class AppServerTest(MsTestCase):
+    MODEL = "event"
+
+    def start(self, *args):
+        return Server("app-server", "--model", self.MODEL, *(args or ("127.0.0.1", "0")))
+
     def setUp(self):
-        self.srv = Server("app-server", "127.0.0.1", "0")
+        self.srv = self.start()
         self.host, self.port = self.srv.host_port()
 
     def tearDown(self):
@@ -194,7 +199,7 @@ class AppServerTest(MsTestCase):
     def test_sigint_and_sigterm_exit_0(self):
         self.assertEqual(self.exchange(search("ring"))[0]["content-type"], "text/json")
         self.assertEqual(self.srv.stop(signal.SIGINT), 0)
-        with Server("app-server", "127.0.0.1", "0") as srv2:
+        with self.start() as srv2:
             s = srv2.connect()
             s.sendall(search("ring")[:5])  # in the middle of a request
             time.sleep(0.1)
@@ -244,8 +249,13 @@ MALFORMED = [
 
 
 class AppServerMalformedTest(MsTestCase):
+    MODEL = "event"
+
+    def start(self, *args):
+        return Server("app-server", "--model", self.MODEL, *(args or ("127.0.0.1", "0")))
+
     def test_each_malformed_request_closes_only_its_connection(self):
-        with Server("app-server", "127.0.0.1", "0") as srv:
+        with self.start() as srv:
             peers = {}
             for name, data, phrase in MALFORMED:
                 with self.subTest(name=name):
@@ -275,7 +285,7 @@ class AppServerMalformedTest(MsTestCase):
                         self.assertIn(phrase, lines[0])
 
     def test_reason_wording(self):
-        with Server("app-server", "127.0.0.1", "0") as srv:
+        with self.start() as srv:
             s = srv.connect()
             s.sendall(raw_message(hdr(length=-1)))
             assert_closed_by_peer(self, s)
@@ -286,20 +296,62 @@ class AppServerMalformedTest(MsTestCase):
                           "content-length is not a non-negative integer\n", srv.stderr_text())
 
     def test_good_answers_before_a_bad_request_are_sent(self):
-        with Server("app-server", "127.0.0.1", "0") as srv, srv.connect() as s:
+        with self.start() as srv, srv.connect() as s:
             s.sendall(search("morpheus") + search(DOG) + raw_message(hdr(length="x")))
             self.assertEqual(json.loads(read_message(s)[2]), {"result": RABBIT})
             self.assertEqual(json.loads(read_message(s)[2]), {"result": BALL})
             assert_closed_by_peer(self, s)
 
     def test_max_msg_option(self):
-        with Server("app-server", "--max-msg", "100", "127.0.0.1", "0") as srv:
+        with self.start("--max-msg", "100", "127.0.0.1", "0") as srv:
             with srv.connect() as s:
                 s.sendall(raw_message(hdr("binary/x", 100), b"x" * 100))
                 self.assertEqual(read_message(s)[2], b"First 10 bytes of request: " + b"x" * 10)
             with srv.connect() as s:
                 s.sendall(raw_message(hdr("binary/x", 101)))
                 assert_closed_by_peer(self, s)
+
+
+class IterativeAppServerTest(AppServerTest):
+    MODEL = "iterative"
+
+
+class IterativeAppServerMalformedTest(AppServerMalformedTest):
+    MODEL = "iterative"
+
+
+class EventAppServerConcurrencyTest(MsTestCase):
+    """The event model serves connections at once: a slow or bad one does
+    not hold up the others."""
+
+    def test_bad_and_good_clients_while_another_is_mid_request(self):
+        with Server("app-server", "127.0.0.1", "0") as srv:
+            slow = srv.connect()
+            req = search("morpheus")
+            slow.sendall(req[:7])
+            with srv.connect() as bad:
+                bad.sendall(raw_message(hdr(length=True)))
+                assert_closed_by_peer(self, bad)
+            with srv.connect() as good:
+                good.sendall(search("ring"))
+                self.assertEqual(json.loads(read_message(good)[2]), {"result": RING})
+            slow.sendall(req[7:])
+            self.assertEqual(json.loads(read_message(slow)[2]), {"result": RABBIT})
+            slow.close()
+
+    def test_many_clients_at_once(self):
+        with Server("app-server", "--threads", "2", "127.0.0.1", "0") as srv:
+            socks = [srv.connect() for _ in range(50)]
+            for i, s in enumerate(socks):
+                s.sendall(search(f"v{i}") + search(DOG))
+            for i, s in enumerate(socks):
+                self.assertEqual(json.loads(read_message(s)[2]), {"result": f"No match for 'v{i}'."})
+                self.assertEqual(json.loads(read_message(s)[2]), {"result": BALL})
+                s.close()
+            host, port = srv.host_port()
+            p = run("app-client", "--clients", "20", "--count", "50", host, port, "search", "ring")
+            self.assertExit(p, 0)
+            self.assertEqual(p.stdout.decode(), (RING + "\n") * 1000)
 
 
 class AppServerDataTest(MsTestCase):
@@ -468,7 +520,7 @@ class AppUsageTest(MsTestCase):
                      ["app-client", "--bogus", "127.0.0.1", "1", "search", "x"],
                      ["app-client", "--connect", "127.0.0.1", "search", "x"],
                      ["app-server", "a", "b", "c"], ["app-server", "--model", "nope"],
-                     ["app-server", "--max-msg", "lots"], ["app-server", "--listen", "nowhere"]):
+                     ["app-server", "--max-msg", "lots"], ["app-server", "--threads", "x"], ["app-server", "--listen", "nowhere"]):
             with self.subTest(args=args):
                 p = run(*args, timeout=10)
                 self.assertExit(p, 2)
