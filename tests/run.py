@@ -17,7 +17,9 @@ ROOT = os.path.dirname(HERE)
 def run_unit(build, pattern):
     passed = failed = 0
     tdir = os.path.join(build, "tests")
-    bins = sorted(f for f in os.listdir(tdir) if f.startswith("test_")) if os.path.isdir(tdir) else []
+    bins = sorted(f for f in os.listdir(tdir)
+                  if f.startswith("test_") and "." not in f
+                  and os.access(os.path.join(tdir, f), os.X_OK)) if os.path.isdir(tdir) else []
     for name in bins:
         if pattern and pattern not in name:
             continue
