@@ -1,0 +1,24 @@
+/* fuzz_decimal.c: fuzz target for MS_FRAME_DECIMAL: d[0] picks the feeding, d[1] the width, d[2] the payload limit (0: default), the rest is the stream. */
+#include "driver.h"
+
+#include <stdlib.h>
+
+int msf_check_decimal(const uint8_t *d, size_t n)
+{
+    if (n < 3)
+        return 0;
+    ms_frame_config cfg = {.kind = MS_FRAME_DECIMAL};
+    cfg.decimal_width = 1 + d[1] % 20;
+    cfg.max_msg = d[2];
+    return msf_check(&cfg, d[0], d + 3, n - 3);
+}
+
+#ifdef MSF_LIBFUZZER
+int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);
+int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
+{
+    if (msf_check_decimal(d, n) < 0)
+        abort();
+    return 0;
+}
+#endif
