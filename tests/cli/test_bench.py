@@ -1,0 +1,238 @@
+"""Black-box tests of `msgsock bench`: it finds every fault of a broken echo
+server (corrupted, dropped, swallowed, repeated bytes) and reports none for a
+correct one; its JSON, plot and modes work."""
+import json
+import os
+import socket
+import socketserver
+import tempfile
+import threading
+import unittest
+import xml.etree.ElementTree as ET
+
+import mstest
+
+JSON_KEYS = {"target", "proto", "connections", "threads", "size", "pipeline", "rate",
+             "connect_per_request", "warmup_s", "duration_s", "requests", "req_per_s",
+             "mb_per_s", "latency_us", "errors", "reconnects", "cpu"}
+LAT_KEYS = {"min", "mean", "p50", "p90", "p99", "p99_9", "max"}
+ERR_KEYS = {"total", "mismatch", "drop", "lost", "excess", "connect", "io", "protocol"}
+CPU_KEYS = {"client_s", "client_us_per_req", "server_s", "server_us_per_req"}
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    """Echoes, or misbehaves as the server's mode says."""
+
+    def handle(self):
+        mode = self.server.mode
+        s = self.request
+        if s.family != socket.AF_UNIX:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        total = 0
+        while True:
+            try:
+                data = s.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            total += len(data)
+            if mode == "corrupt" and total > 2000:
+                b = bytearray(data)
+                b[len(b) // 2] ^= 0x5A  # one flipped byte, now and then
+                data = bytes(b)
+                total = 0
+            elif mode == "drop" and total > 3000:
+                s.sendall(data[: len(data) // 2])
+                return  # closes with replies outstanding
+            elif mode == "swallow" and total > 3000:
+                continue  # keeps the connection, never answers again
+            elif mode == "double":
+                data = data + data
+            try:
+                s.sendall(data)
+            except OSError:
+                return
+
+
+class _TCP(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _Unix(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+class PeerEcho:
+    """A threaded Python echo server (mode: ok, corrupt, drop, swallow,
+    double) on a free loopback port, or on a fresh Unix path."""
+
+    def __init__(self, mode="ok", unix=False):
+        if unix:
+            self.path = mstest.fresh_unix_path("bench")
+            self.srv = _Unix(self.path, _Handler)
+            self.args = ["--connect", "unix:" + self.path]
+        else:
+            self.srv = _TCP(("127.0.0.1", 0), _Handler)
+            self.args = ["127.0.0.1", str(self.srv.server_address[1])]
+        self.srv.mode = mode
+        self.thread = threading.Thread(target=self.srv.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def bench(*args, timeout=60):
+    return mstest.run("bench", *args, timeout=timeout)
+
+
+SHORT = ["-d", "0.4", "-w", "0.1", "-q"]
+
+
+class BenchTest(mstest.MsTestCase):
+    def run_json(self, *args, code=0):
+        p = bench("--json", *SHORT, *args)
+        self.assertExit(p, code)
+        return json.loads(p.stdout)
+
+    def test_correct_server_no_errors(self):
+        with PeerEcho() as peer:
+            r = self.run_json("-c", "3", "-p", "4", *peer.args)
+        self.assertEqual(r["errors"]["total"], 0, r)
+        self.assertGreater(r["requests"], 0)
+        self.assertGreater(r["latency_us"]["p50"], 0)
+        self.assertLessEqual(r["latency_us"]["p50"], r["latency_us"]["p99"])
+        self.assertLessEqual(r["latency_us"]["p99"], r["latency_us"]["max"])
+
+    def test_json_keys(self):
+        with PeerEcho() as peer:
+            r = self.run_json("-c", "2", "--pid", str(os.getpid()), *peer.args)
+        self.assertEqual(set(r), JSON_KEYS)
+        self.assertEqual(set(r["latency_us"]), LAT_KEYS)
+        self.assertEqual(set(r["errors"]), ERR_KEYS)
+        self.assertEqual(set(r["cpu"]), CPU_KEYS)
+        self.assertIsNotNone(r["cpu"]["server_s"])
+        self.assertEqual(r["proto"], "echo")
+        self.assertEqual(r["connections"], 2)
+
+    def test_text_table(self):
+        with PeerEcho() as peer:
+            p = bench(*SHORT, "-c", "2", *peer.args)
+        self.assertExit(p, 0)
+        out = p.stdout.decode()
+        for word in ("requests", "req/s", "MB/s", "p50", "p99.9", "max", "errors      0", "cpu client"):
+            self.assertIn(word, out)
+
+    def test_corrupting_server_is_caught(self):
+        with PeerEcho("corrupt") as peer:
+            r = self.run_json("-c", "2", "-p", "8", *peer.args, code=1)
+        self.assertGreater(r["errors"]["mismatch"], 0, r)
+        self.assertEqual(r["errors"]["total"], sum(v for k, v in r["errors"].items() if k != "total"))
+
+    def test_corrupting_server_is_caught_framed(self):
+        with PeerEcho("corrupt") as peer:
+            r = self.run_json("--proto", "len32", "-c", "2", "-p", "8", *peer.args, code=1)
+        # A flipped length prefix is a framing (protocol) error, a flipped payload a mismatch.
+        self.assertGreater(r["errors"]["mismatch"] + r["errors"]["protocol"], 0, r)
+
+    def test_dropping_server_is_caught(self):
+        with PeerEcho("drop") as peer:
+            r = self.run_json("-c", "2", "-p", "4", *peer.args, code=1)
+        self.assertGreater(r["errors"]["drop"], 0, r)
+
+    def test_swallowing_server_is_caught(self):
+        with PeerEcho("swallow") as peer:
+            r = self.run_json("-c", "2", "--timeout", "300", *peer.args, code=1)
+        self.assertGreater(r["errors"]["lost"], 0, r)
+
+    def test_repeating_server_is_caught(self):
+        with PeerEcho("double") as peer:
+            r = self.run_json("-c", "1", *peer.args, code=1)
+        self.assertGreater(r["errors"]["excess"] + r["errors"]["mismatch"], 0, r)
+
+    def test_refused_is_an_error(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]  # bound, not listening: connects are refused
+            r = self.run_json("-c", "2", "127.0.0.1", str(port), code=1)
+        self.assertEqual(r["errors"]["connect"], 2, r)
+        self.assertEqual(r["requests"], 0)
+
+    def test_rate_mode_runs(self):
+        with PeerEcho() as peer:
+            r = self.run_json("-c", "2", "--rate", "400", *peer.args)
+        self.assertEqual(r["errors"]["total"], 0, r)
+        self.assertGreater(r["requests"], 0)
+        self.assertEqual(r["rate"], 400)
+
+    def test_threads_and_framings(self):
+        with PeerEcho() as peer:
+            for proto in ("len16", "len32", "len64"):
+                r = self.run_json("--proto", proto, "--threads", "2", "-c", "4", "-p", "2",
+                                  "-s", "300", *peer.args)
+                self.assertEqual(r["errors"]["total"], 0, (proto, r))
+                self.assertGreater(r["requests"], 0, proto)
+                self.assertEqual(r["threads"], 2)
+
+    def test_large_messages(self):
+        with PeerEcho() as peer:
+            r = self.run_json("-c", "2", "-s", "200k", *peer.args)
+        self.assertEqual(r["errors"]["total"], 0, r)
+        self.assertGreater(r["requests"], 0)
+
+    def test_connect_per_request(self):
+        with PeerEcho() as peer:
+            r = self.run_json("-c", "2", "--connect-per-request", *peer.args)
+        self.assertEqual(r["errors"]["total"], 0, r)
+        self.assertGreater(r["requests"], 0)
+        self.assertTrue(r["connect_per_request"])
+
+    def test_unix_target(self):
+        with PeerEcho(unix=True) as peer:
+            r = self.run_json("-c", "2", "-p", "2", *peer.args)
+        self.assertEqual(r["errors"]["total"], 0, r)
+        self.assertGreater(r["requests"], 0)
+
+    def test_app_protocol_against_app_server(self):
+        with mstest.Server("app-server", "127.0.0.1", "0") as srv:
+            r = self.run_json("--proto", "app", "-c", "2", "-p", "3", *srv.host_port())
+            self.assertEqual(r["errors"]["total"], 0, r)
+            self.assertGreater(r["requests"], 0)
+            r = self.run_json("--proto", "app", "-c", "2", "--connect-per-request", *srv.host_port())
+            self.assertEqual(r["errors"]["total"], 0, r)
+
+    def test_app_protocol_against_echo_is_caught(self):
+        # An echo server sends the request back: a well-framed reply of the wrong type.
+        with PeerEcho() as peer:
+            r = self.run_json("--proto", "app", "-c", "1", *peer.args, code=1)
+        self.assertGreater(r["errors"]["protocol"] + r["errors"]["mismatch"], 0, r)
+
+    def test_plot_is_svg(self):
+        d = tempfile.mkdtemp(prefix="msgsock-bench-")
+        path = os.path.join(d, "lat.svg")
+        with PeerEcho() as peer:
+            self.run_json("-c", "2", "--plot", path, *peer.args)
+        root = ET.parse(path).getroot()
+        self.assertTrue(root.tag.endswith("svg"))
+        self.assertTrue(any(e.tag.endswith("polyline") for e in root.iter()))
+
+    def test_usage_errors(self):
+        for args in (["-c", "0"], ["--proto", "nope"], ["-d", "x"], ["--rate", "-1"],
+                     ["-s", "0"], ["a", "b", "c"], ["--connect", "nonsense"]):
+            self.assertExit(bench(*args), 2)
+
+    def test_help(self):
+        p = bench("--help")
+        self.assertExit(p, 0)
+        self.assertIn(b"--connect-per-request", p.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
