@@ -6,6 +6,8 @@
 
 int cmd_echo_server(int argc, char **argv);
 int cmd_echo_client(int argc, char **argv);
+int cmd_multiconn_server(int argc, char **argv);
+int cmd_multiconn_client(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_app_server(int argc, char **argv);
 int cmd_app_client(int argc, char **argv);
@@ -17,6 +19,8 @@ static const struct {
 } commands[] = {
     {"echo-server", cmd_echo_server, "send back every byte each client sends"},
     {"echo-client", cmd_echo_client, "send a message to an echo server and print the reply"},
+    {"multiconn-server", cmd_multiconn_server, "echo on any number of connections at once (event loops)"},
+    {"multiconn-client", cmd_multiconn_client, "open many connections at once, each sending two messages"},
     {"bench", cmd_bench, "load a server with requests, check every reply, report latency"},
     {"app-server", cmd_app_server, "answer the tutorial's JSON-header application protocol"},
     {"app-client", cmd_app_client, "send one application-protocol request and print the answer"},
