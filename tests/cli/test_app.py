@@ -118,7 +118,7 @@ class AppServerTest(MsTestCase):
                     self.assertEqual(h["content-encoding"], "binary")
 
     def test_responses_byte_for_byte(self):
-        for value in ("morpheus", DOG, "nobody", 'a"b\\c\td\x1f\x7f\u2028'):
+        for value in ("morpheus", DOG, "nobody", 'a"b\\c\td\x1f\x7f\u2028\b\f\r\x00\u00e9'):
             with self.subTest(value=value):
                 m = self.exchange(search(value))
                 want = pyapp.SEARCH.get(value) or f"No match for '{value}'."
@@ -195,6 +195,18 @@ class AppServerTest(MsTestCase):
         content = bytes(range(256)) * 4096  # 1 MiB
         m = self.exchange(raw_message(hdr("binary/x", len(content)), content), timeout=30)
         self.assertEqual(m[2], b"First 10 bytes of request: " + content[:10])
+
+    def test_idle_connection_is_closed(self):
+        with self.start("--idle-timeout", "300", "127.0.0.1", "0") as srv:
+            t0 = time.monotonic()
+            with srv.connect() as s:
+                s.sendall(search("ring"))
+                self.assertEqual(json.loads(read_message(s)[2]), {"result": RING})
+                assert_closed_by_peer(self, s)
+                port = s.getsockname()[1]
+            self.assertLess(time.monotonic() - t0, 5)
+            srv.stop()
+            self.assertIn(f"127.0.0.1:{port}: closing: idle timeout", srv.stderr_text())
 
     def test_sigint_and_sigterm_exit_0(self):
         self.assertEqual(self.exchange(search("ring"))[0]["content-type"], "text/json")
