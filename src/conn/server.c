@@ -310,16 +310,19 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
          * connection. A Unix socket cannot be shared that way, so there
          * every loop watches the first listener. */
         if (i == 0) {
+            if (strncmp(s->listen_text, "unix:", 5) == 0)
+                lopts.reuseport = 0;
             rc = ms_listen_text(s->listen_text, &lopts);
+            if (rc == MS_ENOTSUP && lopts.reuseport) {
+                lopts.reuseport = 0;
+                rc = ms_listen_text(s->listen_text, &lopts);
+            }
             if (rc >= 0) {
                 sl->lfd = rc;
                 sl->lowned = 1;
                 rc = ms_sock_local(sl->lfd, &s->local);
             }
-            if (rc >= 0 && ms_addr_family(&s->local) == AF_UNIX && s->nloops > 1) {
-                /* SO_REUSEPORT does not apply; nothing more to do. */
-            }
-        } else if (ms_addr_family(&s->local) == AF_UNIX) {
+        } else if (!lopts.reuseport) {
             sl->lfd = s->loops[0].lfd;
         } else {
             rc = ms_listen(&s->local, &lopts);
