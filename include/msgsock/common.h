@@ -72,15 +72,15 @@
     X(ENONAME, -30005, "Host name not found")                                  \
     X(EAINAGAIN, -30006, "Temporary failure in name resolution")               \
     X(ENEEDMORE, -30007, "Incomplete message: more bytes needed")              \
-    X(ETOOLARGE, -30008, "Message larger than the configured limit")           \
-    X(EHDRSIZE, -30009, "Header larger than the configured limit")             \
-    X(EMALFORMED, -30010, "Malformed message")                                 \
-    X(EHDRJSON, -30011, "Header is not valid UTF-8 JSON")                      \
+    X(ETOOLARGE, -30008, "Message larger than the configured limit (raise the limit if the peer is right)") \
+    X(EHDRSIZE, -30009, "Header larger than the configured limit (does the peer speak this protocol?)") \
+    X(EMALFORMED, -30010, "Malformed message: the bytes do not follow the expected framing") \
+    X(EHDRJSON, -30011, "Header is not valid UTF-8 JSON (or repeats a key)")   \
     X(EHDRNOTOBJ, -30012, "Header is not a JSON object")                       \
-    X(EHDRKEY, -30013, "Header is missing a required key")                     \
-    X(EHDRVALUE, -30014, "Header key has a value of the wrong type")           \
+    X(EHDRKEY, -30013, "Header is missing a required key (byteorder, content-type, content-encoding, content-length)") \
+    X(EHDRVALUE, -30014, "Header key has a value of the wrong type (byteorder, content-type, content-encoding: strings of at most 127 bytes)") \
     X(EBADLEN, -30015, "Content-length is not a non-negative integer")         \
-    X(EDELIM, -30016, "Payload contains the delimiter")                        \
+    X(EDELIM, -30016, "Payload contains the delimiter (use a length-prefixed framing for such data)") \
     X(EBADCONTENT, -30017, "Content is not valid for its content-type")        \
     X(ELIMIT, -30018, "Connection limit reached")                              \
     X(EOUTPUTLIMIT, -30019, "Peer does not read: output limit reached")        \
