@@ -476,7 +476,8 @@ static void round_trip(const ms_frame_config *cfg, size_t nmsgs, size_t maxlen)
         n += (size_t)hl;
         memcpy(s + n, p, len);
         n += len;
-        memcpy(s + n, tr, trl);
+        if (trl)
+            memcpy(s + n, tr, trl);
         n += trl;
         want[i].p = p;
         want[i].len = len;
@@ -532,7 +533,8 @@ static void test_round_trips(void **state)
             n += (size_t)hl;
             memcpy(s + n, p[k], len);
             n += len;
-            memcpy(s + n, tr, trl);
+            if (trl)
+                memcpy(s + n, tr, trl);
             n += trl;
         }
         expect_any_split(&cfgs[i], s, n);
