@@ -109,6 +109,7 @@ static void on_io(ms_loop *loop, int fd, int events, void *arg);
 static int conn_open(bconn *c)
 {
     bench_worker *w = c->w;
+    conn_close(c);
     int fd = ms_connect(&w->sh->addr, w->o->timeout_ms, 1);
     if (fd < 0) {
         conn_fail(c, &w->st.err.connect);
@@ -562,6 +563,9 @@ static void *worker_main(void *arg)
     }
     for (int i = 0; i < w->n && !w->draining; i++) {
         bconn *c = &w->c[i];
+        /* The schedule (run below, between batches) may have opened it. */
+        if (c->fd >= 0 || c->dead)
+            continue;
         if (o->connect_per_request) {
             if (o->rate <= 0)
                 refill(c, now);

@@ -167,7 +167,7 @@ class BenchTest(mstest.MsTestCase):
 
     def test_rate_mode_runs(self):
         with PeerEcho() as peer:
-            r = self.run_json("-c", "2", "--rate", "400", *peer.args)
+            r = self.run_json("-c", "80", "--rate", "2000", *peer.args)
         self.assertEqual(r["errors"]["total"], 0, r)
         self.assertGreater(r["requests"], 0)
         self.assertEqual(r["rate"], 400)

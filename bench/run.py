@@ -1,0 +1,349 @@
+#!/usr/bin/env python3
+"""run.py: msgsock's servers against libuv, libevent and Python echo peers.
+
+Runs each scenario for every server, interleaved (A B C D A B C D ...), the
+server pinned to CPU 0 and `msgsock bench` to CPU 1, and prints one table:
+each server's figures and msgsock's ratio to the best peer. Writes the raw
+figures to bench/results/latest.json. Exit status 1 only if a run found an
+error (a wrong byte, a drop, a crash), never because of the figures.
+
+Usage: bench/run.py [--quick] [--build DIR] [--reps N] [--out FILE]
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class RunError(Exception):
+    pass
+
+
+def pinned(cpu, argv):
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(cpu)] + argv
+    return argv
+
+
+class Server:
+    """A server process started on port 0 (or a Unix path), pinned to CPU 0."""
+
+    def __init__(self, name, argv):
+        self.name = name
+        self.proc = subprocess.Popen(pinned(0, argv), stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        line = self.proc.stdout.readline().decode().strip()
+        if not line.startswith("listening on "):
+            self.proc.kill()
+            err = self.proc.stderr.read().decode(errors="replace")
+            raise RunError(f"{name}: no 'listening on' line (got {line!r}): {err}")
+        self.addr = line[len("listening on "):]
+
+    def bench_target(self):
+        if self.addr.startswith("unix:"):
+            return ["--connect", self.addr]
+        host, port = self.addr.rsplit(":", 1)
+        return [host.strip("[]"), port]
+
+    def rss_bytes(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self):
+        """Stops the server; raises RunError if it had already died."""
+        died = self.proc.poll()
+        if died is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        err = self.proc.stderr.read().decode(errors="replace")
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        if died is not None:
+            raise RunError(f"{self.name} exited with {died} during the run: {err[-2000:]}")
+
+
+def server_argvs(build, unix_path=None):
+    msgsock = os.path.join(build, "msgsock")
+    has_multi = subprocess.run([msgsock, "multiconn-server", "--help"],
+                               capture_output=True).returncode == 0
+    listen = ["--listen", "unix:" + unix_path] if unix_path else ["127.0.0.1", "0"]
+    if has_multi:
+        ms = [msgsock, "multiconn-server", "--threads", "1", "--max-conns", "30000", *listen]
+    else:
+        ms = [msgsock, "echo-server", *listen]
+    if unix_path:
+        return {"msgsock": ms}
+    peers = os.path.join(build, "bench")
+    return {
+        "msgsock": ms,
+        "libuv": [os.path.join(peers, "uv_echo"), "127.0.0.1", "0"],
+        "libevent": [os.path.join(peers, "ev_echo"), "127.0.0.1", "0"],
+        "python": [sys.executable, os.path.join(ROOT, "bench", "peers", "py_echo.py"), "127.0.0.1", "0"],
+    }, has_multi
+
+
+def run_bench(build, srv, args, perf_window=None):
+    """One `msgsock bench` run against srv; returns its JSON (plus syscalls
+    counted by perf over perf_window=(start_after_s, seconds), if asked)."""
+    argv = pinned(1, [os.path.join(build, "msgsock"), "bench", "--json", "-q", "--threads", "1",
+                      "--pid", str(srv.proc.pid), *args, *srv.bench_target()])
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    syscalls = None
+    if perf_window:
+        time.sleep(perf_window[0])
+        syscalls = perf_syscalls(srv.proc.pid, perf_window[1])
+    out, err = proc.communicate(timeout=600)
+    try:
+        res = json.loads(out)
+    except ValueError:
+        raise RunError(f"bench {args} on {srv.name}: exit {proc.returncode}: {err.decode()[-2000:]}")
+    if res["errors"]["total"] or proc.returncode not in (0,):
+        raise RunError(f"bench {args} on {srv.name}: exit {proc.returncode}, errors {res['errors']}: "
+                       f"{err.decode()[-500:]}")
+    res["syscalls"] = syscalls
+    res["perf_s"] = perf_window[1] if perf_window else None
+    return res
+
+
+_perf_ok = None
+
+
+def perf_syscalls(pid, seconds):
+    """System calls pid makes in the next `seconds`, or None without perf."""
+    global _perf_ok
+    if _perf_ok is False or not shutil.which("perf"):
+        _perf_ok = False
+        return None
+    p = subprocess.run(["perf", "stat", "-e", "raw_syscalls:sys_enter", "-p", str(pid), "-x,",
+                        "--", "sleep", str(seconds)], capture_output=True, text=True)
+    for line in p.stderr.splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and "raw_syscalls:sys_enter" in fields[2] and fields[0].strip().isdigit():
+            _perf_ok = True
+            return int(fields[0])
+    _perf_ok = False
+    sys.stderr.write("run.py: perf stat unavailable, syscalls not counted: "
+                     + p.stderr.strip().splitlines()[-1][:200] + "\n" if p.stderr.strip() else "")
+    return None
+
+
+def idle_rss(srv, n):
+    """Server RSS growth per connection with n idle connections (each
+    echoed one byte first, so the server has set it up fully)."""
+    family = socket.AF_UNIX if srv.addr.startswith("unix:") else socket.AF_INET
+    host, port = srv.addr.rsplit(":", 1)
+    time.sleep(0.3)
+    before = srv.rss_bytes()
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.settimeout(10)
+            s.connect((host, int(port)))
+            s.sendall(b"x")
+            if s.recv(1) != b"x":
+                raise RunError(f"{srv.name}: idle connection {len(socks)} not echoed")
+            socks.append(s)
+        time.sleep(0.5)
+        after = srv.rss_bytes()
+    except OSError as e:
+        raise RunError(f"{srv.name}: idle connection {len(socks)}: {e}")
+    finally:
+        for s in socks:
+            s.close()
+    return (after - before) / n
+
+
+def scenarios(quick, rate):
+    dw = ["-d", "1", "-w", "0.3"] if quick else ["-d", "4", "-w", "1"]
+    every = [
+        ("1c_64B_p1", ["-c", "1", "-s", "64", "-p", "1"]),
+        ("100c_64B_p1", ["-c", "100", "-s", "64", "-p", "1"]),
+        ("100c_64B_p16", ["-c", "100", "-s", "64", "-p", "16"]),
+        ("10c_64KiB", ["-c", "10", "-s", "64k", "-p", "1"]),
+        ("1000c_512B", ["-c", "1000", "-s", "512", "-p", "1"]),
+    ]
+    if quick:
+        every = [every[0], every[2]]
+    return [(name, a + dw) for name, a in every], ["-c", "100", "-s", "64", "--rate", str(rate)] + dw
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="short runs, fewer scenarios (< 1 min)")
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--reps", type=int, default=None, help="interleaved repetitions (default 3, quick 1)")
+    ap.add_argument("--rate", type=int, default=20000, help="offered load of the fixed-rate scenario")
+    ap.add_argument("--idle", type=int, default=None, help="idle connections (default 10000, quick 1000)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "latest.json"))
+    o = ap.parse_args()
+    reps = o.reps or (1 if o.quick else 3)
+    nidle = o.idle or (1000 if o.quick else 10000)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    argvs, has_multi = server_argvs(o.build)
+    if not has_multi:
+        print("run.py: no multiconn-server yet; msgsock runs as the blocking echo-server "
+              "(one connection at a time): multi-connection scenarios are skipped for it")
+    names = list(argvs)
+    runs, order = scenarios(o.quick, o.rate)
+    results = {n: {} for n in names}
+    failures = []
+
+    def one(name, key, fn):
+        if name == "msgsock" and not has_multi and key != "1c_64B_p1":
+            return
+        try:
+            srv = Server(name, argvs[name])
+        except RunError as e:
+            failures.append(str(e))
+            return
+        try:
+            val = fn(srv)
+        except (RunError, subprocess.TimeoutExpired) as e:
+            failures.append(str(e))
+            val = None
+        try:
+            srv.stop()
+        except RunError as e:
+            failures.append(str(e))
+        if val is not None:
+            results[name].setdefault(key, []).append(val)
+
+    t_start = time.monotonic()
+    for key, args in runs:
+        for rep in range(reps):
+            for name in names:
+                print(f"  {key:14} rep {rep + 1}/{reps}  {name}", flush=True)
+                one(name, key, lambda s: run_bench(o.build, s, args))
+    dur = float(order[order.index("-d") + 1])
+    warm = float(order[order.index("-w") + 1])
+    for rep in range(reps):
+        for name in names:
+            print(f"  {'fixed_rate':14} rep {rep + 1}/{reps}  {name}", flush=True)
+            one(name, "fixed_rate", lambda s: run_bench(o.build, s, order,
+                                                        perf_window=(warm + 0.2, max(dur - 0.4, 0.3))))
+    for name in names:
+        print(f"  {'idle_rss':14} {nidle} conns  {name}", flush=True)
+        one(name, "idle_rss", lambda s: idle_rss(s, nidle))
+    if has_multi:
+        upath = os.path.join(tempfile.mkdtemp(prefix="msgsock-bench-"), "ms.sock")
+        uargv = server_argvs(o.build, upath)["msgsock"]
+        key, args = runs[1] if len(runs) > 1 else runs[0]
+        for rep in range(reps):
+            print(f"  {'unix ' + key:14} rep {rep + 1}/{reps}  msgsock", flush=True)
+            try:
+                srv = Server("msgsock-unix", uargv)
+                try:
+                    results["msgsock"].setdefault("unix_" + key, []).append(run_bench(o.build, srv, args))
+                finally:
+                    srv.stop()
+            except RunError as e:
+                failures.append(str(e))
+
+    table = summarize(results, names, runs, o.rate, nidle)
+    print_table(table, names)
+    machine = {"cpus": os.cpu_count(), "kernel": platform.release(),
+               "loadavg_at_end": os.getloadavg(), "pinned": bool(shutil.which("taskset")),
+               "seconds": round(time.monotonic() - t_start, 1),
+               "note": "shared 2-CPU machine; other builds may run at the same time: figures are noisy"}
+    os.makedirs(os.path.dirname(o.out), exist_ok=True)
+    with open(o.out, "w") as f:
+        json.dump({"machine": machine, "quick": o.quick, "reps": reps, "rate": o.rate,
+                   "idle_conns": nidle, "table": table, "runs": results, "failures": failures},
+                  f, indent=1)
+    print(f"raw figures: {os.path.relpath(o.out)}")
+    for msg in failures:
+        print("FAILED: " + msg)
+    return 1 if failures else 0
+
+
+def summarize(results, names, runs, rate, nidle):
+    """Rows of (metric, higher_is_better, {server: value})."""
+    rows = []
+
+    def row(label, better_high, key, pick):
+        vals = {}
+        for n in names:
+            rs = results[n].get(key)
+            vals[n] = median([pick(r) for r in rs]) if rs else None
+        rows.append({"metric": label, "higher_is_better": better_high, "values": vals})
+
+    for key, _ in runs:
+        row(f"{key} req/s", True, key, lambda r: r["req_per_s"])
+        row(f"{key} p99 us", False, key, lambda r: r["latency_us"]["p99"])
+    if any(k == "10c_64KiB" for k, _ in runs):
+        row("10c_64KiB MB/s", True, "10c_64KiB", lambda r: r["mb_per_s"])
+    row(f"rate {rate}/s p99 us", False, "fixed_rate", lambda r: r["latency_us"]["p99"])
+    row(f"rate {rate}/s server CPU us/msg", False, "fixed_rate",
+        lambda r: r["cpu"]["server_us_per_req"])
+    row(f"rate {rate}/s syscalls/msg", False, "fixed_rate",
+        lambda r: r["syscalls"] / (r["rate"] * r["perf_s"]) if r.get("syscalls") else None)
+    row(f"idle RSS B/conn ({nidle})", False, "idle_rss", lambda r: r)
+    for key, _ in runs:
+        if results.get("msgsock", {}).get("unix_" + key):
+            row(f"unix {key} req/s", True, "unix_" + key, lambda r: r["req_per_s"])
+            row(f"unix {key} p99 us", False, "unix_" + key, lambda r: r["latency_us"]["p99"])
+    for r in rows:
+        peers = [v for n, v in r["values"].items() if n != "msgsock" and v is not None]
+        ms = r["values"].get("msgsock")
+        best = (max(peers) if r["higher_is_better"] else min(peers)) if peers else None
+        r["best_peer"] = best
+        r["ratio"] = (ms / best) if (ms is not None and best) else None
+    return rows
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def print_table(rows, names):
+    w0 = max(len(r["metric"]) for r in rows) + 2
+    head = f"{'metric':{w0}}" + "".join(f"{n:>12}" for n in names) + f"{'ms/best':>10}"
+    print()
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        line = f"{r['metric']:{w0}}" + "".join(f"{fmt(r['values'].get(n)):>12}" for n in names)
+        ratio = r["ratio"]
+        mark = ""
+        if ratio is not None:
+            good = ratio >= 1 if r["higher_is_better"] else ratio <= 1
+            mark = " ok" if good else ""
+        line += f"{(fmt(ratio) + mark) if ratio is not None else '-':>10}"
+        print(line)
+    print("(ms/best: msgsock divided by the best peer; higher is better for req/s and MB/s, "
+          "lower for latency, CPU, syscalls and memory)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
