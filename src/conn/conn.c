@@ -463,7 +463,7 @@ static void conn_interest(ms_conn *c)
     if (c->state == MS_CONN_CONNECTING || (c->olen > 0 && c->state <= MS_CONN_CLOSING))
         ev |= MS_EV_WRITE;
     if (g->tops->wants)
-        ev |= g->tops->wants(c->tp);
+        ev |= g->tops->wants(c->tp) & (MS_EV_READ | MS_EV_WRITE);
     int rc = ms_loop_modify(g->loop, c->fd, ev);
     if (rc < 0)
         conn_fail(c, rc);
@@ -631,7 +631,8 @@ static void conn_readable(ms_conn *c)
                 return;
             /* A short read means the socket is drained (as libuv assumes);
              * the level-triggered poller reports anything that came since. */
-            if ((size_t)n < room)
+            if ((size_t)n < room &&
+                !(g->tops->wants && (g->tops->wants(c->tp) & MSI_TP_PENDING)))
                 break;
             continue;
         }

@@ -25,9 +25,13 @@ typedef struct msi_transport {
     /* Closes fd (abortive: reset instead of FIN) and frees tp. */
     void (*close)(void *tp, int fd, int abortive);
     /* Extra readiness (MS_EV_READ/WRITE) the transport needs on its own
-     * account right now, e.g. a handshake; NULL means never any. */
+     * account right now, e.g. a handshake, plus MSI_TP_PENDING when it
+     * holds input already taken off the socket (read it without waiting
+     * for readiness); NULL means never any. */
     int (*wants)(void *tp);
 } msi_transport;
+
+#define MSI_TP_PENDING 0x100
 
 extern const msi_transport msi_transport_plain;
 
