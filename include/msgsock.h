@@ -21,6 +21,7 @@ extern "C" {
 #include "msgsock/frame.h"
 #include "msgsock/loop.h"
 #include "msgsock/conn.h"
+#include "msgsock/tls.h"
 
 #ifdef __cplusplus
 }

@@ -92,7 +92,8 @@
     X(ETLSNAME, -30033, "TLS certificate does not match the host name")        \
     X(ETLSUNKNOWNCA, -30034, "TLS certificate signed by an unknown CA")        \
     X(ETLSVERSION, -30035, "TLS protocol version not supported by the peer")  \
-    X(ETLSNOCERT, -30036, "TLS peer sent no certificate")
+    X(ETLSNOCERT, -30036, "TLS peer sent no certificate")                     \
+    X(ETLSTIMEDOUT, -30037, "TLS handshake not completed in time")
 
 enum {
 #define MS_ERR_ENUM(name, value, msg) MS_##name = (value),

@@ -179,6 +179,9 @@ typedef struct ms_server_config {
     ms_conn_callbacks cb;
     void *user;                   /* passed to callbacks and log */
     ms_log_fn log;                /* NULL: one line on stderr */
+    struct ms_tls_ctx *tls;       /* NULL: plain; else a server context (msgsock/tls.h):
+                                   * every connection does a TLS handshake before on_open.
+                                   * The server keeps its own reference. */
 } ms_server_config;
 
 typedef struct ms_server_stats {

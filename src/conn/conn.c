@@ -19,6 +19,7 @@ enum {
     F_ABORTIVE = 8,  /* end with a reset rather than a FIN */
     F_INALL = 16,    /* linked in g->all */
     F_STACK = 32,    /* ms_conn_serve_fd's: neither freed nor its fd closed */
+    F_HANDSHAKE = 64, /* connected; the transport's handshake runs (state CONNECTING) */
 };
 
 /* One readiness event reads at most this much, so one busy peer cannot
@@ -155,7 +156,7 @@ static void sweep_cb(ms_loop *loop, ms_timer *t, void *arg)
             if (w == MSI_DL_MSG)
                 conn_fail(c, MS_ESLOW);
             else if (w == MSI_DL_CONNECT)
-                conn_fail(c, MS_ETIMEDOUT);
+                conn_fail(c, (c->flags & F_HANDSHAKE) ? MS_ETLSTIMEDOUT : MS_ETIMEDOUT);
             else
                 conn_finish(c);
         }
@@ -343,6 +344,9 @@ void msi_group_fini(msi_group *g)
     g->enc = NULL;
     free(g->caddrs);
     g->caddrs = NULL;
+    if (g->tctx && g->tops->ctx_free)
+        g->tops->ctx_free(g->tctx);
+    g->tctx = NULL;
 }
 
 /* ---- ending ---- */
@@ -373,6 +377,9 @@ static void conn_destroy(ms_conn *c)
         g->cb.on_close(c, c->reason, g->user);
     if (g->srv)
         msi_server_conn_closed(g->srv, c);
+    if (g->tops->release)
+        g->tops->release(c->tp);
+    c->tp = NULL;
     if (c->flags & F_STACK)
         return;
     int owned = g->owned_by_conn;
@@ -460,10 +467,18 @@ static void conn_interest(ms_conn *c)
     if (!g->loop || (c->flags & F_DEAD) || c->fd < 0)
         return;
     int ev = reading_wanted(c) ? MS_EV_READ : 0;
-    if (c->state == MS_CONN_CONNECTING || (c->olen > 0 && c->state <= MS_CONN_CLOSING))
+    if ((c->state == MS_CONN_CONNECTING && !(c->flags & F_HANDSHAKE)) ||
+        (c->olen > 0 && c->state <= MS_CONN_CLOSING))
         ev |= MS_EV_WRITE;
-    if (g->tops->wants)
-        ev |= g->tops->wants(c->tp) & (MS_EV_READ | MS_EV_WRITE);
+    if (g->tops->wants) {
+        int w = g->tops->wants(c->tp);
+        ev |= w & (MS_EV_READ | MS_EV_WRITE);
+        /* Input the transport holds raises no readiness (after a read turn
+         * ended on its budget, or backpressure lifted): writability, there
+         * at once, gets us called back to read it. */
+        if ((w & MSI_TP_PENDING) && reading_wanted(c))
+            ev |= MS_EV_WRITE;
+    }
     int rc = ms_loop_modify(g->loop, c->fd, ev);
     if (rc < 0)
         conn_fail(c, rc);
@@ -802,11 +817,36 @@ static int sock_error(int fd)
 static void conn_opened(ms_conn *c);
 static int connect_next(ms_conn *c);
 
+/* A step of the transport's handshake; on_open once it is done. */
+static void conn_handshake(ms_conn *c)
+{
+    int rc = c->g->tops->handshake(c->tp, c->fd);
+    if (rc == MS_EAGAIN) {
+        conn_interest(c);
+        return;
+    }
+    if (rc < 0) {
+        conn_fail(c, rc);
+        return;
+    }
+    c->flags &= (uint16_t)~F_HANDSHAKE;
+    c->state = MS_CONN_OPEN;
+    dl_unlink(c);
+    conn_opened(c);
+}
+
 static void conn_connected(ms_conn *c, int events)
 {
     int e = sock_error(c->fd);
     if (e == 0 && (events & MS_EV_ERR))
         e = MS_ECONNREFUSED;
+    if (e == 0 && c->g->tops->handshake) {
+        /* The connect timeout bounds the handshake too, afresh. */
+        c->flags |= F_HANDSHAKE;
+        dl_append(c, MSI_DL_CONNECT, now_ms(c->g));
+        conn_handshake(c);
+        return;
+    }
     if (e == 0) {
         c->state = MS_CONN_OPEN;
         dl_unlink(c);
@@ -826,9 +866,15 @@ static void conn_io(ms_loop *loop, int fd, int events, void *arg)
     (void)fd;
     ms_conn *c = arg;
     c->depth++;
+    msi_group *g = c->g;
     if (c->state == MS_CONN_CONNECTING) {
-        conn_connected(c, events);
+        if (c->flags & F_HANDSHAKE)
+            conn_handshake(c);
+        else
+            conn_connected(c, events);
     } else {
+        if (g->tops->wants && g->tops->wants(c->tp))
+            events |= MS_EV_READ | MS_EV_WRITE;
         if (events & MS_EV_ERR) {
             int e = sock_error(c->fd);
             if (e < 0)
@@ -842,6 +888,8 @@ static void conn_io(ms_loop *loop, int fd, int events, void *arg)
             conn_flush(c);
         if ((events & MS_EV_READ) && reading_wanted(c))
             conn_readable(c);
+        if (g->tops->wants && !(c->flags & F_DEAD))
+            conn_interest(c);
     }
     c->depth--;
     if ((c->flags & F_DEAD) && c->depth == 0)
@@ -913,10 +961,12 @@ int msi_conn_start(msi_group *g, int fd, const struct sockaddr *peer, socklen_t 
     c->created = c->active = now_ms(g);
     c->state = connecting ? MS_CONN_CONNECTING : MS_CONN_OPEN;
     set_peer(c, peer, plen);
-    int rc = g->tops->open(&c->tp, fd, g->srv != NULL);
+    int rc = g->tops->open(&c->tp, g->tctx, fd, g->srv != NULL);
     if (rc == 0)
         rc = ms_loop_watch(g->loop, fd, connecting ? MS_EV_WRITE : MS_EV_READ, conn_io, c);
     if (rc < 0) {
+        if (g->tops->release)
+            g->tops->release(c->tp);
         ms_sock_close(fd, 0);
         free(c);
         return rc;
@@ -926,6 +976,10 @@ int msi_conn_start(msi_group *g, int fd, const struct sockaddr *peer, socklen_t 
     if (out)
         *out = c;
     if (connecting) {
+        dl_append(c, MSI_DL_CONNECT, c->created);
+    } else if (g->tops->handshake) {
+        c->state = MS_CONN_CONNECTING;
+        c->flags |= F_HANDSHAKE;
         dl_append(c, MSI_DL_CONNECT, c->created);
     } else {
         c->depth++;
@@ -1121,11 +1175,13 @@ static int connect_next(ms_conn *c)
         if (c->fd >= 0) {
             ms_loop_unwatch(g->loop, c->fd);
             g->tops->close(c->tp, c->fd, 0);
+            if (g->tops->release)
+                g->tops->release(c->tp);
         }
         c->fd = fd;
         c->tp = NULL;
         set_peer(c, (const struct sockaddr *)&a->ss, a->len);
-        rc = g->tops->open(&c->tp, fd, 0);
+        rc = g->tops->open(&c->tp, g->tctx, fd, 0);
         if (rc == 0)
             rc = ms_loop_watch(g->loop, fd, MS_EV_WRITE, conn_io, c);
         if (rc < 0) {

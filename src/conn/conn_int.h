@@ -37,6 +37,7 @@ typedef struct msi_group {
     ms_loop *loop;            /* NULL: driven by blocking I/O (ms_conn_serve_fd) */
     ms_server *srv;           /* NULL for a client */
     const msi_transport *tops;
+    void *tctx;               /* the transport's context (TLS), NULL for plain */
     ms_framer *enc;           /* encodes sends; never decodes */
     ms_conn_callbacks cb;
     void *user;

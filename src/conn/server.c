@@ -1,5 +1,6 @@
 /* server.c: the event-model server: listeners, accept batches, N loops, stop and totals. */
 #include "conn/conn_int.h"
+#include "conn/tls_int.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -161,8 +162,9 @@ void msi_server_conn_closed(ms_server *s, ms_conn *c)
         if (ms_addr_format(&a, peer, sizeof peer) < 0)
             snprintf(peer, sizeof peer, "unix:");
         int level = (r == MS_ECONNRESET || r == MS_EPIPE) ? 2 : 1;
-        msi_log(&sl->g, level, "%s: connection dropped: %s (%s)", peer, ms_strerror(r),
-                ms_err_name(r));
+        const char *tls = ms_conn_tls_error(c);
+        msi_log(&sl->g, level, "%s: connection dropped: %s (%s)%s%s", peer, ms_strerror(r),
+                ms_err_name(r), tls ? ": " : "", tls ? tls : "");
     }
     if (sl->g.stopping && sl->g.nconns == 0)
         ms_loop_stop(sl->loop);
@@ -299,6 +301,8 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
             break;
         }
         sl->g.srv = s;
+        if (cfg->tls && (rc = msi_tls_group_use(&sl->g, cfg->tls, NULL)) < 0)
+            break;
         sl->g.log = cfg->log ? cfg->log : default_log;
         sl->g.log_user = cfg->user;
         sl->last_log_emfile = sl->last_log_refused = INT64_MIN / 2;

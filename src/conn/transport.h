@@ -1,4 +1,4 @@
-/* transport.h: the byte-stream interface a connection talks through (plain now, TLS later). */
+/* transport.h: the byte-stream interface a connection talks through (plain or TLS). */
 #ifndef MSI_TRANSPORT_H
 #define MSI_TRANSPORT_H
 
@@ -14,25 +14,36 @@
  */
 typedef struct msi_transport {
     const char *name;
-    /* Sets up tp for a fresh descriptor (accepted when server is 1). */
-    int (*open)(void **tp, int fd, int server);
+    /* Sets up tp for a fresh descriptor (accepted when server is 1); ctx
+     * is the group's transport context (msi_group.tctx). */
+    int (*open)(void **tp, void *ctx, int fd, int server);
     /* > 0 bytes read, 0 at end of stream, or a negative code. */
     ssize_t (*read)(void *tp, int fd, void *buf, size_t len);
     /* Bytes taken (>= 0; never raises SIGPIPE), or a negative code. */
     ssize_t (*writev)(void *tp, int fd, const struct iovec *iov, int iovcnt);
     /* Half-close: no more writes. */
     int (*shutdown)(void *tp, int fd);
-    /* Closes fd (abortive: reset instead of FIN) and frees tp. */
+    /* Closes fd (abortive: reset instead of FIN); tp stays for release. */
     void (*close)(void *tp, int fd, int abortive);
+    /* Frees tp (NULL is fine), after on_close, so callbacks can still ask
+     * it about the connection. NULL: nothing to free. */
+    void (*release)(void *tp);
     /* Extra readiness (MS_EV_READ/WRITE) the transport needs on its own
      * account right now, e.g. a handshake, plus MSI_TP_PENDING when it
      * holds input already taken off the socket (read it without waiting
-     * for readiness); NULL means never any. */
+     * for readiness); NULL means never any. While it returns anything,
+     * each readiness event retries both directions. */
     int (*wants)(void *tp);
+    /* One step of the handshake before the connection opens: 0 done,
+     * MS_EAGAIN (wants() says for what), or a code. NULL: no handshake. */
+    int (*handshake)(void *tp, int fd);
+    /* Drops the group's reference to its ctx (msi_group_fini). */
+    void (*ctx_free)(void *ctx);
 } msi_transport;
 
 #define MSI_TP_PENDING 0x100
 
 extern const msi_transport msi_transport_plain;
+extern const msi_transport msi_transport_tls;
 
 #endif

@@ -5,8 +5,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int plain_open(void **tp, int fd, int server)
+static int plain_open(void **tp, void *ctx, int fd, int server)
 {
+    (void)ctx;
     (void)fd;
     (void)server;
     *tp = NULL;
@@ -59,5 +60,8 @@ const msi_transport msi_transport_plain = {
     .writev = plain_writev,
     .shutdown = plain_shutdown,
     .close = plain_close,
+    .release = NULL,
     .wants = NULL,
+    .handshake = NULL,
+    .ctx_free = NULL,
 };

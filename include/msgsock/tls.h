@@ -1,0 +1,124 @@
+/* msgsock/tls.h: TLS contexts, TLS over event-driven connections and over blocking descriptors (layer 4). */
+#ifndef MSGSOCK_TLS_H
+#define MSGSOCK_TLS_H
+
+#include "common.h"
+#include "conn.h"
+
+/*
+ * TLS (OpenSSL underneath; TLS 1.2 at least, renegotiation off, no session
+ * resumption). An ms_tls_ctx holds the certificates and the policy; it is
+ * shared by any number of connections and threads. Handshakes never block
+ * an event loop: they run on readiness and are bounded by the context's
+ * handshake timeout.
+ *
+ * Errors name what failed: MS_ETLSCERTEXPIRED, MS_ETLSNAME (certificate
+ * does not match the host name), MS_ETLSUNKNOWNCA, MS_ETLSNOCERT (a client
+ * certificate was required and none came), MS_ETLSVERSION, MS_ETLSTIMEDOUT
+ * (handshake not done in time), MS_ETLSHANDSHAKE (any other handshake
+ * failure), MS_ETLS (a TLS failure after the handshake), or a system code.
+ * The peer's own rejection (an alert) maps to the same codes, so a client
+ * whose certificate a server refused as expired gets MS_ETLSCERTEXPIRED
+ * too. The connection's error text (ms_conn_tls_error,
+ * ms_tls_stream_error) gives OpenSSL's words for the log.
+ */
+typedef struct ms_tls_ctx ms_tls_ctx;
+
+typedef struct ms_tls_config {
+    int server;               /* 1: accepting side (cert_file and key_file required) */
+    const char *cert_file;    /* PEM certificate chain: the server's, or the client's
+                               * own (optional, for servers that ask for one) */
+    const char *key_file;     /* PEM private key of cert_file (NULL: read from cert_file) */
+    const char *ca_file;      /* PEM CA certificates. Server: if set, every client must
+                               * present a certificate signed by one of them.
+                               * Client: the CAs the server is verified against
+                               * (NULL: the system's default store) */
+    const char *server_name;  /* client: the name or IP literal the server's certificate
+                               * must match, also sent as SNI; NULL: the host part of each
+                               * connection's address */
+    int insecure;             /* client: 1 skips every check of the server's certificate */
+    int handshake_timeout_ms; /* 0: MS_TLS_DEFAULT_HANDSHAKE_MS; -1: none */
+} ms_tls_config;
+
+#define MS_TLS_DEFAULT_HANDSHAKE_MS 10000
+
+/*
+ * Makes a context from cfg (strings are read now, not kept). On success
+ * *out is the caller's until ms_tls_ctx_free(). On failure returns
+ * MS_EINVAL (a server without cert_file), MS_ENOENT / MS_EACCES / another
+ * system code (a file that cannot be opened), MS_ETLS (a file that does not
+ * hold what it should, or a key that does not match its certificate) and,
+ * if err is not NULL, writes a sentence naming the file and the reason into
+ * err (at most errcap bytes, NUL-terminated).
+ */
+MS_EXPORT int ms_tls_ctx_create(ms_tls_ctx **out, const ms_tls_config *cfg, char *err,
+                                size_t errcap);
+/* Drops the caller's reference. Servers and connections that use the
+ * context hold their own, so it may be freed as soon as they are made. */
+MS_EXPORT void ms_tls_ctx_free(ms_tls_ctx *ctx);
+/* 1 for a server context, 0 for a client one. */
+MS_EXPORT int ms_tls_ctx_is_server(const ms_tls_ctx *ctx);
+
+/* ---- over event-driven connections ------------------------------------- */
+
+/*
+ * Servers: set ms_server_config.tls to a server context; every accepted
+ * connection then does its handshake on the loop before on_open (state
+ * MS_CONN_CONNECTING meanwhile). A handshake that fails or times out ends
+ * the connection with on_close(code) and no on_open, and the server logs it
+ * with the peer's address; the server goes on serving.
+ *
+ * Clients: ms_conn_connect_tls is ms_conn_connect (same arguments, same
+ * contract) with a client context: after the TCP connect, the handshake
+ * runs, bounded by timeout_ms again; on_open comes when it is done, and
+ * sends made before are queued until then. The host name checked is the
+ * context's server_name, or else the host part of addr.
+ */
+MS_EXPORT int ms_conn_connect_tls(ms_loop *loop, const char *addr, ms_tls_ctx *tls,
+                                  const ms_frame_config *frame, const ms_conn_limits *lim,
+                                  const ms_conn_callbacks *cb, void *user, int timeout_ms,
+                                  ms_conn **out);
+/* The last TLS error of c in words ("certificate has expired"), or NULL if
+ * it had none or is not a TLS connection. Valid until on_close returns. */
+MS_EXPORT const char *ms_conn_tls_error(const ms_conn *c);
+/* The negotiated protocol ("TLSv1.3"), or NULL before the handshake or
+ * for a plain connection. Static storage. */
+MS_EXPORT const char *ms_conn_tls_version(const ms_conn *c);
+
+/* ---- over a descriptor with blocking waits ----------------------------- */
+
+/*
+ * A TLS stream over a connected descriptor, for blocking programs
+ * (iterative servers, simple clients). The descriptor may be blocking or
+ * not: the stream waits with poll() itself, and every call is bounded by
+ * its timeout_ms (-1: no limit, 0: do not wait). The descriptor stays the
+ * caller's; the stream never closes it.
+ */
+typedef struct ms_tls_stream ms_tls_stream;
+
+/* Wraps fd. host (client only): the name checked, NULL: the context's
+ * server_name. *out is the caller's until ms_tls_stream_free(). */
+MS_EXPORT int ms_tls_stream_create(ms_tls_stream **out, ms_tls_ctx *ctx, int fd,
+                                   const char *host);
+/* Runs the handshake. 0, or a TLS code (MS_ETLSTIMEDOUT when timeout_ms
+ * passes) or a system code. */
+MS_EXPORT int ms_tls_stream_handshake(ms_tls_stream *s, int timeout_ms);
+/* Reads up to len bytes: > 0, MS_EOF at the peer's end of stream,
+ * MS_ETIMEDOUT (MS_EAGAIN with timeout_ms 0) if none came, or a code.
+ * Does the handshake first if it has not been done. */
+MS_EXPORT ssize_t ms_tls_stream_recv(ms_tls_stream *s, void *buf, size_t len, int timeout_ms);
+/* Sends all of buf: 0, MS_ETIMEDOUT (MS_EAGAIN with timeout_ms 0) with
+ * *sent saying how much went (call again with the rest), or a code.
+ * sent may be NULL. */
+MS_EXPORT int ms_tls_stream_send_all(ms_tls_stream *s, const void *buf, size_t len,
+                                     int timeout_ms, size_t *sent);
+/* Bytes already decrypted and readable without waiting. */
+MS_EXPORT size_t ms_tls_stream_pending(const ms_tls_stream *s);
+/* Sends close_notify, waiting at most timeout_ms; 0 or a code. */
+MS_EXPORT int ms_tls_stream_shutdown(ms_tls_stream *s, int timeout_ms);
+/* The last error in words, or NULL. Valid until the next call on s. */
+MS_EXPORT const char *ms_tls_stream_error(const ms_tls_stream *s);
+MS_EXPORT const char *ms_tls_stream_version(const ms_tls_stream *s);
+MS_EXPORT void ms_tls_stream_free(ms_tls_stream *s);
+
+#endif

@@ -1,0 +1,201 @@
+/* transport_tls.c: the TLS transport under event-driven connections, and TLS clients. */
+#include "conn/conn_int.h"
+#include "conn/tls_int.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A group's transport context: the TLS context and, for a client, the
+ * host name its certificate must match. */
+typedef struct tls_group {
+    ms_tls_ctx *ctx;
+    char host[256];
+} tls_group;
+
+static int tls_open(void **tp, void *ctx, int fd, int server)
+{
+    (void)server;
+    tls_group *tg = ctx;
+    msi_tls_io *io = malloc(sizeof *io);
+    *tp = NULL;
+    if (!io)
+        return MS_ENOMEM;
+    int rc = msi_tls_io_init(io, tg->ctx, fd, tg->host[0] ? tg->host : NULL);
+    if (rc < 0) {
+        free(io);
+        return rc;
+    }
+    *tp = io;
+    return 0;
+}
+
+static ssize_t tls_read(void *tp, int fd, void *buf, size_t len)
+{
+    (void)fd;
+    return msi_tls_io_read(tp, buf, len);
+}
+
+static ssize_t tls_writev(void *tp, int fd, const struct iovec *iov, int iovcnt)
+{
+    (void)fd;
+    return msi_tls_io_writev(tp, iov, iovcnt);
+}
+
+/* close_notify, then the TCP half-close so the peer also sees the FIN; if
+ * the alert cannot go out yet, reading retries it (the linger deadline
+ * bounds the wait). */
+static int tls_shutdown(void *tp, int fd)
+{
+    msi_tls_io *io = tp;
+    int rc = msi_tls_io_shutdown(io);
+    if (rc == MS_EAGAIN)
+        return 0;
+    if (rc < 0)
+        return rc;
+    return ms_sock_shutdown_write(fd);
+}
+
+static void tls_close(void *tp, int fd, int abortive)
+{
+    msi_tls_io *io = tp;
+    if (io && !abortive && io->hs_done && !io->shut_sent && !io->err) {
+        /* One try at close_notify, never a wait: the socket is made
+         * non-blocking first in case it was a blocking one. */
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0 && !(fl & O_NONBLOCK))
+            fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        msi_tls_io_shutdown(io);
+    }
+    /* A failed handshake has just written its alert: a reset could
+     * destroy it before the peer reads why it was refused. */
+    if (io && io->hs_failed)
+        abortive = 0;
+    ms_sock_close(fd, abortive);
+}
+
+static void tls_release(void *tp)
+{
+    msi_tls_io *io = tp;
+    if (!io)
+        return;
+    msi_tls_io_fini(io);
+    free(io);
+}
+
+static int tls_wants(void *tp)
+{
+    return tp ? msi_tls_io_wants(tp) : 0;
+}
+
+static int tls_handshake(void *tp, int fd)
+{
+    (void)fd;
+    return msi_tls_io_handshake(tp);
+}
+
+static void tls_ctx_free(void *ctx)
+{
+    tls_group *tg = ctx;
+    ms_tls_ctx_free(tg->ctx);
+    free(tg);
+}
+
+const msi_transport msi_transport_tls = {
+    .name = "tls",
+    .open = tls_open,
+    .read = tls_read,
+    .writev = tls_writev,
+    .shutdown = tls_shutdown,
+    .close = tls_close,
+    .release = tls_release,
+    .wants = tls_wants,
+    .handshake = tls_handshake,
+    .ctx_free = tls_ctx_free,
+};
+
+int msi_tls_group_use(msi_group *g, ms_tls_ctx *ctx, const char *host)
+{
+    if (!ctx || (g->srv != NULL) != (ctx->server != 0))
+        return MS_EINVAL;
+    tls_group *tg = calloc(1, sizeof *tg);
+    if (!tg)
+        return MS_ENOMEM;
+    if (host && strlen(host) >= sizeof tg->host) {
+        free(tg);
+        return MS_EINVAL;
+    }
+    msi_tls_ctx_ref(ctx);
+    tg->ctx = ctx;
+    if (host)
+        memcpy(tg->host, host, strlen(host) + 1);
+    if (g->tctx && g->tops->ctx_free)
+        g->tops->ctx_free(g->tctx);
+    g->tops = &msi_transport_tls;
+    g->tctx = tg;
+    if (g->srv)
+        g->dl_dur[MSI_DL_CONNECT] = ctx->handshake_ms;
+    return 0;
+}
+
+/* The host part of an address text: "h:p", "[v6]:p"; "" for unix:. */
+static void addr_host(char *out, size_t cap, const char *addr)
+{
+    out[0] = 0;
+    if (strncmp(addr, "unix:", 5) == 0)
+        return;
+    const char *end = strrchr(addr, ':');
+    size_t n = end ? (size_t)(end - addr) : strlen(addr);
+    if (n >= cap)
+        return;
+    memcpy(out, addr, n);
+    out[n] = 0;
+}
+
+int ms_conn_connect_tls(ms_loop *loop, const char *addr, ms_tls_ctx *tls,
+                        const ms_frame_config *frame, const ms_conn_limits *lim,
+                        const ms_conn_callbacks *cb, void *user, int timeout_ms, ms_conn **out)
+{
+    if (out)
+        *out = NULL;
+    if (!tls || tls->server || !addr)
+        return MS_EINVAL;
+    char host[256];
+    addr_host(host, sizeof host, addr);
+    ms_conn *c = NULL;
+    int rc = ms_conn_connect(loop, addr, frame, lim, cb, user, timeout_ms, &c);
+    if (rc < 0)
+        return rc;
+    /* The connect is under way and no callback can have run (that needs
+     * the loop): switch the connection's transport before it can. */
+    msi_group *g = c->g;
+    if ((rc = msi_tls_group_use(g, tls, tls->server_name[0] ? NULL : host)) == 0) {
+        if (g->tops == &msi_transport_tls && c->tp == NULL)
+            rc = g->tops->open(&c->tp, g->tctx, c->fd, 0);
+    }
+    if (rc < 0) {
+        /* Ends it quietly: the callbacks must not run on failure. */
+        g->cb = (ms_conn_callbacks){0};
+        ms_conn_abort(c);
+        return rc;
+    }
+    if (out)
+        *out = c;
+    return 0;
+}
+
+const char *ms_conn_tls_error(const ms_conn *c)
+{
+    if (!c || c->g->tops != &msi_transport_tls || !c->tp)
+        return NULL;
+    const msi_tls_io *io = c->tp;
+    return io->errtext[0] ? io->errtext : NULL;
+}
+
+const char *ms_conn_tls_version(const ms_conn *c)
+{
+    if (!c || c->g->tops != &msi_transport_tls || !c->tp)
+        return NULL;
+    const msi_tls_io *io = c->tp;
+    return io->hs_done ? SSL_get_version(io->ssl) : NULL;
+}
