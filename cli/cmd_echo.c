@@ -7,6 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Called from main.c's command table. */
+int cmd_echo_server(int argc, char **argv);
+int cmd_echo_client(int argc, char **argv);
+
 static const char *server_help =
     "Usage: msgsock echo-server [OPTIONS] [HOST [PORT]]\n"
     "\n"
