@@ -49,7 +49,9 @@ typedef struct ms_conn_limits {
                            * (default 30000) */
     int linger_ms;        /* after a graceful close, unread input is drained this long so
                            * the last reply is not destroyed by a reset (default 2000) */
-    int keepalive;        /* 1: TCP keepalive on (default off) */
+    int keepalive;        /* 1: TCP keepalive on, -1: off; 0: on for connections a
+                           * server accepts (knobs left 0 become the
+                           * MS_CONN_DEFAULT_KEEPALIVE_* below), off for clients */
     int keepalive_idle_s; /* keepalive knobs, 0: system default */
     int keepalive_intvl_s;
     int keepalive_count;
@@ -61,6 +63,11 @@ typedef struct ms_conn_limits {
 #define MS_CONN_DEFAULT_IDLE_MS 300000
 #define MS_CONN_DEFAULT_MSG_MS 30000
 #define MS_CONN_DEFAULT_LINGER_MS 2000
+/* A server's keepalive: a peer that vanished without a FIN or reset (cable
+ * cut, host down) is found after about idle + intvl * count seconds (2 min). */
+#define MS_CONN_DEFAULT_KEEPALIVE_IDLE_S 60
+#define MS_CONN_DEFAULT_KEEPALIVE_INTVL_S 10
+#define MS_CONN_DEFAULT_KEEPALIVE_COUNT 6
 
 /*
  * The handler. It sees only the connection and the message, never the loop,
@@ -161,9 +168,15 @@ MS_EXPORT int ms_conn_serve_fd(int fd, const ms_frame_config *frame, const ms_co
 
 typedef struct ms_server_limits {
     int max_conns;           /* open connections at most; more are accepted and closed
-                              * at once and counted as refused (default 10000; -1: none) */
+                              * at once and counted as refused (0: RLIMIT_NOFILE's soft
+                              * limit at create minus MS_SERVER_FD_RESERVE and 4 per
+                              * loop, at least 1; -1: none) */
     ms_conn_limits conn;     /* per connection */
 } ms_server_limits;
+
+/* Descriptors the default max_conns leaves for everything but connections:
+ * stdio, logs, files the handler opens. */
+#define MS_SERVER_FD_RESERVE 32
 
 /* A log line: level 0 error, 1 warning, 2 info. msg has no newline. */
 typedef void (*ms_log_fn)(void *user, int level, const char *msg);

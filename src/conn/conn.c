@@ -922,7 +922,7 @@ static void set_options(ms_conn *c)
         return;
     if (l->nodelay)
         ms_sock_set_nodelay(c->fd, 1);
-    if (l->keepalive)
+    if (l->keepalive > 0)
         ms_sock_set_keepalive(c->fd, 1, l->keepalive_idle_s, l->keepalive_intvl_s,
                               l->keepalive_count);
 }

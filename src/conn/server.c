@@ -3,11 +3,13 @@
 #include "conn/tls_int.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -256,6 +258,21 @@ static int cpu_count(void)
     return n < 1 ? 1 : n > 256 ? 256 : (int)n;
 }
 
+/* Past the soft descriptor limit accept fails with EMFILE, and then every
+ * descriptor the handler needs fails too; refusing a little before keeps
+ * the connections already open working. */
+static int default_max_conns(int nloops)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 10000;
+    rlim_t reserve = MS_SERVER_FD_RESERVE + 4 * (rlim_t)nloops;
+    if (rl.rlim_cur <= reserve)
+        return 1;
+    rlim_t n = rl.rlim_cur - reserve;
+    return n > INT_MAX ? INT_MAX : (int)n;
+}
+
 int ms_server_create(ms_server **out, const ms_server_config *cfg)
 {
     *out = NULL;
@@ -276,7 +293,17 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
     }
     s->cfg.listen = s->listen_text;
     if (s->cfg.limits.max_conns == 0)
-        s->cfg.limits.max_conns = 10000;
+        s->cfg.limits.max_conns = default_max_conns(s->nloops);
+    ms_conn_limits *cl = &s->cfg.limits.conn;
+    if (cl->keepalive == 0) {
+        cl->keepalive = 1;
+        if (cl->keepalive_idle_s == 0)
+            cl->keepalive_idle_s = MS_CONN_DEFAULT_KEEPALIVE_IDLE_S;
+        if (cl->keepalive_intvl_s == 0)
+            cl->keepalive_intvl_s = MS_CONN_DEFAULT_KEEPALIVE_INTVL_S;
+        if (cl->keepalive_count == 0)
+            cl->keepalive_count = MS_CONN_DEFAULT_KEEPALIVE_COUNT;
+    }
     for (int i = 0; i < s->nloops; i++) {
         s->loops[i].lfd = -1;
         s->loops[i].reserve_fd = -1;
@@ -294,7 +321,7 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
             sl->loop = NULL;
             break;
         }
-        rc = msi_group_init(&sl->g, sl->loop, &cfg->frame, &cfg->limits.conn, &cfg->cb, cfg->user);
+        rc = msi_group_init(&sl->g, sl->loop, &cfg->frame, cl, &cfg->cb, cfg->user);
         if (rc < 0) {
             ms_loop_free(sl->loop);
             sl->loop = NULL;
