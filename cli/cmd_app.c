@@ -32,7 +32,20 @@ static const char *server_help =
     "  --data FILE        search table: a JSON object of string values (default:\n"
     "                     the tutorial's morpheus, ring and dog emoji)\n"
     "  --max-msg SIZE     largest request content accepted (default 16M)\n"
+    "  --max-header SIZE  largest JSON header accepted (default 16k, at most 65535)\n"
     "  --idle-timeout MS  close a connection silent for this long (default 300000)\n"
+    "  --msg-timeout MS   drop a peer whose started request is not complete this\n"
+    "                     long after it began (default 30000; event model)\n"
+    "  --max-conns N      open connections at most; more are closed at once\n"
+    "                     (default: the descriptor limit minus a reserve of\n"
+    "                     32 + 4 per thread; event model)\n"
+    "  --out-max SIZE     drop a peer that lets more than this many answer bytes\n"
+    "                     queue up unread (default 64M; reading from it pauses at\n"
+    "                     1M; event model)\n"
+    "  --linger MS        after closing, drain unread input at most this long\n"
+    "                     (default 2000; event model)\n"
+    "  --keepalive SECS   TCP keepalive's first probe after SECS idle (default 60,\n"
+    "                     then 6 probes 10 s apart); 0 turns keepalive off\n"
     "  --model MODEL      'event' (default): the event server, any number of\n"
     "                     connections at once; 'iterative': one connection at a\n"
     "                     time, blocking I/O\n"
@@ -77,6 +90,7 @@ typedef struct app_server {
     ms_frame_config frame;
     int idle_ms;
     int stopfd;
+    ms_server_limits limits;   /* event model; idle_timeout_ms is idle_ms */
 } app_server;
 
 static void log_closing(const char *peer, int code, const char *why)
@@ -226,6 +240,11 @@ static int serve_iterative(const app_server *s, int lfd)
             continue;
         }
         ms_addr_format(&peer, ptext, sizeof ptext);
+        const ms_conn_limits *l = &s->limits.conn;
+        if (l->keepalive >= 0)
+            ms_sock_set_keepalive(fd, 1, l->keepalive_idle_s ? l->keepalive_idle_s
+                                                             : MS_CONN_DEFAULT_KEEPALIVE_IDLE_S,
+                                  MS_CONN_DEFAULT_KEEPALIVE_INTVL_S, MS_CONN_DEFAULT_KEEPALIVE_COUNT);
         int stop = serve_iterative_conn(s, fd, ptext);
         ms_sock_close(fd, 0);
         if (stop)
@@ -290,7 +309,7 @@ static int serve_event(app_server *s, const char *addr, int threads)
     ms_server_config cfg = {
         .listen = addr,
         .frame = s->frame,
-        .limits = {.conn = {.idle_timeout_ms = s->idle_ms}},
+        .limits = s->limits,
         .threads = threads,
         .handle_signals = 1,
         .cb = {.on_message = ev_on_message, .on_close = ev_on_close},
@@ -323,14 +342,21 @@ int cmd_app_server(int argc, char **argv)
         {"max-msg", required_argument, 0, 'm'},
         {"idle-timeout", required_argument, 0, 'i'},
         {"model", required_argument, 0, 'M'},
+        {"max-header", required_argument, 0, 'X'},
+        {"msg-timeout", required_argument, 0, 'w'},
+        {"max-conns", required_argument, 0, 'C'},
+        {"out-max", required_argument, 0, 'o'},
+        {"linger", required_argument, 0, 'g'},
+        {"keepalive", required_argument, 0, 'k'},
         {"threads", required_argument, 0, 'T'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
     };
     const char *listen_opt = NULL, *data = NULL;
-    size_t max_msg = MS_FRAME_DEFAULT_MAX_MSG;
-    long idle = MS_CONN_DEFAULT_IDLE_MS, threads = 1;
+    size_t max_msg = MS_FRAME_DEFAULT_MAX_MSG, max_header = MS_FRAME_DEFAULT_MAX_HEADER;
+    long idle = MS_CONN_DEFAULT_IDLE_MS, threads = 1, v;
+    ms_server_limits limits = {0};
     int c, iterative = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
@@ -344,6 +370,36 @@ int cmd_app_server(int argc, char **argv)
         case 'i':
             if (cli_parse_long(optarg, 1, 86400000, &idle) < 0)
                 return cli_usage("app-server", "--idle-timeout wants milliseconds, got '%s'", optarg);
+            break;
+        case 'X':
+            if (cli_parse_size(optarg, 65535, &max_header) < 0 || max_header == 0)
+                return cli_usage("app-server", "--max-header wants a size from 1 to 65535, got '%s'", optarg);
+            break;
+        case 'w':
+            if (cli_parse_long(optarg, 1, 86400000, &v) < 0)
+                return cli_usage("app-server", "--msg-timeout wants milliseconds, got '%s'", optarg);
+            limits.conn.msg_timeout_ms = (int)v;
+            break;
+        case 'C':
+            if (cli_parse_long(optarg, 1, 10000000, &v) < 0)
+                return cli_usage("app-server", "--max-conns wants a positive number, got '%s'", optarg);
+            limits.max_conns = (int)v;
+            break;
+        case 'o':
+            if (cli_parse_size(optarg, MS_FRAME_LIMIT_MAX, &limits.conn.out_max) < 0 ||
+                limits.conn.out_max == 0)
+                return cli_usage("app-server", "--out-max wants a size such as 64M, got '%s'", optarg);
+            break;
+        case 'g':
+            if (cli_parse_long(optarg, 1, 600000, &v) < 0)
+                return cli_usage("app-server", "--linger wants milliseconds, got '%s'", optarg);
+            limits.conn.linger_ms = (int)v;
+            break;
+        case 'k':
+            if (cli_parse_long(optarg, 0, 86400, &v) < 0)
+                return cli_usage("app-server", "--keepalive wants seconds (0: off), got '%s'", optarg);
+            limits.conn.keepalive = v ? 1 : -1;
+            limits.conn.keepalive_idle_s = (int)v;
             break;
         case 'M':
             if (strcmp(optarg, "iterative") == 0)
@@ -382,8 +438,10 @@ int cmd_app_server(int argc, char **argv)
         cli_err("app-server", "%s", ms_strerror(rc));
         return CLI_FAIL;
     }
-    app_server s = {.table = table, .idle_ms = (int)idle};
+    app_server s = {.table = table, .idle_ms = (int)idle, .limits = limits};
+    s.limits.conn.idle_timeout_ms = (int)idle;
     cli_app_frame_config(&s.frame, max_msg);
+    s.frame.max_header = max_header;
 
     int status = CLI_FAIL;
     int lfd = -1;

@@ -19,13 +19,22 @@ static const char *server_help =
     "  HOST PORT            address to listen on (default 127.0.0.1 65432; 0 = any free port)\n"
     "  --listen ADDR        HOST:PORT, [IPv6]:PORT, unix:/path or unix:@name\n"
     "  --threads N          event loops (default: one per CPU)\n"
-    "  --max-conns N        open connections at most; more are closed at once (default 10000)\n"
+    "  --max-conns N        open connections at most; more are closed at once (default:\n"
+    "                       the descriptor limit minus a reserve of 32 + 4 per thread)\n"
     "  --idle-timeout MS    drop a connection idle this long (default 300000; 0 = never)\n"
+    "  --framing F          raw (default: echo bytes as they come), or len16, len32,\n"
+    "                       len64: big-endian length-prefixed messages, each echoed\n"
+    "                       whole with the same framing\n"
+    "  --max-msg SIZE       largest message accepted (default 16M; with raw, the\n"
+    "                       most bytes echoed at a time)\n"
+    "  --msg-timeout MS     drop a peer whose started message is not complete this\n"
+    "                       long after it began (default 30000; framed only)\n"
     "  --out-high SIZE      queued output that pauses reading (default 1M)\n"
     "  --out-low SIZE       queued output that resumes reading (default out-high/4)\n"
     "  --out-max SIZE       drop a peer that lets more than this queue up (default 64M)\n"
     "  --linger MS          after closing, drain unread input this long (default 2000)\n"
-    "  --keepalive SECS     TCP keepalive: first probe after SECS idle (default off)\n"
+    "  --keepalive SECS     TCP keepalive's first probe after SECS idle (default 60,\n"
+    "                       then 6 probes 10 s apart); 0 turns keepalive off\n"
     "  --backend NAME       event loop backend: epoll or poll (default epoll)\n"
     "  -v, --verbose        log every dropped connection, resets included\n"
     "  -h, --help           show this help\n"
@@ -72,6 +81,13 @@ static void echo_message(ms_conn *c, const ms_frame *m, void *user)
     ms_conn_send_raw(c, m->data, m->len);
 }
 
+/* Framed echo: the payload goes back with the connection's own framing. */
+static void echo_framed(ms_conn *c, const ms_frame *m, void *user)
+{
+    (void)user;
+    ms_conn_send(c, m->data, m->len);
+}
+
 int cmd_multiconn_server(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -84,6 +100,9 @@ int cmd_multiconn_server(int argc, char **argv)
         {"out-max", required_argument, 0, 'M'},
         {"linger", required_argument, 0, 'g'},
         {"keepalive", required_argument, 0, 'k'},
+        {"framing", required_argument, 0, 'f'},
+        {"max-msg", required_argument, 0, 'x'},
+        {"msg-timeout", required_argument, 0, 'w'},
         {"backend", required_argument, 0, 'b'},
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
@@ -121,10 +140,33 @@ int cmd_multiconn_server(int argc, char **argv)
             cfg.limits.conn.linger_ms = (int)v;
             break;
         case 'k':
-            if (cli_parse_long(optarg, 1, 86400, &v) < 0)
-                return cli_usage(cmd, "--keepalive wants seconds, got '%s'", optarg);
-            cfg.limits.conn.keepalive = 1;
+            if (cli_parse_long(optarg, 0, 86400, &v) < 0)
+                return cli_usage(cmd, "--keepalive wants seconds (0: off), got '%s'", optarg);
+            cfg.limits.conn.keepalive = v ? 1 : -1;
             cfg.limits.conn.keepalive_idle_s = (int)v;
+            break;
+        case 'f':
+            if (strcmp(optarg, "raw") == 0)
+                cfg.frame.kind = MS_FRAME_RAW;
+            else if (strcmp(optarg, "len16") == 0)
+                cfg.frame.kind = MS_FRAME_LEN16;
+            else if (strcmp(optarg, "len32") == 0)
+                cfg.frame.kind = MS_FRAME_LEN32;
+            else if (strcmp(optarg, "len64") == 0)
+                cfg.frame.kind = MS_FRAME_LEN64;
+            else
+                return cli_usage(cmd, "--framing wants raw, len16, len32 or len64, got '%s'", optarg);
+            cfg.cb.on_message = cfg.frame.kind == MS_FRAME_RAW ? echo_message : echo_framed;
+            break;
+        case 'x':
+            if (cli_parse_size(optarg, MS_FRAME_LIMIT_MAX, &cfg.frame.max_msg) < 0 ||
+                cfg.frame.max_msg == 0)
+                return cli_usage(cmd, "--max-msg wants a size such as 64k or 16M, got '%s'", optarg);
+            break;
+        case 'w':
+            if (cli_parse_long(optarg, 1, 86400000, &v) < 0)
+                return cli_usage(cmd, "--msg-timeout wants milliseconds, got '%s'", optarg);
+            cfg.limits.conn.msg_timeout_ms = (int)v;
             break;
         case 'H':
         case 'L':
