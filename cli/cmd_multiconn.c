@@ -33,8 +33,8 @@ static const char *server_help =
     "  --out-low SIZE       queued output that resumes reading (default out-high/4)\n"
     "  --out-max SIZE       drop a peer that lets more than this queue up (default 64M)\n"
     "  --linger MS          after closing, drain unread input this long (default 2000)\n"
-    "  --keepalive SECS     TCP keepalive's first probe after SECS idle (default 60,\n"
-    "                       then 6 probes 10 s apart); 0 turns keepalive off\n"
+    "  --keepalive SECS[,INTVL,COUNT]  TCP keepalive: first probe after SECS idle,\n"
+    "                       then COUNT probes INTVL s apart (default 60,10,6); 0 = off\n"
     "  --backend NAME       event loop backend: epoll or poll (default epoll)\n"
     "  -v, --verbose        log every dropped connection, resets included\n"
     "  -h, --help           show this help\n"
@@ -140,11 +140,19 @@ int cmd_multiconn_server(int argc, char **argv)
             cfg.limits.conn.linger_ms = (int)v;
             break;
         case 'k':
-            if (cli_parse_long(optarg, 0, 86400, &v) < 0)
-                return cli_usage(cmd, "--keepalive wants seconds (0: off), got '%s'", optarg);
-            cfg.limits.conn.keepalive = v ? 1 : -1;
-            cfg.limits.conn.keepalive_idle_s = (int)v;
+        {
+            int idle, intvl = 0, count = 0, used = 0;
+            int n = sscanf(optarg, "%d%n,%d,%d%n", &idle, &used, &intvl, &count, &used);
+            if ((n != 1 && n != 3) || optarg[used] || idle < 0 || idle > 86400 ||
+                (n == 3 && (intvl < 1 || intvl > 3600 || count < 1 || count > 127)))
+                return cli_usage(cmd, "--keepalive wants SECS or IDLE,INTVL,COUNT (0: off), got '%s'",
+                                 optarg);
+            cfg.limits.conn.keepalive = idle ? 1 : -1;
+            cfg.limits.conn.keepalive_idle_s = idle;
+            cfg.limits.conn.keepalive_intvl_s = intvl ? intvl : MS_CONN_DEFAULT_KEEPALIVE_INTVL_S;
+            cfg.limits.conn.keepalive_count = count ? count : MS_CONN_DEFAULT_KEEPALIVE_COUNT;
             break;
+        }
         case 'f':
             if (strcmp(optarg, "raw") == 0)
                 cfg.frame.kind = MS_FRAME_RAW;
