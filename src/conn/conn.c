@@ -518,18 +518,14 @@ static void conn_parse(ms_conn *c)
             continue;
         }
         if (r == MS_ENEEDMORE) {
-            if (need > b->cap - b->start) {
-                /* The framer checked need against its limit already. */
-                if (need > g->in_max) {
-                    conn_begin_close(c, MS_ETOOLARGE);
-                    return;
-                }
-                msi_buf *nb = msi_buf_reserve(b, need);
-                if (!nb) {
-                    conn_fail(c, MS_ENOMEM);
-                    return;
-                }
-                c->in = nb;
+            /* The framer checked need against its limit already. The buffer
+             * is not grown to need here: in_room doubles it as bytes
+             * arrive, so a length a peer announces costs memory only once
+             * it sends the bytes (a thousand peers each claiming 16 MiB
+             * would otherwise reserve 16 GiB). */
+            if (need > g->in_max) {
+                conn_begin_close(c, MS_ETOOLARGE);
+                return;
             }
             break;
         }
