@@ -1,6 +1,6 @@
 #!/bin/sh
 # deps.sh: installs the Debian packages a make target needs, when missing.
-# Usage: scripts/deps.sh build|test|fuzz|bench|tls
+# Usage: scripts/deps.sh build|test|fuzz|bench|reliability|tls
 # Prints what it installs; installs only as root (otherwise says what to run).
 set -eu
 
@@ -8,12 +8,14 @@ pkgs_build="libjansson-dev libssl-dev pkg-config"
 pkgs_test="$pkgs_build libcmocka-dev python3 iproute2 openssl procps"
 pkgs_fuzz="$pkgs_test clang"
 pkgs_bench="$pkgs_test libuv1-dev libevent-dev linux-perf util-linux"
+pkgs_reliability="$pkgs_test nftables valgrind util-linux"
 
 case "${1:-build}" in
 build) want=$pkgs_build ;;
 test) want=$pkgs_test ;;
 fuzz) want=$pkgs_fuzz ;;
 bench) want=$pkgs_bench ;;
+reliability) want=$pkgs_reliability ;;
 *) echo "deps.sh: unknown set '$1'" >&2; exit 2 ;;
 esac
 
