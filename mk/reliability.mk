@@ -1,0 +1,51 @@
+# reliability.mk: the reliability suite (tests/reliability/, docs/reliability.md).
+#   make test-reliability   hostile input, slowloris, resets, half-close, descriptor
+#                           exhaustion, slow readers, network faults in namespaces,
+#                           against $(BUILD)/msgsock (BUILD=build-san: the ASan build)
+#   make soak               mixed traffic with misbehaving clients for SOAK_SECONDS
+#                           (default 600); fails on any loss or leak
+#   make test-tsan          the multi-threaded server tests on the ThreadSanitizer build
+#   make test-valgrind      integration tests with every server under memcheck;
+#                           a leak or error at exit after SIGTERM fails the test
+# REL_ARGS adds run.py options (e.g. REL_ARGS="-k slowloris").
+
+SOAK_SECONDS ?= 600
+SOAK_ARGS ?=
+REL_ARGS ?=
+VALGRIND_TESTS ?= test_app test_multiconn test_echo
+
+rel-deps:
+	$(Q)scripts/deps.sh reliability
+
+test-reliability: all rel-deps
+	$(Q)$(PYTHON) tests/reliability/run.py --build $(BUILD) $(REL_ARGS)
+
+soak: all
+	$(Q)$(PYTHON) tests/reliability/soak.py --build $(BUILD) --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
+
+# Threads race only where more than one loop runs: the unit tests of the
+# connection layer and the CLI tests of the threaded servers. Any report
+# makes the process exit 66, which the tests see as a failure.
+test-tsan:
+	$(Q)$(MAKE) --no-print-directory TSAN=1 all
+	$(Q)$(MAKE) --no-print-directory TSAN=1 build-tsan/tests/test_conn build-tsan/tests/test_loop
+	$(Q)TSAN_OPTIONS="halt_on_error=1 exitcode=66 $(TSAN_OPTIONS)" \
+	    $(PYTHON) tests/run.py --build build-tsan --only unit -k test_conn
+	$(Q)TSAN_OPTIONS="halt_on_error=1 exitcode=66 $(TSAN_OPTIONS)" \
+	    $(PYTHON) tests/run.py --build build-tsan --only unit -k test_loop
+	$(Q)set -e; for k in threads concurren many_clients; do \
+	    TSAN_OPTIONS="halt_on_error=1 exitcode=66 $(TSAN_OPTIONS)" \
+	    $(PYTHON) tests/run.py --build build-tsan --only cli -k $$k; done
+	$(Q)TSAN_OPTIONS="halt_on_error=1 exitcode=66 $(TSAN_OPTIONS)" \
+	    $(PYTHON) tests/reliability/run.py --build build-tsan -k threads
+
+# MSGSOCK_BIN points at a wrapper that execs the server under memcheck
+# (same pid, so /proc checks still hold); its exit status is 99 on any
+# error or definite/possible leak, and the tests require 0 after SIGTERM.
+test-valgrind: all
+	$(Q)scripts/deps.sh reliability
+	$(Q)set -e; for t in $(VALGRIND_TESTS); do \
+	    $(PYTHON) tests/reliability/run.py --build $(BUILD) --valgrind --suite cli -k $$t; done
+	$(Q)$(PYTHON) tests/reliability/run.py --build $(BUILD) --valgrind -k test_resets
+
+.PHONY: rel-deps test-tsan test-valgrind
