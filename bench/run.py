@@ -301,7 +301,7 @@ def summarize(results, names, runs, rate, nidle):
     row(f"rate {rate}/s server CPU us/msg", False, "fixed_rate",
         lambda r: r["cpu"]["server_us_per_req"])
     row(f"rate {rate}/s syscalls/msg", False, "fixed_rate",
-        lambda r: r["syscalls"] / (r["rate"] * r["perf_s"]) if r.get("syscalls") else None)
+        lambda r: r["syscalls"] / (r["req_per_s"] * r["perf_s"]) if r.get("syscalls") and r["req_per_s"] else None)
     row(f"idle RSS B/conn ({nidle})", False, "idle_rss", lambda r: r)
     for key, _ in runs:
         if results.get("msgsock", {}).get("unix_" + key):
