@@ -49,3 +49,9 @@ test-valgrind: all
 	$(Q)$(PYTHON) tests/reliability/run.py --build $(BUILD) --valgrind -k test_resets
 
 .PHONY: rel-deps test-tsan test-valgrind
+
+# The short soak CI runs.
+soak-ci:
+	$(Q)$(MAKE) --no-print-directory soak SOAK_SECONDS=60
+
+.PHONY: soak-ci
