@@ -14,6 +14,16 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 typedef int (*cli_cmd_fn)(int argc, char **argv);
 
+/* The subcommands; each returns the process exit status. */
+int cmd_echo_server(int argc, char **argv);
+int cmd_echo_client(int argc, char **argv);
+int cmd_multiconn_server(int argc, char **argv);
+int cmd_multiconn_client(int argc, char **argv);
+int cmd_app_server(int argc, char **argv);
+int cmd_app_client(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+
 /* "msgsock CMD: message" on stderr. */
 void cli_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints the error and "Try 'msgsock CMD --help'."; returns CLI_USAGE. */

@@ -4,13 +4,6 @@
 #include <signal.h>
 #include <string.h>
 
-int cmd_echo_server(int argc, char **argv);
-int cmd_echo_client(int argc, char **argv);
-int cmd_multiconn_server(int argc, char **argv);
-int cmd_multiconn_client(int argc, char **argv);
-int cmd_bench(int argc, char **argv);
-int cmd_app_server(int argc, char **argv);
-int cmd_app_client(int argc, char **argv);
 
 static const struct {
     const char *name;
