@@ -181,6 +181,58 @@ typedef struct ms_server_limits {
 /* A log line: level 0 error, 1 warning, 2 info. msg has no newline. */
 typedef void (*ms_log_fn)(void *user, int level, const char *msg);
 
+/* What a server's log line is about. */
+typedef enum ms_log_event {
+    MS_LOG_SERVER = 0,   /* the server as a whole: accept errors, running out of descriptors */
+    MS_LOG_CONN_END,     /* a connection ended with an error: code says which, peer whose */
+    MS_LOG_LIMIT         /* connections refused at max_conns (one line per second at most) */
+} ms_log_event;
+
+/* A log line with its facts apart, so the caller decides what to print. */
+typedef struct ms_log_record {
+    int level;              /* 0 error, 1 warning, 2 info */
+    ms_log_event event;
+    int code;               /* the MS_E* code the line is about, 0 if none */
+    const ms_addr *peer;    /* the connection's peer, NULL for the server as a whole */
+    const char *msg;        /* the line in words, without the peer; no newline */
+} ms_log_record;
+/* rec and everything it points to are valid during the call only. */
+typedef void (*ms_log_record_fn)(void *user, const ms_log_record *rec);
+
+/*
+ * How a server serves its connections.
+ *
+ * In the blocking models the thread calling ms_server_run keeps the
+ * listener, the signals and ms_server_stop; each connection is driven by
+ * ms_conn_serve_fd (blocking I/O) on a thread of its own (THREAD; ITERATIVE
+ * runs one such thread at a time) or in a child process (FORK). What
+ * applies there: the framing and its max_msg, idle_timeout_ms,
+ * msg_timeout_ms, linger_ms, keepalive, nodelay, and max_conns (THREAD:
+ * threads at most; FORK: live children at most; ITERATIVE: ignored, the
+ * clients waiting stay in the listen backlog). What does not: out_high,
+ * out_low and out_max (a reply is sent before the next message is read, so
+ * nothing queues; a peer that does not read stalls that one connection, for
+ * at most idle_timeout_ms), threads, and tls (MS_ENOTSUP). In a handler
+ * ms_conn_loop() and ms_conn_server() are NULL. With FORK the callbacks run
+ * in the child: what they change in memory is gone when it exits, and the
+ * child inherits the parent's descriptors but the listener. Stop: THREAD and
+ * ITERATIVE shut every connection's socket down (the handler sees the end)
+ * and join the threads; FORK sends each child SIGTERM (it shuts its socket
+ * down and exits; SIGKILL after linger_ms + 1 s) and reaps every child, as
+ * it does whenever one exits: no zombies.
+ */
+typedef enum ms_server_model {
+    MS_MODEL_EVENT = 0,  /* threads event loops, non-blocking I/O (the default) */
+    MS_MODEL_THREAD,     /* a thread per connection */
+    MS_MODEL_FORK,       /* a process per connection */
+    MS_MODEL_ITERATIVE   /* one connection at a time, in accept order */
+} ms_server_model;
+
+/* "event", "thread", "fork" or "iterative"; static storage. */
+MS_EXPORT const char *ms_server_model_name(ms_server_model m);
+/* The model named name; 0 or MS_EINVAL. */
+MS_EXPORT int ms_server_model_parse(const char *name, ms_server_model *out);
+
 typedef struct ms_server_config {
     const char *listen;           /* address text (ms_addr_resolve forms), required */
     ms_frame_config frame;        /* zero: RAW */
@@ -192,9 +244,12 @@ typedef struct ms_server_config {
     ms_conn_callbacks cb;
     void *user;                   /* passed to callbacks and log */
     ms_log_fn log;                /* NULL: one line on stderr */
+    ms_log_record_fn log_record;  /* if set, called instead of log, with the facts apart;
+                                   * from any of the server's threads (and fork children) */
     struct ms_tls_ctx *tls;       /* NULL: plain; else a server context (msgsock/tls.h):
                                    * every connection does a TLS handshake before on_open.
                                    * The server keeps its own reference. */
+    ms_server_model model;        /* zero: MS_MODEL_EVENT */
 } ms_server_config;
 
 typedef struct ms_server_stats {
@@ -212,12 +267,13 @@ typedef struct ms_server_stats {
 MS_EXPORT int ms_server_create(ms_server **out, const ms_server_config *cfg);
 /* The bound address (port 0 resolved). */
 MS_EXPORT int ms_server_local_addr(const ms_server *s, ms_addr *out);
-/* The listening descriptor of loop 0 (still the server's). */
+/* The listening descriptor (loop 0's; still the server's). */
 MS_EXPORT int ms_server_listen_fd(const ms_server *s);
-/* Serves on threads loops (the calling thread runs loop 0) until
- * ms_server_stop() or, with handle_signals, SIGINT/SIGTERM; then closes
- * every connection gracefully (bounded by linger_ms, then aborted) and
- * returns 0, or a negative code if it could not start. */
+/* Serves on threads loops (the calling thread runs loop 0), or in the
+ * configured blocking model, until ms_server_stop() or, with
+ * handle_signals, SIGINT/SIGTERM; then closes every connection gracefully
+ * (bounded by linger_ms, then aborted) and returns 0, or a negative code if
+ * it could not start. */
 MS_EXPORT int ms_server_run(ms_server *s);
 /* Asks ms_server_run to return. Safe from any thread and from callbacks. */
 MS_EXPORT void ms_server_stop(ms_server *s);
@@ -226,9 +282,49 @@ MS_EXPORT void ms_server_free(ms_server *s);
 /* Totals so far; safe from any thread. */
 MS_EXPORT void ms_server_stats_get(const ms_server *s, ms_server_stats *out);
 /* Calls fn for each open connection. Only from the thread of a server
- * callback with threads == 1, or while the server is not running. */
+ * callback with threads == 1, or while the server is not running; event
+ * model only (see ms_server_snapshot_get for any model). */
 MS_EXPORT void ms_server_foreach_conn(ms_server *s, void (*fn)(ms_conn *c, void *arg), void *arg);
-/* The server a connection was accepted by, or NULL for a client. */
+/* The server a connection was accepted by, or NULL for a client (and in
+ * the blocking models). */
 MS_EXPORT ms_server *ms_conn_server(const ms_conn *c);
+
+/* ---- seeing the connections -------------------------------------------- */
+
+/* One connection of a snapshot. */
+typedef struct ms_server_conn {
+    ms_addr peer;
+    ms_conn_state state;
+    int64_t age_ms;               /* since accept */
+    uint64_t bytes_in, bytes_out;
+    uint64_t msgs_in, msgs_out;
+    size_t out_queued;            /* bytes queued unsent (always 0 in the blocking models) */
+    int loop;                     /* event model: the loop serving it; else -1 */
+    int pid;                      /* fork model: the child serving it; else 0 */
+} ms_server_conn;
+
+typedef struct ms_server_snapshot {
+    ms_server_model model;
+    int threads;                  /* event loops (0 in the blocking models) */
+    ms_addr local;                /* the listening address */
+    ms_server_stats stats;        /* the totals, read after the connections */
+    size_t nconns;
+    ms_server_conn *conns;        /* nconns entries, owned by the snapshot */
+} ms_server_snapshot;
+
+/*
+ * The server's connections and totals now. Event model: each running loop
+ * lists its own connections on its own thread (asked with ms_loop_wake),
+ * and the caller waits for every answer; blocking models: a registry kept
+ * under a mutex, with each connection's counters as of its last message.
+ * Safe from any thread that runs none of s's loops, and from callbacks on
+ * the thread of loop 0 (never from another loop's callbacks: two loops
+ * waiting for each other would never answer). On success (0) out->conns
+ * is the caller's until ms_server_snapshot_free(out); on MS_ENOMEM out
+ * holds the totals and no connections.
+ */
+MS_EXPORT int ms_server_snapshot_get(ms_server *s, ms_server_snapshot *out);
+/* Frees snap's connections (not snap itself); NULL is fine. */
+MS_EXPORT void ms_server_snapshot_free(ms_server_snapshot *snap);
 
 #endif

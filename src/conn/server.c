@@ -1,10 +1,11 @@
-/* server.c: the event-model server: listeners, accept batches, N loops, stop and totals. */
-#include "conn/conn_int.h"
+/* server.c: the server: the event model (listeners, accept batches, N loops, stop), totals, logging, dispatch to the other models. */
+#include "conn/server_int.h"
 #include "conn/tls_int.h"
 
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,8 @@ struct ms_server {
     atomic_int stopping;
     atomic_int open;
     atomic_uint_fast64_t accepted, refused, bad, output, timed_out;
+    msi_snap *snap;
+    msi_blocking *blk;  /* the thread, fork and iterative models */
 };
 
 static void default_log(void *user, int level, const char *msg)
@@ -54,6 +57,104 @@ static void default_log(void *user, int level, const char *msg)
     (void)user;
     if (level <= 1)
         fprintf(stderr, "msgsock: %s\n", msg);
+}
+
+/* ---- totals and logging, for every model ---- */
+
+int msi_server_reason_kind(int reason)
+{
+    if ((reason <= MS_ETOOLARGE && reason >= MS_EBADCONTENT) || reason == MS_ETRUNCATED)
+        return MSI_END_BAD;
+    if (reason == MS_EOUTPUTLIMIT)
+        return MSI_END_OUTPUT;
+    if (reason == MS_EIDLE || reason == MS_ESLOW)
+        return MSI_END_TIMEOUT;
+    return reason == 0 || reason == MS_ECLOSED ? MSI_END_OK : MSI_END_OTHER;
+}
+
+void msi_server_note_accept(ms_server *s)
+{
+    atomic_fetch_add(&s->open, 1);
+    atomic_fetch_add(&s->accepted, 1);
+}
+
+void msi_server_note_refused(ms_server *s) { atomic_fetch_add(&s->refused, 1); }
+
+void msi_server_note_end(ms_server *s, int reason)
+{
+    atomic_fetch_sub(&s->open, 1);
+    switch (msi_server_reason_kind(reason)) {
+    case MSI_END_BAD: atomic_fetch_add(&s->bad, 1); break;
+    case MSI_END_OUTPUT: atomic_fetch_add(&s->output, 1); break;
+    case MSI_END_TIMEOUT: atomic_fetch_add(&s->timed_out, 1); break;
+    default: break;
+    }
+}
+
+void msi_server_log(ms_server *s, int level, int event, int code, const ms_addr *peer,
+                    const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (s->cfg.log_record) {
+        ms_log_record r = {level, (ms_log_event)event, code, peer, line};
+        s->cfg.log_record(s->cfg.user, &r);
+        return;
+    }
+    char full[MS_ADDR_STRLEN + sizeof line + 2];
+    const char *text = line;
+    if (peer) {
+        char p[MS_ADDR_STRLEN];
+        if (ms_addr_format(peer, p, sizeof p) < 0)
+            snprintf(p, sizeof p, "unix:");
+        snprintf(full, sizeof full, "%s: %s", p, line);
+        text = full;
+    }
+    if (s->cfg.log)
+        s->cfg.log(s->cfg.user, level, text);
+    else
+        default_log(NULL, level, text);
+}
+
+void msi_server_log_end(ms_server *s, const ms_addr *peer, int reason, const char *detail)
+{
+    if (reason == 0 || reason == MS_ECLOSED)
+        return;
+    int level = (reason == MS_ECONNRESET || reason == MS_EPIPE) ? 2 : 1;
+    msi_server_log(s, level, MS_LOG_CONN_END, reason, peer, "connection dropped: %s (%s)%s%s",
+                   ms_strerror(reason), ms_err_name(reason), detail ? ": " : "",
+                   detail ? detail : "");
+}
+
+const ms_server_config *msi_server_cfg(const ms_server *s) { return &s->cfg; }
+int msi_server_nloops(const ms_server *s) { return s->nloops; }
+ms_loop *msi_server_loop(ms_server *s, int i) { return s->loops[i].loop; }
+msi_group *msi_server_group(ms_server *s, int i) { return &s->loops[i].g; }
+msi_snap *msi_server_snap(ms_server *s) { return s->snap; }
+msi_blocking *msi_server_blocking(ms_server *s) { return s->blk; }
+
+const char *ms_server_model_name(ms_server_model m)
+{
+    switch (m) {
+    case MS_MODEL_EVENT: return "event";
+    case MS_MODEL_THREAD: return "thread";
+    case MS_MODEL_FORK: return "fork";
+    case MS_MODEL_ITERATIVE: return "iterative";
+    }
+    return "unknown";
+}
+
+int ms_server_model_parse(const char *name, ms_server_model *out)
+{
+    for (int m = MS_MODEL_EVENT; m <= MS_MODEL_ITERATIVE; m++)
+        if (name && strcmp(name, ms_server_model_name((ms_server_model)m)) == 0) {
+            *out = (ms_server_model)m;
+            return 0;
+        }
+    return MS_EINVAL;
 }
 
 /* ---- accepting ---- */
@@ -93,8 +194,9 @@ static void on_emfile(srv_loop *sl, int err)
     }
     sl->emfile_count += (uint64_t)closed;
     if (now - sl->last_log_emfile >= LOG_EVERY_MS) {
-        msi_log(&sl->g, 1, "accept: %s: %llu connection(s) closed at once since the last report",
-                ms_strerror(err), (unsigned long long)sl->emfile_count);
+        msi_server_log(s, 1, MS_LOG_SERVER, err, NULL,
+                       "accept: %s: %llu connection(s) closed at once since the last report",
+                       ms_strerror(err), (unsigned long long)sl->emfile_count);
         sl->last_log_emfile = now;
         sl->emfile_count = 0;
     }
@@ -120,7 +222,7 @@ static void on_accept(ms_loop *loop, int lfd, int events, void *arg)
                 on_emfile(sl, -e);
                 return;
             }
-            msi_log(&sl->g, 0, "accept: %s", ms_strerror(-e));
+            msi_server_log(s, 0, MS_LOG_SERVER, -e, NULL, "accept: %s", ms_strerror(-e));
             return;
         }
         if (max > 0 && atomic_load(&s->open) >= max) {
@@ -129,19 +231,20 @@ static void on_accept(ms_loop *loop, int lfd, int events, void *arg)
             sl->refused_since_log++;
             int64_t now = ms_loop_now(loop);
             if (now - sl->last_log_refused >= LOG_EVERY_MS) {
-                msi_log(&sl->g, 1, "connection limit %d reached: %llu connection(s) refused", max,
-                        (unsigned long long)sl->refused_since_log);
+                msi_server_log(s, 1, MS_LOG_LIMIT, MS_ELIMIT, NULL,
+                               "connection limit %d reached: %llu connection(s) refused", max,
+                               (unsigned long long)sl->refused_since_log);
                 sl->last_log_refused = now;
                 sl->refused_since_log = 0;
             }
             continue;
         }
-        atomic_fetch_add(&s->open, 1);
-        atomic_fetch_add(&s->accepted, 1);
+        msi_server_note_accept(s);
         int rc = msi_conn_start(&sl->g, fd, (struct sockaddr *)&ss, sslen, 0, NULL);
         if (rc < 0) {
             atomic_fetch_sub(&s->open, 1);
-            msi_log(&sl->g, 0, "accept: cannot serve a connection: %s", ms_strerror(rc));
+            msi_server_log(s, 0, MS_LOG_SERVER, rc, NULL, "accept: cannot serve a connection: %s",
+                           ms_strerror(rc));
         }
     }
 }
@@ -150,23 +253,11 @@ void msi_server_conn_closed(ms_server *s, ms_conn *c)
 {
     srv_loop *sl = (srv_loop *)(void *)((char *)c->g - offsetof(srv_loop, g));
     int r = c->reason;
-    atomic_fetch_sub(&s->open, 1);
-    if ((r <= MS_ETOOLARGE && r >= MS_EBADCONTENT) || r == MS_ETRUNCATED)
-        atomic_fetch_add(&s->bad, 1);
-    else if (r == MS_EOUTPUTLIMIT)
-        atomic_fetch_add(&s->output, 1);
-    else if (r == MS_EIDLE || r == MS_ESLOW)
-        atomic_fetch_add(&s->timed_out, 1);
+    msi_server_note_end(s, r);
     if (r != 0 && r != MS_ECLOSED) {
-        char peer[MS_ADDR_STRLEN] = "?";
         ms_addr a;
         ms_conn_peer(c, &a);
-        if (ms_addr_format(&a, peer, sizeof peer) < 0)
-            snprintf(peer, sizeof peer, "unix:");
-        int level = (r == MS_ECONNRESET || r == MS_EPIPE) ? 2 : 1;
-        const char *tls = ms_conn_tls_error(c);
-        msi_log(&sl->g, level, "%s: connection dropped: %s (%s)%s%s", peer, ms_strerror(r),
-                ms_err_name(r), tls ? ": " : "", tls ? tls : "");
+        msi_server_log_end(s, &a, r, ms_conn_tls_error(c));
     }
     if (sl->g.stopping && sl->g.nconns == 0)
         ms_loop_stop(sl->loop);
@@ -205,6 +296,8 @@ static void stop_on_loop(ms_loop *loop, void *arg)
 void ms_server_stop(ms_server *s)
 {
     atomic_store(&s->stopping, 1);
+    if (s->blk)
+        msi_blocking_stop(s->blk);
     for (int i = 0; i < s->nloops; i++)
         if (ms_loop_wake(s->loops[i].loop, stop_on_loop, &s->loops[i]) < 0)
             ms_loop_stop(s->loops[i].loop);
@@ -223,6 +316,7 @@ void ms_server_free(ms_server *s)
 {
     if (!s)
         return;
+    msi_blocking_free(s->blk);
     for (int i = 0; i < s->nloops; i++) {
         srv_loop *sl = &s->loops[i];
         if (!sl->loop)
@@ -247,6 +341,7 @@ void ms_server_free(ms_server *s)
         if (s->local.len > offsetof(struct sockaddr_un, sun_path) && un->sun_path[0] == '/')
             unlink(un->sun_path);
     }
+    msi_snap_free(s->snap);
     free(s->loops);
     free(s->listen_text);
     free(s);
@@ -278,14 +373,17 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
     *out = NULL;
     if (!cfg || !cfg->listen)
         return MS_EINVAL;
+    if (cfg->model < MS_MODEL_EVENT || cfg->model > MS_MODEL_ITERATIVE)
+        return MS_EINVAL;
     ms_server *s = calloc(1, sizeof *s);
     if (!s)
         return MS_ENOMEM;
     s->cfg = *cfg;
     s->listen_text = strdup(cfg->listen);
-    s->nloops = cfg->threads > 0 ? cfg->threads : cpu_count();
-    s->loops = calloc((size_t)s->nloops, sizeof *s->loops);
-    if (!s->listen_text || !s->loops) {
+    int blocking = cfg->model != MS_MODEL_EVENT;
+    s->nloops = blocking ? 0 : cfg->threads > 0 ? cfg->threads : cpu_count();
+    s->loops = blocking ? NULL : calloc((size_t)s->nloops, sizeof *s->loops);
+    if (!s->listen_text || (!blocking && !s->loops)) {
         free(s->listen_text);
         free(s->loops);
         free(s);
@@ -304,11 +402,19 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
         if (cl->keepalive_count == 0)
             cl->keepalive_count = MS_CONN_DEFAULT_KEEPALIVE_COUNT;
     }
+    int rc = blocking ? msi_blocking_create(&s->blk, s, &s->local)
+                      : msi_snap_create(&s->snap, s->nloops);
+    if (rc < 0 || blocking) {
+        if (rc < 0)
+            ms_server_free(s);
+        else
+            *out = s;
+        return rc;
+    }
     for (int i = 0; i < s->nloops; i++) {
         s->loops[i].lfd = -1;
         s->loops[i].reserve_fd = -1;
     }
-    int rc = 0;
     ms_loop_opts lo = {.backend = cfg->backend};
     ms_listen_opts lopts = {.backlog = cfg->backlog > 0 ? cfg->backlog : 511,
                             .reuseport = s->nloops > 1,
@@ -384,7 +490,10 @@ int ms_server_local_addr(const ms_server *s, ms_addr *out)
     return 0;
 }
 
-int ms_server_listen_fd(const ms_server *s) { return s->loops[0].lfd; }
+int ms_server_listen_fd(const ms_server *s)
+{
+    return s->blk ? msi_blocking_listen_fd(s->blk) : s->loops[0].lfd;
+}
 
 static void *loop_thread(void *arg)
 {
@@ -395,13 +504,18 @@ static void *loop_thread(void *arg)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    int i = (int)(sl - sl->s->loops);
+    msi_snap_loop_begin(sl->s->snap, i);
     ms_loop_run(sl->loop);
+    msi_snap_loop_end(sl->s->snap, i, sl->loop);
     return NULL;
 }
 
 int ms_server_run(ms_server *s)
 {
     int rc;
+    if (s->blk)
+        return msi_blocking_run(s->blk);
     if (s->cfg.handle_signals) {
         if ((rc = ms_loop_signal(s->loops[0].loop, SIGINT, on_signal, s)) < 0 ||
             (rc = ms_loop_signal(s->loops[0].loop, SIGTERM, on_signal, s)) < 0)
@@ -418,7 +532,9 @@ int ms_server_run(ms_server *s)
         }
         s->loops[i].started = 1;
     }
+    msi_snap_loop_begin(s->snap, 0);
     rc = ms_loop_run(s->loops[0].loop);
+    msi_snap_loop_end(s->snap, 0, s->loops[0].loop);
     if (rc < 0)
         ms_server_stop(s);
     for (int i = 1; i < s->nloops; i++)

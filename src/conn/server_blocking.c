@@ -1,0 +1,611 @@
+/* server_blocking.c: the blocking server models: a thread per connection, a process per connection, one at a time. */
+#include "conn/server_int.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define ACCEPT_BATCH 64
+/* Children and finished threads are also looked for this often, so a lost
+ * SIGCHLD or wakeup can delay a reap but never leave a zombie behind. */
+#define REAP_EVERY_MS 250
+#define EMFILE_PAUSE_MS 100
+#define LOG_EVERY_MS 1000
+
+/* A fork child's exit status says how its connection ended. */
+enum { X_CLEAN = 0, X_BAD = 10, X_OUTPUT = 11, X_TIMEOUT = 12, X_ERROR = 13 };
+
+/* What a worker publishes about its connection, after each message: in the
+ * slot for a thread, in a page shared with the child for fork. */
+typedef struct blk_pub {
+    atomic_int state;
+    atomic_uint_fast64_t bytes_in, bytes_out, msgs_in, msgs_out;
+} blk_pub;
+
+typedef struct blk_slot {
+    msi_blocking *b;
+    int pos;                /* index in b->live */
+    int fd;                 /* thread: the socket until the worker closes it (under mu) */
+    pid_t pid;              /* fork: the child */
+    pthread_t th;
+    atomic_int done;        /* thread: the worker is finished, join it */
+    int64_t created;
+    ms_addr peer;
+    blk_pub *pub;
+    blk_pub own;
+} blk_slot;
+
+struct msi_blocking {
+    ms_server *s;
+    const ms_server_config *cfg;
+    ms_server_model model;
+    ms_loop *loop;
+    int lfd;
+    int watching, paused;
+    blk_slot **live;        /* the connections being served (under mu) */
+    int nlive, caplive;
+    pthread_mutex_t mu;
+    ms_timer *reap_t, *stop_t, *pause_t;
+    atomic_int stopping;
+    int stop_begun;
+    int in_child;
+    int64_t last_log_refused, last_log_accept;
+    uint64_t refused_since_log;
+    ms_conn_callbacks wrap;
+};
+
+/* ---- the worker's side: the user's callbacks, wrapped to publish ---- */
+
+static void publish(blk_slot *sl, ms_conn *c)
+{
+    ms_conn_info i;
+    ms_conn_info_get(c, &i);
+    blk_pub *p = sl->pub;
+    atomic_store_explicit(&p->state, (int)i.state, memory_order_relaxed);
+    atomic_store_explicit(&p->bytes_in, i.bytes_in, memory_order_relaxed);
+    atomic_store_explicit(&p->bytes_out, i.bytes_out, memory_order_relaxed);
+    atomic_store_explicit(&p->msgs_in, i.msgs_in, memory_order_relaxed);
+    atomic_store_explicit(&p->msgs_out, i.msgs_out, memory_order_relaxed);
+}
+
+static void w_open(ms_conn *c, void *user)
+{
+    blk_slot *sl = user;
+    const ms_server_config *cfg = sl->b->cfg;
+    if (cfg->cb.on_open)
+        cfg->cb.on_open(c, cfg->user);
+    publish(sl, c);
+}
+
+static void w_message(ms_conn *c, const ms_frame *m, void *user)
+{
+    blk_slot *sl = user;
+    const ms_server_config *cfg = sl->b->cfg;
+    if (cfg->cb.on_message)
+        cfg->cb.on_message(c, m, cfg->user);
+    publish(sl, c);
+}
+
+static void w_close(ms_conn *c, int reason, void *user)
+{
+    blk_slot *sl = user;
+    msi_blocking *b = sl->b;
+    publish(sl, c);
+    if (b->cfg->cb.on_close)
+        b->cfg->cb.on_close(c, reason, b->cfg->user);
+    if (!atomic_load(&b->stopping))
+        msi_server_log_end(b->s, &sl->peer, reason, NULL);
+}
+
+static int serve(msi_blocking *b, blk_slot *sl, int fd)
+{
+    return ms_conn_serve_fd(fd, &b->cfg->frame, &b->cfg->limits.conn, &b->wrap, sl);
+}
+
+static void reap_wake(ms_loop *loop, void *arg);
+
+static void *thread_main(void *arg)
+{
+    blk_slot *sl = arg;
+    msi_blocking *b = sl->b;
+    int reason = serve(b, sl, sl->fd);
+    pthread_mutex_lock(&b->mu);
+    int fd = sl->fd;
+    sl->fd = -1;
+    pthread_mutex_unlock(&b->mu);
+    ms_sock_close(fd, 0);
+    msi_server_note_end(b->s, atomic_load(&b->stopping) ? MS_ECLOSED : reason);
+    /* From here on the acceptor may join and free sl. */
+    atomic_store(&sl->done, 1);
+    ms_loop_wake(b->loop, reap_wake, b);
+    return NULL;
+}
+
+/* The child's stop: SIGTERM (or SIGINT from a terminal) shuts the socket
+ * down, so the blocking driver sees the end and the child exits. */
+static volatile sig_atomic_t child_stopped;
+static int child_fd = -1;
+
+static void child_on_signal(int signo)
+{
+    (void)signo;
+    child_stopped = 1;
+    if (child_fd >= 0)
+        shutdown(child_fd, SHUT_RDWR);
+}
+
+static int exit_code(int reason)
+{
+    switch (msi_server_reason_kind(reason)) {
+    case MSI_END_BAD: return X_BAD;
+    case MSI_END_OUTPUT: return X_OUTPUT;
+    case MSI_END_TIMEOUT: return X_TIMEOUT;
+    case MSI_END_OTHER: return X_ERROR;
+    default: return X_CLEAN;
+    }
+}
+
+static void child_main(msi_blocking *b, blk_slot *sl, int fd)
+{
+    b->in_child = 1;
+    child_fd = fd;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = child_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    /* The listener is the parent's: once it stops, the port must be free
+     * even while a child still finishes. */
+    close(b->lfd);
+    int reason = serve(b, sl, fd);
+    ms_sock_close(fd, 0);
+    _exit(child_stopped ? X_CLEAN : exit_code(reason));
+}
+
+/* ---- the acceptor's side ---- */
+
+static int live_add(msi_blocking *b, blk_slot *sl)
+{
+    if (b->nlive == b->caplive) {
+        int cap = b->caplive ? 2 * b->caplive : 64;
+        blk_slot **n = realloc(b->live, (size_t)cap * sizeof *n);
+        if (!n)
+            return MS_ENOMEM;
+        b->live = n;
+        b->caplive = cap;
+    }
+    sl->pos = b->nlive;
+    b->live[b->nlive++] = sl;
+    return 0;
+}
+
+/* Under mu. */
+static void live_remove(msi_blocking *b, blk_slot *sl)
+{
+    blk_slot *last = b->live[--b->nlive];
+    b->live[sl->pos] = last;
+    last->pos = sl->pos;
+}
+
+static void slot_free(blk_slot *sl)
+{
+    if (sl->pub != &sl->own)
+        munmap(sl->pub, sizeof *sl->pub);
+    free(sl);
+}
+
+static int reason_of_status(int st)
+{
+    if (!WIFEXITED(st))
+        return MS_EIO;
+    switch (WEXITSTATUS(st)) {
+    case X_CLEAN: return 0;
+    case X_BAD: return MS_EMALFORMED;
+    case X_OUTPUT: return MS_EOUTPUTLIMIT;
+    case X_TIMEOUT: return MS_EIDLE;
+    default: return MS_EIO;
+    }
+}
+
+static void listener_set(msi_blocking *b)
+{
+    int want = !atomic_load(&b->stopping) && !b->paused &&
+               !(b->model == MS_MODEL_ITERATIVE && b->nlive > 0);
+    if (b->watching)
+        ms_loop_modify(b->loop, b->lfd, want ? MS_EV_READ : 0);
+}
+
+/* Joins finished threads and reaps exited children. */
+static void reap(msi_blocking *b)
+{
+    int stopping = atomic_load(&b->stopping);
+    for (int i = 0; i < b->nlive;) {
+        blk_slot *sl = b->live[i];
+        int ended = 0;
+        if (b->model == MS_MODEL_FORK) {
+            int st = 0;
+            pid_t r = waitpid(sl->pid, &st, WNOHANG);
+            if (r == sl->pid || (r < 0 && errno == ECHILD)) {
+                ended = 1;
+                int reason = r == sl->pid ? reason_of_status(st) : 0;
+                msi_server_note_end(b->s, stopping ? MS_ECLOSED : reason);
+            }
+        } else if (atomic_load(&sl->done)) {
+            pthread_join(sl->th, NULL);
+            ended = 1;
+        }
+        if (!ended) {
+            i++;
+            continue;
+        }
+        pthread_mutex_lock(&b->mu);
+        live_remove(b, sl);
+        pthread_mutex_unlock(&b->mu);
+        slot_free(sl);
+    }
+    listener_set(b);
+    if (stopping && b->stop_begun && b->nlive == 0)
+        ms_loop_stop(b->loop);
+}
+
+static void reap_wake(ms_loop *loop, void *arg)
+{
+    (void)loop;
+    reap(arg);
+}
+
+static void reap_timer(ms_loop *loop, ms_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    reap(arg);
+}
+
+static void on_sigchld(ms_loop *loop, int signo, void *arg)
+{
+    (void)loop;
+    (void)signo;
+    reap(arg);
+}
+
+static void start_conn(msi_blocking *b, int fd, const struct sockaddr_storage *ss, socklen_t len)
+{
+    blk_slot *sl = calloc(1, sizeof *sl);
+    int rc = sl ? 0 : MS_ENOMEM;
+    if (sl) {
+        sl->b = b;
+        sl->fd = fd;
+        sl->created = ms_now_ms();
+        memcpy(&sl->peer.ss, ss, len);
+        sl->peer.len = len;
+        sl->pub = &sl->own;
+        if (b->model == MS_MODEL_FORK) {
+            void *p = mmap(NULL, sizeof *sl->pub, PROT_READ | PROT_WRITE,
+                           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+            if (p == MAP_FAILED) {
+                rc = ms_err_from_errno(errno);
+                free(sl);
+                sl = NULL;
+            } else {
+                sl->pub = p;
+            }
+        }
+    }
+    if (sl) {
+        atomic_init(&sl->pub->state, MS_CONN_OPEN);
+        pthread_mutex_lock(&b->mu);
+        rc = live_add(b, sl);
+        pthread_mutex_unlock(&b->mu);
+        if (rc < 0) {
+            slot_free(sl);
+            sl = NULL;
+        }
+    }
+    if (!sl) {
+        ms_sock_close(fd, 1);
+        msi_server_log(b->s, 0, MS_LOG_SERVER, rc, NULL, "accept: cannot serve a connection: %s",
+                       ms_strerror(rc));
+        return;
+    }
+    msi_server_note_accept(b->s);
+    if (b->model == MS_MODEL_FORK) {
+        pid_t pid = fork();
+        if (pid == 0)
+            child_main(b, sl, fd);
+        rc = pid < 0 ? ms_err_from_errno(errno) : 0;
+        pthread_mutex_lock(&b->mu);
+        sl->pid = pid;
+        sl->fd = -1;
+        pthread_mutex_unlock(&b->mu);
+        ms_sock_close(fd, pid < 0);
+    } else {
+        int e = pthread_create(&sl->th, NULL, thread_main, sl);
+        rc = e ? ms_err_from_errno(e) : 0;
+        if (e)
+            ms_sock_close(fd, 1);
+    }
+    if (rc < 0) {
+        pthread_mutex_lock(&b->mu);
+        live_remove(b, sl);
+        pthread_mutex_unlock(&b->mu);
+        slot_free(sl);
+        msi_server_note_end(b->s, MS_ECLOSED);
+        msi_server_log(b->s, 0, MS_LOG_SERVER, rc, NULL, "accept: cannot serve a connection: %s",
+                       ms_strerror(rc));
+    }
+    listener_set(b);
+}
+
+static void pause_done(ms_loop *loop, ms_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    msi_blocking *b = arg;
+    b->paused = 0;
+    listener_set(b);
+}
+
+static void refuse(msi_blocking *b, int fd, int max)
+{
+    ms_sock_close(fd, 0);
+    msi_server_note_refused(b->s);
+    b->refused_since_log++;
+    int64_t now = ms_loop_now(b->loop);
+    if (now - b->last_log_refused >= LOG_EVERY_MS) {
+        msi_server_log(b->s, 1, MS_LOG_LIMIT, MS_ELIMIT, NULL,
+                       "connection limit %d reached: %llu connection(s) refused", max,
+                       (unsigned long long)b->refused_since_log);
+        b->last_log_refused = now;
+        b->refused_since_log = 0;
+    }
+}
+
+static void on_accept(ms_loop *loop, int lfd, int events, void *arg)
+{
+    (void)loop;
+    (void)events;
+    msi_blocking *b = arg;
+    int max = b->model == MS_MODEL_ITERATIVE ? -1 : b->cfg->limits.max_conns;
+    for (int i = 0; i < ACCEPT_BATCH && !atomic_load(&b->stopping); i++) {
+        if (b->model == MS_MODEL_ITERATIVE && b->nlive > 0)
+            break;
+        if (max > 0 && b->nlive >= max)
+            reap(b);
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            if (e == EINTR || e == ECONNABORTED)
+                continue;
+            if (e == EAGAIN)
+                break;
+            /* Out of descriptors (or threads' memory): rest the listener
+             * rather than spin on a pending connection. */
+            b->paused = 1;
+            ms_timer_start(b->pause_t, EMFILE_PAUSE_MS, 0, pause_done, b);
+            int64_t now = ms_loop_now(b->loop);
+            if (now - b->last_log_accept >= LOG_EVERY_MS) {
+                msi_server_log(b->s, 1, MS_LOG_SERVER, -e, NULL, "accept: %s", ms_strerror(-e));
+                b->last_log_accept = now;
+            }
+            break;
+        }
+        if (max > 0 && b->nlive >= max) {
+            refuse(b, fd, max);
+            continue;
+        }
+        start_conn(b, fd, &ss, len);
+    }
+    listener_set(b);
+}
+
+/* ---- stopping ---- */
+
+static void stop_timeout(ms_loop *loop, ms_timer *t, void *arg)
+{
+    (void)t;
+    msi_blocking *b = arg;
+    if (b->model != MS_MODEL_FORK) {
+        /* A handler still busy is joined when run returns. */
+        ms_loop_stop(loop);
+        return;
+    }
+    pthread_mutex_lock(&b->mu);
+    for (int i = 0; i < b->nlive; i++)
+        kill(b->live[i]->pid, SIGKILL);
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void stop_on_loop(ms_loop *loop, void *arg)
+{
+    msi_blocking *b = arg;
+    if (b->stop_begun)
+        return;
+    b->stop_begun = 1;
+    atomic_store(&b->stopping, 1);
+    if (b->watching) {
+        ms_loop_unwatch(loop, b->lfd);
+        b->watching = 0;
+    }
+    ms_timer_stop(b->pause_t);
+    pthread_mutex_lock(&b->mu);
+    for (int i = 0; i < b->nlive; i++) {
+        blk_slot *sl = b->live[i];
+        if (b->model == MS_MODEL_FORK)
+            kill(sl->pid, SIGTERM);
+        else if (sl->fd >= 0)
+            shutdown(sl->fd, SHUT_RDWR);
+    }
+    pthread_mutex_unlock(&b->mu);
+    reap(b);
+    if (b->nlive > 0) {
+        int linger = b->cfg->limits.conn.linger_ms > 0 ? b->cfg->limits.conn.linger_ms : 0;
+        ms_timer_start(b->stop_t, (int64_t)linger + 1000, 0, stop_timeout, b);
+    }
+}
+
+void msi_blocking_stop(msi_blocking *b)
+{
+    if (b->in_child) {
+        child_on_signal(SIGTERM);
+        return;
+    }
+    atomic_store(&b->stopping, 1);
+    if (ms_loop_wake(b->loop, stop_on_loop, b) < 0)
+        ms_loop_stop(b->loop);
+}
+
+static void on_signal(ms_loop *loop, int signo, void *arg)
+{
+    (void)loop;
+    (void)signo;
+    ms_server_stop(((msi_blocking *)arg)->s);
+}
+
+/* ---- life cycle ---- */
+
+int msi_blocking_create(msi_blocking **out, ms_server *s, ms_addr *local)
+{
+    *out = NULL;
+    const ms_server_config *cfg = msi_server_cfg(s);
+    if (cfg->tls)
+        return MS_ENOTSUP;
+    msi_blocking *b = calloc(1, sizeof *b);
+    if (!b)
+        return MS_ENOMEM;
+    b->s = s;
+    b->cfg = cfg;
+    b->model = cfg->model;
+    b->lfd = -1;
+    b->last_log_refused = b->last_log_accept = INT64_MIN / 2;
+    b->wrap = (ms_conn_callbacks){w_open, w_message, w_close};
+    int rc = pthread_mutex_init(&b->mu, NULL);
+    if (rc != 0) {
+        free(b);
+        return ms_err_from_errno(rc);
+    }
+    ms_loop_opts lo = {.backend = cfg->backend};
+    ms_listen_opts lopts = {.backlog = cfg->backlog > 0 ? cfg->backlog : 511, .nonblock = 1};
+    if ((rc = ms_loop_create(&b->loop, &lo)) < 0) {
+        b->loop = NULL;
+        goto fail;
+    }
+    if ((rc = ms_timer_create(b->loop, &b->reap_t)) < 0 ||
+        (rc = ms_timer_create(b->loop, &b->stop_t)) < 0 ||
+        (rc = ms_timer_create(b->loop, &b->pause_t)) < 0)
+        goto fail;
+    if ((rc = ms_listen_text(cfg->listen, &lopts)) < 0)
+        goto fail;
+    b->lfd = rc;
+    if ((rc = ms_sock_local(b->lfd, local)) < 0)
+        goto fail;
+    if ((rc = ms_loop_watch(b->loop, b->lfd, MS_EV_READ, on_accept, b)) < 0)
+        goto fail;
+    b->watching = 1;
+    *out = b;
+    return 0;
+fail:
+    msi_blocking_free(b);
+    return rc;
+}
+
+int msi_blocking_run(msi_blocking *b)
+{
+    const ms_server_config *cfg = b->cfg;
+    int rc;
+    if (cfg->handle_signals) {
+        if ((rc = ms_loop_signal(b->loop, SIGINT, on_signal, b)) < 0 ||
+            (rc = ms_loop_signal(b->loop, SIGTERM, on_signal, b)) < 0)
+            return rc;
+    }
+    if (b->model == MS_MODEL_FORK && (rc = ms_loop_signal(b->loop, SIGCHLD, on_sigchld, b)) < 0)
+        return rc;
+    ms_timer_start(b->reap_t, REAP_EVERY_MS, REAP_EVERY_MS, reap_timer, b);
+    if (atomic_load(&b->stopping))
+        stop_on_loop(b->loop, b);
+    rc = ms_loop_run(b->loop);
+    stop_on_loop(b->loop, b);
+    ms_timer_stop(b->reap_t);
+    ms_timer_stop(b->stop_t);
+    /* Whatever is left: threads are joined, children killed and reaped. */
+    while (b->nlive > 0) {
+        blk_slot *sl = b->live[b->nlive - 1];
+        if (b->model == MS_MODEL_FORK) {
+            int st;
+            kill(sl->pid, SIGKILL);
+            while (waitpid(sl->pid, &st, 0) < 0 && errno == EINTR) {
+            }
+            msi_server_note_end(b->s, MS_ECLOSED);
+        } else {
+            pthread_join(sl->th, NULL);
+        }
+        pthread_mutex_lock(&b->mu);
+        live_remove(b, sl);
+        pthread_mutex_unlock(&b->mu);
+        slot_free(sl);
+    }
+    if (b->model == MS_MODEL_FORK)
+        ms_loop_signal(b->loop, SIGCHLD, NULL, NULL);
+    return rc < 0 ? rc : 0;
+}
+
+void msi_blocking_free(msi_blocking *b)
+{
+    if (!b)
+        return;
+    if (b->loop) {
+        if (b->watching)
+            ms_loop_unwatch(b->loop, b->lfd);
+        ms_loop_free(b->loop);
+    }
+    if (b->lfd >= 0)
+        close(b->lfd);
+    free(b->live);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+int msi_blocking_listen_fd(const msi_blocking *b) { return b->lfd; }
+
+int msi_blocking_conns(msi_blocking *b, ms_server_conn **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&b->mu);
+    int64_t now = ms_now_ms();
+    ms_server_conn *v = b->nlive ? calloc((size_t)b->nlive, sizeof *v) : NULL;
+    if (b->nlive && !v) {
+        pthread_mutex_unlock(&b->mu);
+        return MS_ENOMEM;
+    }
+    for (int i = 0; i < b->nlive; i++) {
+        const blk_slot *sl = b->live[i];
+        const blk_pub *p = sl->pub;
+        ms_server_conn *c = &v[i];
+        c->peer = sl->peer;
+        c->state = (ms_conn_state)atomic_load_explicit(&p->state, memory_order_relaxed);
+        c->age_ms = now - sl->created;
+        c->bytes_in = atomic_load_explicit(&p->bytes_in, memory_order_relaxed);
+        c->bytes_out = atomic_load_explicit(&p->bytes_out, memory_order_relaxed);
+        c->msgs_in = atomic_load_explicit(&p->msgs_in, memory_order_relaxed);
+        c->msgs_out = atomic_load_explicit(&p->msgs_out, memory_order_relaxed);
+        c->loop = -1;
+        c->pid = b->model == MS_MODEL_FORK ? (int)sl->pid : 0;
+    }
+    *n = (size_t)b->nlive;
+    pthread_mutex_unlock(&b->mu);
+    *out = v;
+    return 0;
+}

@@ -1,0 +1,64 @@
+/* server_int.h: what server.c, server_blocking.c and server_snapshot.c share. */
+#ifndef MSI_SERVER_INT_H
+#define MSI_SERVER_INT_H
+
+#include "conn/conn_int.h"
+
+/* The state of a thread, fork or iterative server (server_blocking.c). */
+typedef struct msi_blocking msi_blocking;
+/* What ms_server_snapshot_get needs of the event model's loops (server_snapshot.c). */
+typedef struct msi_snap msi_snap;
+
+/* ---- server.c ---- */
+
+/* How a connection ended, as the totals count it. */
+enum { MSI_END_OK = 0, MSI_END_BAD, MSI_END_OUTPUT, MSI_END_TIMEOUT, MSI_END_OTHER };
+int msi_server_reason_kind(int reason);
+
+/* The server's copy of its configuration, defaults resolved. */
+const ms_server_config *msi_server_cfg(const ms_server *s);
+/* Totals: a connection accepted (and now open), one refused at max_conns,
+ * one ended with reason (open again one less; reason picks the total). */
+void msi_server_note_accept(ms_server *s);
+void msi_server_note_refused(ms_server *s);
+void msi_server_note_end(ms_server *s, int reason);
+/* A line through the server's log callback; peer may be NULL. */
+void msi_server_log(ms_server *s, int level, int event, int code, const ms_addr *peer,
+                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* The line for a connection that ended with an error (nothing for 0 and
+ * MS_ECLOSED), the same in every model. detail may be NULL. */
+void msi_server_log_end(ms_server *s, const ms_addr *peer, int reason, const char *detail);
+/* Event model: the loops and their groups (0 loops in the blocking models). */
+int msi_server_nloops(const ms_server *s);
+ms_loop *msi_server_loop(ms_server *s, int i);
+msi_group *msi_server_group(ms_server *s, int i);
+msi_snap *msi_server_snap(ms_server *s);
+msi_blocking *msi_server_blocking(ms_server *s);
+
+/* ---- server_blocking.c ---- */
+
+/* Binds the listener (its address into *local) and makes the acceptor's
+ * loop. s must outlive b. */
+int msi_blocking_create(msi_blocking **out, ms_server *s, ms_addr *local);
+/* Accepts and serves until msi_blocking_stop (or a stop signal); returns
+ * when every connection has ended and every worker is joined or reaped. */
+int msi_blocking_run(msi_blocking *b);
+/* Safe from any thread and from the callbacks (also in a fork child,
+ * where it ends that child's connection). */
+void msi_blocking_stop(msi_blocking *b);
+void msi_blocking_free(msi_blocking *b);
+int msi_blocking_listen_fd(const msi_blocking *b);
+/* The live connections, as of each one's last message. *out is malloc'd
+ * (the caller frees it); 0 or MS_ENOMEM. */
+int msi_blocking_conns(msi_blocking *b, ms_server_conn **out, size_t *n);
+
+/* ---- server_snapshot.c ---- */
+
+int msi_snap_create(msi_snap **out, int nloops);
+void msi_snap_free(msi_snap *sn);
+/* On loop i's thread, around its ms_loop_run: from begin on, snapshots ask
+ * the loop through ms_loop_wake; end answers the requests still queued. */
+void msi_snap_loop_begin(msi_snap *sn, int i);
+void msi_snap_loop_end(msi_snap *sn, int i, ms_loop *loop);
+
+#endif
