@@ -1,27 +1,19 @@
 /* cmd_echo.c: echo-server and echo-client, the tutorial's first two programs. */
 #include "cli.h"
+#include "serve.h"
 
 #include <getopt.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* Called from main.c's command table. */
-int cmd_echo_server(int argc, char **argv);
-int cmd_echo_client(int argc, char **argv);
 
 static const char *server_help =
     "Usage: msgsock echo-server [OPTIONS] [HOST [PORT]]\n"
     "\n"
     "Accepts connections and sends back every byte each client sends, until the\n"
-    "client closes; keeps serving until SIGINT or SIGTERM, then exits 0.\n"
-    "Prints 'listening on ADDR' on stdout once ready.\n"
-    "\n"
-    "  HOST PORT          address to listen on (default 127.0.0.1 65432; 0 = any free port)\n"
-    "  --listen ADDR      HOST:PORT, [IPv6]:PORT, unix:/path or unix:@name\n"
-    "  -h, --help         show this help\n"
-    "  -V, --version      show the version\n";
+    "client closes; keeps serving until SIGINT or SIGTERM, then exits 0. The\n"
+    "tutorial's echo server serves one client after another: that is\n"
+    "'--model iterative'; the default serves any number at once.\n";
 
 static const char *client_help =
     "Usage: msgsock echo-client [OPTIONS] [HOST [PORT [MESSAGE]]]\n"
@@ -35,101 +27,21 @@ static const char *client_help =
     "  -h, --help         show this help\n"
     "  -V, --version      show the version\n";
 
-/* Serves one client until it closes, or until a stop signal arrives (then
- * returns 1). */
-static int echo_one(int fd, int stopfd, const char *peer)
+static void echo_message(ms_conn *c, const ms_frame *m, void *user)
 {
-    char buf[65536];
-    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = stopfd, .events = POLLIN}};
-    for (;;) {
-        if (poll(p, 2, -1) < 0)
-            continue;
-        if (p[1].revents)
-            return 1;
-        ssize_t n = ms_recv_some(fd, buf, sizeof buf, 0);
-        if (n == MS_ETIMEDOUT || n == MS_EAGAIN)
-            continue;
-        if (n == MS_EOF)
-            return 0;
-        if (n < 0) {
-            cli_err("echo-server", "recv from %s: %s", peer, ms_strerror((int)n));
-            return 0;
-        }
-        int rc = ms_send_all(fd, buf, (size_t)n, 30000, NULL);
-        if (rc < 0) {
-            cli_err("echo-server", "send to %s: %s", peer, ms_strerror(rc));
-            return 0;
-        }
-    }
+    (void)user;
+    ms_conn_send_raw(c, m->data, m->len);
 }
 
 int cmd_echo_server(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"listen", required_argument, 0, 'l'},
-        {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0},
+    cli_serve_spec sp = {
+        .cmd = "echo-server",
+        .help = server_help,
+        .cb = {.on_message = echo_message},
+        .threads = 1,
     };
-    const char *listen_opt = NULL;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'l': listen_opt = optarg; break;
-        case 'h': fputs(server_help, stdout); return CLI_OK;
-        case 'V': printf("msgsock %s\n", ms_version()); return CLI_OK;
-        default: return cli_usage("echo-server", "bad option");
-        }
-    }
-    int npos = argc - optind;
-    if (npos > 2 || (listen_opt && npos > 0))
-        return cli_usage("echo-server", "too many arguments");
-    char addr[512];
-    if (cli_addr_text(addr, sizeof addr, listen_opt, npos > 0 ? argv[optind] : NULL,
-                      npos > 1 ? argv[optind + 1] : NULL) < 0)
-        return cli_usage("echo-server", "address too long");
-
-    int stopfd = cli_stop_signalfd();
-    if (stopfd < 0) {
-        cli_err("echo-server", "signalfd: %s", ms_strerror(stopfd));
-        return CLI_FAIL;
-    }
-    int lfd = ms_listen_text(addr, NULL);
-    if (lfd < 0) {
-        if (lfd == MS_EBADADDR)
-            return cli_usage("echo-server", "bad address '%s': %s", addr, ms_strerror(lfd));
-        cli_err("echo-server", "listen %s: %s", addr, ms_strerror(lfd));
-        return CLI_FAIL;
-    }
-    cli_print_listening(lfd);
-
-    struct pollfd p[2] = {{.fd = lfd, .events = POLLIN}, {.fd = stopfd, .events = POLLIN}};
-    for (;;) {
-        if (poll(p, 2, -1) < 0)
-            continue;
-        if (p[1].revents)
-            break;
-        ms_addr peer;
-        char ptext[MS_ADDR_STRLEN] = "?";
-        int fd = ms_accept(lfd, &peer, 0, 0);
-        if (fd == MS_EAGAIN || fd == MS_ECONNABORTED)
-            continue;
-        if (fd < 0) {
-            cli_err("echo-server", "accept: %s", ms_strerror(fd));
-            /* EMFILE and friends: back off rather than spin. */
-            poll(NULL, 0, 100);
-            continue;
-        }
-        ms_addr_format(&peer, ptext, sizeof ptext);
-        int stop = echo_one(fd, stopfd, ptext);
-        ms_sock_close(fd, 0);
-        if (stop)
-            break;
-    }
-    ms_sock_close(lfd, 0);
-    close(stopfd);
-    return CLI_OK;
+    return cli_serve_main(&sp, argc, argv);
 }
 
 int cmd_echo_client(int argc, char **argv)

@@ -17,6 +17,7 @@ static const struct {
     {"bench", cmd_bench, "load a server with requests, check every reply, report latency"},
     {"app-server", cmd_app_server, "answer the tutorial's JSON-header application protocol"},
     {"app-client", cmd_app_client, "send one application-protocol request and print the answer"},
+    {"stats", cmd_stats, "print a server's table of connections and totals (its --stats address)"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

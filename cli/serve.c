@@ -1,0 +1,391 @@
+/* serve.c: the server commands' shared front end: one option table, help, config, listen, run, exit on a stop signal. */
+#include "serve.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* Common option values sit above any command's own (which start at 256). */
+enum {
+    O_LISTEN = 1000, O_MODEL, O_THREADS, O_MAX_CONNS, O_MAX_MSG, O_IDLE, O_MSG_TIMEOUT,
+    O_OUT_HIGH, O_OUT_LOW, O_OUT_MAX, O_LINGER, O_KEEPALIVE, O_BACKEND, O_STATS,
+    O_STATS_PUBLIC,
+};
+
+static const struct option common_opts[] = {
+    {"listen", required_argument, 0, O_LISTEN},
+    {"model", required_argument, 0, O_MODEL},
+    {"threads", required_argument, 0, O_THREADS},
+    {"max-conns", required_argument, 0, O_MAX_CONNS},
+    {"max-msg", required_argument, 0, O_MAX_MSG},
+    {"idle-timeout", required_argument, 0, O_IDLE},
+    {"msg-timeout", required_argument, 0, O_MSG_TIMEOUT},
+    {"out-high", required_argument, 0, O_OUT_HIGH},
+    {"out-low", required_argument, 0, O_OUT_LOW},
+    {"out-max", required_argument, 0, O_OUT_MAX},
+    {"linger", required_argument, 0, O_LINGER},
+    {"keepalive", required_argument, 0, O_KEEPALIVE},
+    {"backend", required_argument, 0, O_BACKEND},
+    {"stats", required_argument, 0, O_STATS},
+    {"stats-public", no_argument, 0, O_STATS_PUBLIC},
+    {"verbose", no_argument, 0, 'v'},
+    {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},
+};
+#define NCOMMON (sizeof common_opts / sizeof common_opts[0])
+
+static const char common_help[] =
+    "\n"
+    "Server options (every model unless marked):\n"
+    "  HOST PORT            address to listen on (default 127.0.0.1 65432; 0 = any free port)\n"
+    "  --listen ADDR        HOST:PORT, [IPv6]:PORT, unix:/path or unix:@name\n"
+    "  --model MODEL        how connections are served: 'event' (default): event\n"
+    "                       loops, any number at once; 'thread': a thread per\n"
+    "                       connection; 'fork': a process per connection;\n"
+    "                       'iterative': one connection at a time, the others wait\n"
+    "  --threads N          event loops, 1 to 256 (event; default %s)\n"
+    "  --max-conns N        connections at once at most; more are closed at once and\n"
+    "                       counted as refused (event, thread, fork: live children;\n"
+    "                       default: the descriptor limit minus a reserve of 32 + 4\n"
+    "                       per thread)\n"
+    "  --max-msg SIZE       largest message accepted (default 16M)\n"
+    "  --idle-timeout MS    drop a connection idle this long (default 300000; 0 = never)\n"
+    "  --msg-timeout MS     drop a peer whose started message is not complete this\n"
+    "                       long after it began (default 30000)\n"
+    "  --out-high SIZE      queued output that pauses reading (event; default 1M)\n"
+    "  --out-low SIZE       queued output that resumes reading (event; default out-high/4)\n"
+    "  --out-max SIZE       drop a peer that lets more than this queue up unread\n"
+    "                       (event; default 64M). The blocking models queue nothing:\n"
+    "                       a peer that does not read stalls its own connection for\n"
+    "                       at most the idle timeout\n"
+    "  --linger MS          after closing, drain unread input this long (default 2000)\n"
+    "  --keepalive SECS[,INTVL,COUNT]  TCP keepalive: first probe after SECS idle,\n"
+    "                       then COUNT probes INTVL s apart (default 60,10,6); 0 = off\n"
+    "  --backend NAME       event loop backend: epoll or poll (default epoll; the\n"
+    "                       blocking models use it for accepting only)\n"
+    "  --stats ADDR         answer each connection to ADDR with a table of the\n"
+    "                       connections (peer, state, age, bytes and messages each\n"
+    "                       way, queued output) and the totals; 'msgsock stats ADDR'\n"
+    "                       prints it. Loopback or unix: addresses only, unless\n"
+    "  --stats-public       is given too\n"
+    "  -v, --verbose        log every dropped connection, resets included\n"
+    "  -h, --help           show this help\n"
+    "  -V, --version        show the version\n"
+    "\n"
+    "Prints 'listening on ADDR' on stdout once ready. SIGUSR1 prints the --stats\n"
+    "table on stderr. SIGINT or SIGTERM closes every connection and exits 0.\n";
+
+/* The command being run: its log lines carry its name. One per process. */
+static const cli_serve_spec *running;
+static int verbose;
+
+void cli_serve_say(const char *fmt, ...)
+{
+    char line[1024];
+    int n = snprintf(line, sizeof line, "msgsock %s: ", running ? running->cmd : "server");
+    va_list ap;
+    va_start(ap, fmt);
+    if (n >= 0 && (size_t)n < sizeof line - 1) {
+        int m = vsnprintf(line + n, sizeof line - 1 - (size_t)n, fmt, ap);
+        n = m < 0 ? n : (size_t)(n + m) >= sizeof line - 1 ? (int)sizeof line - 2 : n + m;
+    }
+    va_end(ap);
+    line[n++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+    (void)w;
+}
+
+static void on_log(void *user, const ms_log_record *r)
+{
+    (void)user;
+    if (r->event == MS_LOG_CONN_END && r->peer) {
+        char peer[MS_ADDR_STRLEN];
+        if (ms_addr_format(r->peer, peer, sizeof peer) < 0)
+            snprintf(peer, sizeof peer, "unix:");
+        if (running->conn_end)
+            running->conn_end(peer, r);
+        else if (r->level <= 1 || verbose)
+            cli_serve_say("%s: %s", peer, r->msg);
+        return;
+    }
+    if (r->level <= 1 || verbose)
+        cli_serve_say("%s", r->msg);
+}
+
+/* Connections at once need descriptors: take what the hard limit allows. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void print_help(const cli_serve_spec *sp)
+{
+    char threads[32];
+    if (sp->threads > 0)
+        snprintf(threads, sizeof threads, "%d", sp->threads);
+    else
+        snprintf(threads, sizeof threads, "one per CPU");
+    fputs(sp->help, stdout);
+    printf(common_help, threads);
+}
+
+/* Only loopback and Unix addresses, unless the user says otherwise: the
+ * table names every peer. */
+static int stats_addr_private(const char *text)
+{
+    ms_addr a[MS_ADDR_RESOLVE_MAX];
+    int n = ms_addr_resolve(a, MS_ADDR_RESOLVE_MAX, text);
+    if (n <= 0)
+        return n < 0 ? n : MS_EBADADDR;
+    for (int i = 0; i < n; i++) {
+        const struct sockaddr *sa = (const struct sockaddr *)&a[i].ss;
+        if (sa->sa_family == AF_UNIX)
+            continue;
+        if (sa->sa_family == AF_INET &&
+            (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127)
+            continue;
+        if (sa->sa_family == AF_INET6 &&
+            IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr))
+            continue;
+        return 0;
+    }
+    return 1;
+}
+
+typedef struct serve_opts {
+    ms_server_config cfg;
+    const char *listen, *stats;
+    int stats_public;
+    size_t max_msg;
+} serve_opts;
+
+static int parse_common(cli_serve_spec *sp, serve_opts *o, int c, const char *arg)
+{
+    const char *cmd = sp->cmd;
+    ms_server_config *cfg = &o->cfg;
+    ms_conn_limits *l = &cfg->limits.conn;
+    long v;
+    size_t sz;
+    switch (c) {
+    case O_LISTEN: o->listen = arg; return 0;
+    case O_MODEL:
+        if (ms_server_model_parse(arg, &cfg->model) < 0)
+            return cli_usage(cmd, "unknown --model '%s' (event, thread, fork or iterative)", arg);
+        return 0;
+    case O_THREADS:
+        if (cli_parse_long(arg, 1, 256, &v) < 0)
+            return cli_usage(cmd, "--threads wants 1..256, got '%s'", arg);
+        cfg->threads = (int)v;
+        return 0;
+    case O_MAX_CONNS:
+        if (cli_parse_long(arg, 1, 10000000, &v) < 0)
+            return cli_usage(cmd, "--max-conns wants a positive number, got '%s'", arg);
+        cfg->limits.max_conns = (int)v;
+        return 0;
+    case O_MAX_MSG:
+        if (cli_parse_size(arg, MS_FRAME_LIMIT_MAX, &sz) < 0 || sz == 0)
+            return cli_usage(cmd, "--max-msg wants a size such as 64k or 16M, got '%s'", arg);
+        o->max_msg = sz;
+        return 0;
+    case O_IDLE:
+        if (cli_parse_long(arg, 0, 86400000, &v) < 0)
+            return cli_usage(cmd, "--idle-timeout wants milliseconds, got '%s'", arg);
+        l->idle_timeout_ms = v ? (int)v : -1;
+        return 0;
+    case O_MSG_TIMEOUT:
+        if (cli_parse_long(arg, 1, 86400000, &v) < 0)
+            return cli_usage(cmd, "--msg-timeout wants milliseconds, got '%s'", arg);
+        l->msg_timeout_ms = (int)v;
+        return 0;
+    case O_LINGER:
+        if (cli_parse_long(arg, 1, 600000, &v) < 0)
+            return cli_usage(cmd, "--linger wants milliseconds, got '%s'", arg);
+        l->linger_ms = (int)v;
+        return 0;
+    case O_KEEPALIVE: {
+        int idle, intvl = 0, count = 0, used = 0;
+        int n = sscanf(arg, "%d%n,%d,%d%n", &idle, &used, &intvl, &count, &used);
+        if ((n != 1 && n != 3) || arg[used] || idle < 0 || idle > 86400 ||
+            (n == 3 && (intvl < 1 || intvl > 3600 || count < 1 || count > 127)))
+            return cli_usage(cmd, "--keepalive wants SECS or IDLE,INTVL,COUNT (0: off), got '%s'",
+                             arg);
+        l->keepalive = idle ? 1 : -1;
+        l->keepalive_idle_s = idle;
+        l->keepalive_intvl_s = intvl ? intvl : MS_CONN_DEFAULT_KEEPALIVE_INTVL_S;
+        l->keepalive_count = count ? count : MS_CONN_DEFAULT_KEEPALIVE_COUNT;
+        return 0;
+    }
+    case O_OUT_HIGH:
+    case O_OUT_LOW:
+    case O_OUT_MAX:
+        if (cli_parse_size(arg, (size_t)1 << 40, &sz) < 0 || sz == 0)
+            return cli_usage(cmd, "bad size '%s'", arg);
+        *(c == O_OUT_HIGH ? &l->out_high : c == O_OUT_LOW ? &l->out_low : &l->out_max) = sz;
+        return 0;
+    case O_BACKEND: cfg->backend = arg; return 0;
+    case O_STATS: o->stats = arg; return 0;
+    case O_STATS_PUBLIC: o->stats_public = 1; return 0;
+    case 'v': verbose = 1; return 0;
+    default: return cli_usage(cmd, "bad option");
+    }
+}
+
+/* The command's options and the common ones in one getopt table. */
+static struct option *merge_opts(const struct option *own)
+{
+    size_t n = 0;
+    while (own && own[n].name)
+        n++;
+    struct option *all = calloc(n + NCOMMON + 1, sizeof *all);
+    if (!all)
+        return NULL;
+    if (n)
+        memcpy(all, own, n * sizeof *all);
+    memcpy(all + n, common_opts, sizeof common_opts);
+    return all;
+}
+
+static int open_stats(const cli_serve_spec *sp, const serve_opts *o, int *fd)
+{
+    *fd = -1;
+    if (!o->stats)
+        return CLI_OK;
+    int priv = stats_addr_private(o->stats);
+    if (priv < 0)
+        return cli_usage(sp->cmd, "bad --stats address '%s': %s", o->stats, ms_strerror(priv));
+    if (!priv && !o->stats_public)
+        return cli_usage(sp->cmd, "--stats %s is not a loopback or unix: address "
+                                  "(add --stats-public to mean it)", o->stats);
+    ms_listen_opts lo = {.backlog = 16, .nonblock = 1};
+    int rc = ms_listen_text(o->stats, &lo);
+    if (rc < 0) {
+        cli_err(sp->cmd, "--stats %s: %s", o->stats, ms_strerror(rc));
+        return CLI_FAIL;
+    }
+    *fd = rc;
+    ms_addr a;
+    char text[MS_ADDR_STRLEN] = "?";
+    if (ms_sock_local(rc, &a) == 0)
+        ms_addr_format(&a, text, sizeof text);
+    cli_serve_say("stats on %s", text);
+    return CLI_OK;
+}
+
+static void unlink_unix(int fd)
+{
+    ms_addr a;
+    if (fd < 0 || ms_sock_local(fd, &a) < 0 || ms_addr_family(&a) != AF_UNIX)
+        return;
+    const struct sockaddr_un *un = (const struct sockaddr_un *)&a.ss;
+    if (a.len > offsetof(struct sockaddr_un, sun_path) && un->sun_path[0] == '/')
+        unlink(un->sun_path);
+}
+
+static int serve(cli_serve_spec *sp, serve_opts *o, const char *addr)
+{
+    ms_server_config *cfg = &o->cfg;
+    cfg->listen = addr;
+    cfg->handle_signals = 1;
+    cfg->cb = sp->cb;
+    cfg->user = sp->user;
+    cfg->log_record = on_log;
+    int admin = -1, status;
+    if ((status = open_stats(sp, o, &admin)) != CLI_OK)
+        return status;
+    raise_nofile();
+    int rc = cli_monitor_block_signal();
+    ms_server *s = NULL;
+    if (rc == 0)
+        rc = ms_server_create(&s, cfg);
+    if (rc < 0) {
+        if (admin >= 0) {
+            unlink_unix(admin);
+            close(admin);
+        }
+        if (rc == MS_EBADADDR)
+            return cli_usage(sp->cmd, "bad address '%s': %s", addr, ms_strerror(rc));
+        if (rc == MS_EINVAL && cfg->backend)
+            return cli_usage(sp->cmd, "unknown backend '%s'", cfg->backend);
+        cli_err(sp->cmd, "listen %s: %s", addr, ms_strerror(rc));
+        return CLI_FAIL;
+    }
+    cli_monitor *mon = NULL;
+    int unlink_admin = admin;
+    if ((rc = cli_monitor_start(&mon, s, sp->cmd, admin)) < 0) {
+        cli_err(sp->cmd, "--stats: %s", ms_strerror(rc));
+        ms_server_free(s);
+        unlink_unix(admin);
+        close(admin);
+        return CLI_FAIL;
+    }
+    cli_print_listening(ms_server_listen_fd(s));
+    rc = ms_server_run(s);
+    unlink_unix(unlink_admin);
+    cli_monitor_stop(mon);
+    ms_server_free(s);
+    if (rc < 0) {
+        cli_err(sp->cmd, "%s", ms_strerror(rc));
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+int cli_serve_main(cli_serve_spec *sp, int argc, char **argv)
+{
+    serve_opts o;
+    memset(&o, 0, sizeof o);
+    o.cfg.threads = sp->threads;
+    running = sp;
+    verbose = 0;
+    struct option *opts = merge_opts(sp->opts);
+    if (!opts) {
+        cli_err(sp->cmd, "%s", ms_strerror(MS_ENOMEM));
+        return CLI_FAIL;
+    }
+    int c, status = CLI_OK;
+    optind = 1;
+    while (status == CLI_OK && (c = getopt_long(argc, argv, "hVv", opts, NULL)) != -1) {
+        if (c == 'h') {
+            print_help(sp);
+            free(opts);
+            return CLI_OK;
+        }
+        if (c == 'V') {
+            printf("msgsock %s\n", ms_version());
+            free(opts);
+            return CLI_OK;
+        }
+        if (c >= 256 && c < O_LISTEN && sp->opt) {
+            status = sp->opt(sp, c, optarg);
+        } else {
+            status = parse_common(sp, &o, c, optarg);
+        }
+    }
+    free(opts);
+    if (status != CLI_OK)
+        return status;
+    int npos = argc - optind;
+    if (npos > 2 || (o.listen && npos > 0))
+        return cli_usage(sp->cmd, "too many arguments");
+    char addr[512];
+    if (cli_addr_text(addr, sizeof addr, o.listen, npos > 0 ? argv[optind] : NULL,
+                      npos > 1 ? argv[optind + 1] : NULL) < 0)
+        return cli_usage(sp->cmd, "address too long");
+    if (sp->prepare && (status = sp->prepare(sp)) != CLI_OK)
+        return status;
+    o.cfg.frame = sp->frame;
+    if (o.max_msg)
+        o.cfg.frame.max_msg = o.max_msg;
+    return serve(sp, &o, addr);
+}

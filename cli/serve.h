@@ -1,0 +1,61 @@
+/* serve.h: the front end every server command shares: options, help, the server's configuration, running until a stop signal. */
+#ifndef MSGSOCK_CLI_SERVE_H
+#define MSGSOCK_CLI_SERVE_H
+
+#include "cli.h"
+
+#include <getopt.h>
+
+/* What a server command supplies; cli_serve_main does the rest. */
+typedef struct cli_serve_spec {
+    const char *cmd;              /* "app-server" */
+    /* The command's own help: usage line, what it does, its own options.
+     * The common server options follow it in --help. */
+    const char *help;
+    ms_frame_config frame;        /* its framing; --max-msg sets frame.max_msg */
+    ms_conn_callbacks cb;         /* called with user */
+    void *user;
+    int threads;                  /* event loops without --threads (0: one per CPU) */
+    /* Its own long options (val from 256 on; ends with a zero entry) and
+     * their handler: 0, or an exit status (after printing why). */
+    const struct option *opts;
+    int (*opt)(struct cli_serve_spec *sp, int val, const char *arg);
+    /* After the options, before listening: 0 or an exit status. */
+    int (*prepare)(struct cli_serve_spec *sp);
+    /* Prints the line for a connection that ended with an error (peer is
+     * its address as text); NULL: "PEER: connection dropped: WHY", shown
+     * for resets only with --verbose. */
+    void (*conn_end)(const char *peer, const ms_log_record *rec);
+} cli_serve_spec;
+
+/* Parses argv (argv[0] is the command's name), then listens, prints
+ * "listening on ADDR", serves until SIGINT or SIGTERM and returns the exit
+ * status: 0, 1 (could not listen or serve) or 2 (usage). */
+int cli_serve_main(cli_serve_spec *sp, int argc, char **argv);
+
+/* One whole line "msgsock CMD: TEXT" on stderr in one write, so lines from
+ * connections served at once (threads, children) never mix. */
+void cli_serve_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- serve_stats.c: --stats and SIGUSR1 ---- */
+
+typedef struct cli_monitor cli_monitor;
+
+/* Blocks SIGUSR1 in the calling thread; call before any thread starts,
+ * so that every thread inherits the block and the monitor alone takes it. */
+int cli_monitor_block_signal(void);
+/* Starts the thread that answers connections to admin_fd (a listening
+ * socket, or -1 for none) and SIGUSR1 with s's table. *out is the caller's
+ * until cli_monitor_stop. */
+int cli_monitor_start(cli_monitor **out, ms_server *s, const char *cmd, int admin_fd);
+/* Stops and joins the thread; closes admin_fd. NULL is fine. */
+void cli_monitor_stop(cli_monitor *m);
+
+/* ---- stats_format.c: a snapshot as text ---- */
+
+/* The table (or JSON, one line) of snap for the command cmd, NUL-terminated
+ * and malloc'd (the caller frees it), or NULL without memory. */
+char *cli_stats_table(const ms_server_snapshot *snap, const char *cmd);
+char *cli_stats_json(const ms_server_snapshot *snap, const char *cmd);
+
+#endif

@@ -1,0 +1,152 @@
+/* serve_stats.c: a server command's window on its sockets: the --stats listener and SIGUSR1, on a thread of their own. */
+#include "serve.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+/* How long an admin client gets to say "json" before it gets the table,
+ * and to take the answer: a stuck one cannot hold the monitor longer. */
+#define REQUEST_WAIT_MS 500
+#define ANSWER_WAIT_MS 2000
+
+struct cli_monitor {
+    ms_server *s;
+    const char *cmd;
+    int admin_fd, sig_fd, stop_fd;
+    pthread_t th;
+};
+
+int cli_monitor_block_signal(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    int e = pthread_sigmask(SIG_BLOCK, &set, NULL);
+    return e ? ms_err_from_errno(e) : 0;
+}
+
+static char *render(cli_monitor *m, int json)
+{
+    ms_server_snapshot snap;
+    if (ms_server_snapshot_get(m->s, &snap) < 0)
+        return NULL;
+    char *text = json ? cli_stats_json(&snap, m->cmd) : cli_stats_table(&snap, m->cmd);
+    ms_server_snapshot_free(&snap);
+    return text;
+}
+
+/* The request is one optional line: "json" asks for JSON, anything else
+ * (or nothing within REQUEST_WAIT_MS, or an EOF) for the table. */
+static void answer(cli_monitor *m, int fd)
+{
+    char req[64];
+    size_t got = 0;
+    int64_t end = ms_now_ms() + REQUEST_WAIT_MS;
+    while (got < sizeof req - 1 && !memchr(req, '\n', got)) {
+        int64_t left = end - ms_now_ms();
+        if (left <= 0)
+            break;
+        ssize_t n = ms_recv_some(fd, req + got, sizeof req - 1 - got, (int)left);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    req[got] = '\0';
+    int json = strncmp(req, "json", 4) == 0;
+    char *text = render(m, json);
+    if (text)
+        ms_send_all(fd, text, strlen(text), ANSWER_WAIT_MS, NULL);
+    free(text);
+}
+
+static void *monitor_main(void *arg)
+{
+    cli_monitor *m = arg;
+    struct pollfd p[3] = {{.fd = m->stop_fd, .events = POLLIN},
+                          {.fd = m->sig_fd, .events = POLLIN},
+                          {.fd = m->admin_fd, .events = POLLIN}};
+    for (;;) {
+        if (poll(p, m->admin_fd >= 0 ? 3 : 2, -1) < 0)
+            continue;
+        if (p[0].revents)
+            break;
+        if (p[1].revents) {
+            struct signalfd_siginfo si;
+            while (read(m->sig_fd, &si, sizeof si) == (ssize_t)sizeof si) {
+            }
+            char *text = render(m, 0);
+            if (text) {
+                ssize_t w = write(STDERR_FILENO, text, strlen(text));
+                (void)w;
+            }
+            free(text);
+        }
+        if (m->admin_fd >= 0 && p[2].revents) {
+            int fd = ms_accept(m->admin_fd, NULL, 1, 0);
+            if (fd >= 0) {
+                answer(m, fd);
+                ms_sock_close(fd, 0);
+            }
+        }
+    }
+    return NULL;
+}
+
+int cli_monitor_start(cli_monitor **out, ms_server *s, const char *cmd, int admin_fd)
+{
+    *out = NULL;
+    cli_monitor *m = calloc(1, sizeof *m);
+    if (!m)
+        return MS_ENOMEM;
+    m->s = s;
+    m->cmd = cmd;
+    m->admin_fd = admin_fd;
+    sigset_t set, all, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    m->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    m->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int rc = 0;
+    if (m->sig_fd < 0 || m->stop_fd < 0)
+        rc = ms_err_from_errno(errno);
+    /* The monitor takes no signal but SIGUSR1 (through its signalfd):
+     * above all not SIGCHLD, which the fork model's loop waits for. */
+    sigfillset(&all);
+    if (rc == 0) {
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        int e = pthread_create(&m->th, NULL, monitor_main, m);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        rc = e ? ms_err_from_errno(e) : 0;
+    }
+    if (rc < 0) {
+        if (m->sig_fd >= 0)
+            close(m->sig_fd);
+        if (m->stop_fd >= 0)
+            close(m->stop_fd);
+        free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+void cli_monitor_stop(cli_monitor *m)
+{
+    if (!m)
+        return;
+    uint64_t one = 1;
+    ssize_t w = write(m->stop_fd, &one, sizeof one);
+    (void)w;
+    pthread_join(m->th, NULL);
+    close(m->stop_fd);
+    close(m->sig_fd);
+    if (m->admin_fd >= 0)
+        close(m->admin_fd);
+    free(m);
+}
