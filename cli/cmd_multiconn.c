@@ -1,5 +1,6 @@
 /* cmd_multiconn.c: multiconn-server and multiconn-client, the tutorial's event-driven pair. */
 #include "cli.h"
+#include "serve.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -12,33 +13,14 @@ int cmd_multiconn_client(int argc, char **argv);
 static const char *server_help =
     "Usage: msgsock multiconn-server [OPTIONS] [HOST [PORT]]\n"
     "\n"
-    "Echoes every byte back on any number of connections at once, on event\n"
-    "loops; keeps serving until SIGINT or SIGTERM, then closes every connection\n"
-    "cleanly and exits 0. Prints 'listening on ADDR' on stdout once ready.\n"
+    "Echoes every byte back on any number of connections at once (event loops by\n"
+    "default; --model picks another way); keeps serving until SIGINT or SIGTERM,\n"
+    "then closes every connection cleanly and exits 0.\n"
     "\n"
-    "  HOST PORT            address to listen on (default 127.0.0.1 65432; 0 = any free port)\n"
-    "  --listen ADDR        HOST:PORT, [IPv6]:PORT, unix:/path or unix:@name\n"
-    "  --threads N          event loops (default: one per CPU)\n"
-    "  --max-conns N        open connections at most; more are closed at once (default:\n"
-    "                       the descriptor limit minus a reserve of 32 + 4 per thread)\n"
-    "  --idle-timeout MS    drop a connection idle this long (default 300000; 0 = never)\n"
     "  --framing F          raw (default: echo bytes as they come), or len16, len32,\n"
     "                       len64: big-endian length-prefixed messages, each echoed\n"
-    "                       whole with the same framing\n"
-    "  --max-msg SIZE       largest message accepted (default 16M; with raw, the\n"
-    "                       most bytes echoed at a time)\n"
-    "  --msg-timeout MS     drop a peer whose started message is not complete this\n"
-    "                       long after it began (default 30000; framed only)\n"
-    "  --out-high SIZE      queued output that pauses reading (default 1M)\n"
-    "  --out-low SIZE       queued output that resumes reading (default out-high/4)\n"
-    "  --out-max SIZE       drop a peer that lets more than this queue up (default 64M)\n"
-    "  --linger MS          after closing, drain unread input this long (default 2000)\n"
-    "  --keepalive SECS[,INTVL,COUNT]  TCP keepalive: first probe after SECS idle,\n"
-    "                       then COUNT probes INTVL s apart (default 60,10,6); 0 = off\n"
-    "  --backend NAME       event loop backend: epoll or poll (default epoll)\n"
-    "  -v, --verbose        log every dropped connection, resets included\n"
-    "  -h, --help           show this help\n"
-    "  -V, --version        show the version\n";
+    "                       whole with the same framing (--max-msg: with raw, the\n"
+    "                       most bytes echoed at a time; --msg-timeout: framed only)\n";
 
 static const char *client_help =
     "Usage: msgsock multiconn-client [OPTIONS] HOST PORT NUM_CONNS\n"
@@ -66,15 +48,6 @@ static void raise_nofile(void)
     }
 }
 
-static int verbose;
-
-static void server_log(void *user, int level, const char *msg)
-{
-    (void)user;
-    if (level <= 1 || verbose)
-        cli_err("multiconn-server", "%s", msg);
-}
-
 static void echo_message(ms_conn *c, const ms_frame *m, void *user)
 {
     (void)user;
@@ -88,143 +61,39 @@ static void echo_framed(ms_conn *c, const ms_frame *m, void *user)
     ms_conn_send(c, m->data, m->len);
 }
 
+enum { O_FRAMING = 256 };
+
+static int server_opt(cli_serve_spec *sp, int val, const char *arg)
+{
+    static const struct {
+        const char *name;
+        ms_frame_kind kind;
+    } framings[] = {{"raw", MS_FRAME_RAW}, {"len16", MS_FRAME_LEN16},
+                    {"len32", MS_FRAME_LEN32}, {"len64", MS_FRAME_LEN64}};
+    (void)val;
+    for (size_t i = 0; i < sizeof framings / sizeof framings[0]; i++)
+        if (strcmp(arg, framings[i].name) == 0) {
+            sp->frame.kind = framings[i].kind;
+            sp->cb.on_message = framings[i].kind == MS_FRAME_RAW ? echo_message : echo_framed;
+            return CLI_OK;
+        }
+    return cli_usage(sp->cmd, "--framing wants raw, len16, len32 or len64, got '%s'", arg);
+}
+
 int cmd_multiconn_server(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"listen", required_argument, 0, 'l'},
-        {"threads", required_argument, 0, 't'},
-        {"max-conns", required_argument, 0, 'm'},
-        {"idle-timeout", required_argument, 0, 'i'},
-        {"out-high", required_argument, 0, 'H'},
-        {"out-low", required_argument, 0, 'L'},
-        {"out-max", required_argument, 0, 'M'},
-        {"linger", required_argument, 0, 'g'},
-        {"keepalive", required_argument, 0, 'k'},
-        {"framing", required_argument, 0, 'f'},
-        {"max-msg", required_argument, 0, 'x'},
-        {"msg-timeout", required_argument, 0, 'w'},
-        {"backend", required_argument, 0, 'b'},
-        {"verbose", no_argument, 0, 'v'},
-        {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},
+        {"framing", required_argument, 0, O_FRAMING},
         {0, 0, 0, 0},
     };
-    const char *cmd = "multiconn-server";
-    ms_server_config cfg = {.handle_signals = 1, .log = server_log, .cb = {.on_message = echo_message}};
-    const char *listen_opt = NULL;
-    long v;
-    int c;
-    verbose = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "hVv", opts, NULL)) != -1) {
-        switch (c) {
-        case 'l': listen_opt = optarg; break;
-        case 't':
-            if (cli_parse_long(optarg, 1, 256, &v) < 0)
-                return cli_usage(cmd, "--threads wants 1..256, got '%s'", optarg);
-            cfg.threads = (int)v;
-            break;
-        case 'm':
-            if (cli_parse_long(optarg, 1, 10000000, &v) < 0)
-                return cli_usage(cmd, "--max-conns wants a positive number, got '%s'", optarg);
-            cfg.limits.max_conns = (int)v;
-            break;
-        case 'i':
-            if (cli_parse_long(optarg, 0, 86400000, &v) < 0)
-                return cli_usage(cmd, "--idle-timeout wants milliseconds, got '%s'", optarg);
-            cfg.limits.conn.idle_timeout_ms = v ? (int)v : -1;
-            break;
-        case 'g':
-            if (cli_parse_long(optarg, 1, 600000, &v) < 0)
-                return cli_usage(cmd, "--linger wants milliseconds, got '%s'", optarg);
-            cfg.limits.conn.linger_ms = (int)v;
-            break;
-        case 'k':
-        {
-            int idle, intvl = 0, count = 0, used = 0;
-            int n = sscanf(optarg, "%d%n,%d,%d%n", &idle, &used, &intvl, &count, &used);
-            if ((n != 1 && n != 3) || optarg[used] || idle < 0 || idle > 86400 ||
-                (n == 3 && (intvl < 1 || intvl > 3600 || count < 1 || count > 127)))
-                return cli_usage(cmd, "--keepalive wants SECS or IDLE,INTVL,COUNT (0: off), got '%s'",
-                                 optarg);
-            cfg.limits.conn.keepalive = idle ? 1 : -1;
-            cfg.limits.conn.keepalive_idle_s = idle;
-            cfg.limits.conn.keepalive_intvl_s = intvl ? intvl : MS_CONN_DEFAULT_KEEPALIVE_INTVL_S;
-            cfg.limits.conn.keepalive_count = count ? count : MS_CONN_DEFAULT_KEEPALIVE_COUNT;
-            break;
-        }
-        case 'f':
-            if (strcmp(optarg, "raw") == 0)
-                cfg.frame.kind = MS_FRAME_RAW;
-            else if (strcmp(optarg, "len16") == 0)
-                cfg.frame.kind = MS_FRAME_LEN16;
-            else if (strcmp(optarg, "len32") == 0)
-                cfg.frame.kind = MS_FRAME_LEN32;
-            else if (strcmp(optarg, "len64") == 0)
-                cfg.frame.kind = MS_FRAME_LEN64;
-            else
-                return cli_usage(cmd, "--framing wants raw, len16, len32 or len64, got '%s'", optarg);
-            cfg.cb.on_message = cfg.frame.kind == MS_FRAME_RAW ? echo_message : echo_framed;
-            break;
-        case 'x':
-            if (cli_parse_size(optarg, MS_FRAME_LIMIT_MAX, &cfg.frame.max_msg) < 0 ||
-                cfg.frame.max_msg == 0)
-                return cli_usage(cmd, "--max-msg wants a size such as 64k or 16M, got '%s'", optarg);
-            break;
-        case 'w':
-            if (cli_parse_long(optarg, 1, 86400000, &v) < 0)
-                return cli_usage(cmd, "--msg-timeout wants milliseconds, got '%s'", optarg);
-            cfg.limits.conn.msg_timeout_ms = (int)v;
-            break;
-        case 'H':
-        case 'L':
-        case 'M': {
-            size_t sz;
-            if (cli_parse_size(optarg, (size_t)1 << 40, &sz) < 0 || sz == 0)
-                return cli_usage(cmd, "bad size '%s'", optarg);
-            if (c == 'H')
-                cfg.limits.conn.out_high = sz;
-            else if (c == 'L')
-                cfg.limits.conn.out_low = sz;
-            else
-                cfg.limits.conn.out_max = sz;
-            break;
-        }
-        case 'b': cfg.backend = optarg; break;
-        case 'v': verbose = 1; break;
-        case 'h': fputs(server_help, stdout); return CLI_OK;
-        case 'V': printf("msgsock %s\n", ms_version()); return CLI_OK;
-        default: return cli_usage(cmd, "bad option");
-        }
-    }
-    int npos = argc - optind;
-    if (npos > 2 || (listen_opt && npos > 0))
-        return cli_usage(cmd, "too many arguments");
-    char addr[512];
-    if (cli_addr_text(addr, sizeof addr, listen_opt, npos > 0 ? argv[optind] : NULL,
-                      npos > 1 ? argv[optind + 1] : NULL) < 0)
-        return cli_usage(cmd, "address too long");
-    cfg.listen = addr;
-    raise_nofile();
-
-    ms_server *s;
-    int rc = ms_server_create(&s, &cfg);
-    if (rc < 0) {
-        if (rc == MS_EBADADDR)
-            return cli_usage(cmd, "bad address '%s': %s", addr, ms_strerror(rc));
-        if (rc == MS_EINVAL && cfg.backend)
-            return cli_usage(cmd, "unknown backend '%s'", cfg.backend);
-        cli_err(cmd, "listen %s: %s", addr, ms_strerror(rc));
-        return CLI_FAIL;
-    }
-    cli_print_listening(ms_server_listen_fd(s));
-    rc = ms_server_run(s);
-    ms_server_free(s);
-    if (rc < 0) {
-        cli_err(cmd, "%s", ms_strerror(rc));
-        return CLI_FAIL;
-    }
-    return CLI_OK;
+    cli_serve_spec sp = {
+        .cmd = "multiconn-server",
+        .help = server_help,
+        .cb = {.on_message = echo_message},
+        .opts = opts,
+        .opt = server_opt,
+    };
+    return cli_serve_main(&sp, argc, argv);
 }
 
 /* ---- client ---- */
