@@ -1,5 +1,6 @@
 /* cmd_app.c: app-server and app-client, the tutorial's JSON-header application protocol. */
 #include "cli.h"
+#include "serve.h"
 #include "tutorial_app.h"
 
 #include <getopt.h>
@@ -23,35 +24,13 @@ static const char *server_help =
     "content): a text/json request {\"action\": \"search\", \"value\": V} gets the\n"
     "answer for V from the search table, any other content-type gets back its\n"
     "first 10 bytes. Connections stay open for more requests (pipelining is\n"
-    "fine); a malformed request closes its connection and is logged on stderr\n"
-    "with the peer's address. Prints 'listening on ADDR' on stdout once ready;\n"
-    "SIGINT or SIGTERM stops it with exit status 0.\n"
+    "fine); a malformed request closes its connection and is logged once on\n"
+    "stderr with the peer's address: 'PEER: closing: WHY'.\n"
     "\n"
-    "  HOST PORT          address to listen on (default 127.0.0.1 65432; 0 = any free port)\n"
-    "  --listen ADDR      HOST:PORT, [IPv6]:PORT, unix:/path or unix:@name\n"
-    "  --data FILE        search table: a JSON object of string values (default:\n"
-    "                     the tutorial's morpheus, ring and dog emoji)\n"
-    "  --max-msg SIZE     largest request content accepted (default 16M)\n"
-    "  --max-header SIZE  largest JSON header accepted (default 16k, at most 65535)\n"
-    "  --idle-timeout MS  close a connection silent for this long (default 300000)\n"
-    "  --msg-timeout MS   drop a peer whose started request is not complete this\n"
-    "                     long after it began (default 30000; event model)\n"
-    "  --max-conns N      open connections at most; more are closed at once\n"
-    "                     (default: the descriptor limit minus a reserve of\n"
-    "                     32 + 4 per thread; event model)\n"
-    "  --out-max SIZE     drop a peer that lets more than this many answer bytes\n"
-    "                     queue up unread (default 64M; reading from it pauses at\n"
-    "                     1M; event model)\n"
-    "  --linger MS        after closing, drain unread input at most this long\n"
-    "                     (default 2000; event model)\n"
-    "  --keepalive SECS   TCP keepalive's first probe after SECS idle (default 60,\n"
-    "                     then 6 probes 10 s apart); 0 turns keepalive off\n"
-    "  --model MODEL      'event' (default): the event server, any number of\n"
-    "                     connections at once; 'iterative': one connection at a\n"
-    "                     time, blocking I/O\n"
-    "  --threads N        event loops for the event model (default 1; 0: one per CPU)\n"
-    "  -h, --help         show this help\n"
-    "  -V, --version      show the version\n";
+    "  --data FILE          search table: a JSON object of string values (default:\n"
+    "                       the tutorial's morpheus, ring and dog emoji)\n"
+    "  --max-header SIZE    largest JSON header accepted (default 16k, at most 65535)\n"
+    "  (--max-msg is the largest request content accepted)\n";
 
 static const char *client_help =
     "Usage: msgsock app-client [OPTIONS] HOST PORT ACTION VALUE\n"
@@ -86,391 +65,99 @@ static void err_lower(char *buf, size_t cap, const char *s)
 /* ==== app-server ========================================================== */
 
 typedef struct app_server {
-    const cli_app_table *table;
-    ms_frame_config frame;
-    int idle_ms;
-    int stopfd;
-    ms_server_limits limits;   /* event model; idle_timeout_ms is idle_ms */
+    const char *data;           /* --data, or NULL */
+    size_t max_header;
+    cli_app_table *table;
 } app_server;
 
-static void log_closing(const char *peer, int code, const char *why)
-{
-    char text[256];
-    err_lower(text, sizeof text, why ? why : ms_strerror(code));
-    cli_err("app-server", "%s: closing: %s", peer, text);
-}
-
-/*
- * The per-connection step of the blocking server: cuts every whole request
- * out of in (from *off on), appends each answer to out, and advances *off
- * past what was consumed. Returns 0, or the error that must close the
- * connection (with *why when the request's content was at fault); answers
- * to the requests before the bad one are in out either way.
- */
-static int app_feed(const app_server *s, ms_framer *fr, const cli_app_buf *in, size_t *off,
-                    cli_app_buf *out, const char **why)
-{
-    *why = NULL;
-    while (*off < in->len) {
-        ms_frame msg;
-        ssize_t n = ms_framer_decode(fr, in->data + *off, in->len - *off, &msg, NULL);
-        if (n == MS_ENEEDMORE)
-            return 0;
-        if (n < 0)
-            return (int)n;
-        *off += (size_t)n;
-        int rc = cli_app_respond(s->table, &msg, out, why);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
-/* Sends buf, watching the stop signal; 1 if a stop signal came, 0 when
- * sent, or a negative code. */
-static int send_watching(const app_server *s, int fd, const uint8_t *buf, size_t len)
-{
-    size_t off = 0;
-    while (off < len) {
-        size_t sent = 0;
-        int rc = ms_send_all(fd, buf + off, len - off, 0, &sent);
-        off += sent;
-        if (rc == 0)
-            break;
-        if (rc != MS_ETIMEDOUT && rc != MS_EAGAIN)
-            return rc;
-        struct pollfd p[2] = {{.fd = fd, .events = POLLOUT}, {.fd = s->stopfd, .events = POLLIN}};
-        int r = poll(p, 2, s->idle_ms);
-        if (r == 0)
-            return MS_EIDLE;
-        if (r > 0 && p[1].revents)
-            return 1;
-    }
-    return 0;
-}
-
-/* Serves one connection with blocking I/O until the peer closes or errs;
- * returns 1 if a stop signal arrived meanwhile, else 0. */
-static int serve_iterative_conn(const app_server *s, int fd, const char *peer)
-{
-    ms_framer *fr = NULL;
-    cli_app_buf in = {0}, out = {0};
-    int stop = 0;
-    int rc = ms_framer_create(&fr, &s->frame);
-    if (rc < 0) {
-        cli_err("app-server", "%s: %s", peer, ms_strerror(rc));
-        return 0;
-    }
-    for (;;) {
-        struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = s->stopfd, .events = POLLIN}};
-        int r = poll(p, 2, s->idle_ms);
-        if (r < 0)
-            continue;
-        if (p[1].revents) {
-            stop = 1;
-            break;
-        }
-        if (r == 0) {
-            log_closing(peer, MS_EIDLE, NULL);
-            break;
-        }
-        if ((rc = cli_app_buf_reserve(&in, READ_CHUNK)) < 0) {
-            log_closing(peer, rc, NULL);
-            break;
-        }
-        ssize_t n = ms_recv_some(fd, in.data + in.len, READ_CHUNK, 0);
-        if (n == MS_EAGAIN || n == MS_ETIMEDOUT)
-            continue;
-        size_t off = 0;
-        const char *why = NULL;
-        if (n == MS_EOF) {
-            /* Whole requests are answered as they arrive, so what is left
-             * is empty (a clean end) or the start of a request. */
-            ms_frame msg;
-            ssize_t e = ms_framer_decode_eof(fr, in.data, in.len, &msg);
-            if (e != MS_EOF)
-                log_closing(peer, e < 0 ? (int)e : MS_ETRUNCATED, NULL);
-            break;
-        }
-        if (n < 0) {
-            log_closing(peer, (int)n, NULL);
-            break;
-        }
-        in.len += (size_t)n;
-        rc = app_feed(s, fr, &in, &off, &out, &why);
-        cli_app_buf_consume(&in, off);
-        int sr = out.len ? send_watching(s, fd, out.data, out.len) : 0;
-        out.len = 0;
-        if (rc < 0) {
-            log_closing(peer, rc, why);
-            break;
-        }
-        if (sr == 1) {
-            stop = 1;
-            break;
-        }
-        if (sr < 0) {
-            log_closing(peer, sr, NULL);
-            break;
-        }
-    }
-    ms_framer_free(fr);
-    cli_app_buf_free(&in);
-    cli_app_buf_free(&out);
-    return stop;
-}
-
-static int serve_iterative(const app_server *s, int lfd)
-{
-    struct pollfd p[2] = {{.fd = lfd, .events = POLLIN}, {.fd = s->stopfd, .events = POLLIN}};
-    for (;;) {
-        if (poll(p, 2, -1) < 0)
-            continue;
-        if (p[1].revents)
-            return CLI_OK;
-        ms_addr peer;
-        char ptext[MS_ADDR_STRLEN] = "?";
-        int fd = ms_accept(lfd, &peer, 0, 0);
-        if (fd == MS_EAGAIN || fd == MS_ECONNABORTED)
-            continue;
-        if (fd < 0) {
-            cli_err("app-server", "accept: %s", ms_strerror(fd));
-            /* EMFILE and friends: back off rather than spin. */
-            poll(NULL, 0, 100);
-            continue;
-        }
-        ms_addr_format(&peer, ptext, sizeof ptext);
-        const ms_conn_limits *l = &s->limits.conn;
-        if (l->keepalive >= 0)
-            ms_sock_set_keepalive(fd, 1, l->keepalive_idle_s ? l->keepalive_idle_s
-                                                             : MS_CONN_DEFAULT_KEEPALIVE_IDLE_S,
-                                  MS_CONN_DEFAULT_KEEPALIVE_INTVL_S, MS_CONN_DEFAULT_KEEPALIVE_COUNT);
-        int stop = serve_iterative_conn(s, fd, ptext);
-        ms_sock_close(fd, 0);
-        if (stop)
-            return CLI_OK;
-    }
-}
-
-/* ---- the event model: the library's event server drives the same logic ---- */
-
-/* Userdata mark on a connection whose closing was already logged. */
-static char logged_mark;
-
-static void conn_peer_text(ms_conn *c, char *buf, size_t cap)
-{
-    ms_addr a;
-    ms_conn_peer(c, &a);
-    if (ms_addr_format(&a, buf, cap) < 0)
-        snprintf(buf, cap, "?");
-}
-
-static void ev_on_message(ms_conn *c, const ms_frame *msg, void *user)
+/* A request's content at fault: logged here, with the words the codec
+ * cannot know, and the connection closed gracefully (reason 0), so the
+ * library logs nothing more. */
+static void app_on_message(ms_conn *c, const ms_frame *msg, void *user)
 {
     const app_server *s = user;
     cli_app_buf out = {0};
     const char *why = NULL;
     int rc = cli_app_respond(s->table, msg, &out, &why);
     if (rc == 0) {
-        /* A failed send drops the connection; on_close reports why. */
+        /* A failed send drops the connection; the log says why. */
         ms_conn_send_raw(c, out.data, out.len);
     } else {
-        char peer[MS_ADDR_STRLEN];
-        conn_peer_text(c, peer, sizeof peer);
-        log_closing(peer, rc, why);
-        ms_conn_set_userdata(c, &logged_mark);
+        ms_addr a;
+        char peer[MS_ADDR_STRLEN], text[256];
+        ms_conn_peer(c, &a);
+        if (ms_addr_format(&a, peer, sizeof peer) < 0)
+            snprintf(peer, sizeof peer, "?");
+        err_lower(text, sizeof text, why ? why : ms_strerror(rc));
+        cli_serve_say("%s: closing: %s", peer, text);
         /* Graceful: answers to the requests before this one still go out. */
         ms_conn_close(c);
     }
     cli_app_buf_free(&out);
 }
 
-static void ev_on_close(ms_conn *c, int reason, void *user)
+/* Every connection the library ends with an error, resets included. */
+static void app_conn_end(const char *peer, const ms_log_record *rec)
 {
-    (void)user;
-    if (reason == 0 || reason == MS_ECLOSED || ms_conn_userdata(c) == &logged_mark)
-        return;
-    char peer[MS_ADDR_STRLEN];
-    conn_peer_text(c, peer, sizeof peer);
-    log_closing(peer, reason, NULL);
+    char text[256];
+    err_lower(text, sizeof text, ms_strerror(rec->code));
+    cli_serve_say("%s: closing: %s", peer, text);
 }
 
-/* The server's own log lines, in the command's voice. Its per-connection
- * "connection dropped" lines are left out: ev_on_close reports those. */
-static void ev_log(void *user, int level, const char *msg)
+enum { O_DATA = 256, O_MAX_HEADER };
+
+static int app_opt(cli_serve_spec *sp, int val, const char *arg)
 {
-    (void)user;
-    if (level <= 1 && !strstr(msg, ": connection dropped: "))
-        cli_err("app-server", "%s", msg);
+    app_server *s = sp->user;
+    if (val == O_DATA) {
+        s->data = arg;
+        return CLI_OK;
+    }
+    if (cli_parse_size(arg, 65535, &s->max_header) < 0 || s->max_header == 0)
+        return cli_usage(sp->cmd, "--max-header wants a size from 1 to 65535, got '%s'", arg);
+    return CLI_OK;
 }
 
-static int serve_event(app_server *s, const char *addr, int threads)
+static int app_prepare(cli_serve_spec *sp)
 {
-    ms_server_config cfg = {
-        .listen = addr,
-        .frame = s->frame,
-        .limits = s->limits,
-        .threads = threads,
-        .handle_signals = 1,
-        .cb = {.on_message = ev_on_message, .on_close = ev_on_close},
-        .user = s,
-        .log = ev_log,
-    };
-    ms_server *srv = NULL;
-    int rc = ms_server_create(&srv, &cfg);
-    if (rc < 0) {
-        if (rc == MS_EBADADDR)
-            return cli_usage("app-server", "bad address '%s': %s", addr, ms_strerror(rc));
-        cli_err("app-server", "listen %s: %s", addr, ms_strerror(rc));
+    app_server *s = sp->user;
+    int rc;
+    if (s->data) {
+        char err[512];
+        if ((rc = cli_app_table_load(&s->table, s->data, err, sizeof err)) < 0) {
+            cli_err(sp->cmd, "--data %s", err);
+            return CLI_FAIL;
+        }
+    } else if ((rc = cli_app_table_default(&s->table)) < 0) {
+        cli_err(sp->cmd, "%s", ms_strerror(rc));
         return CLI_FAIL;
     }
-    cli_print_listening(ms_server_listen_fd(srv));
-    rc = ms_server_run(srv);
-    ms_server_free(srv);
-    if (rc < 0) {
-        cli_err("app-server", "%s", ms_strerror(rc));
-        return CLI_FAIL;
-    }
+    sp->frame.max_header = s->max_header;
     return CLI_OK;
 }
 
 int cmd_app_server(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"listen", required_argument, 0, 'l'},
-        {"data", required_argument, 0, 'd'},
-        {"max-msg", required_argument, 0, 'm'},
-        {"idle-timeout", required_argument, 0, 'i'},
-        {"model", required_argument, 0, 'M'},
-        {"max-header", required_argument, 0, 'X'},
-        {"msg-timeout", required_argument, 0, 'w'},
-        {"max-conns", required_argument, 0, 'C'},
-        {"out-max", required_argument, 0, 'o'},
-        {"linger", required_argument, 0, 'g'},
-        {"keepalive", required_argument, 0, 'k'},
-        {"threads", required_argument, 0, 'T'},
-        {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},
+        {"data", required_argument, 0, O_DATA},
+        {"max-header", required_argument, 0, O_MAX_HEADER},
         {0, 0, 0, 0},
     };
-    const char *listen_opt = NULL, *data = NULL;
-    size_t max_msg = MS_FRAME_DEFAULT_MAX_MSG, max_header = MS_FRAME_DEFAULT_MAX_HEADER;
-    long idle = MS_CONN_DEFAULT_IDLE_MS, threads = 1, v;
-    ms_server_limits limits = {0};
-    int c, iterative = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'l': listen_opt = optarg; break;
-        case 'd': data = optarg; break;
-        case 'm':
-            if (cli_parse_size(optarg, MS_FRAME_LIMIT_MAX, &max_msg) < 0 || max_msg == 0)
-                return cli_usage("app-server", "--max-msg wants a size such as 64k or 16M, got '%s'", optarg);
-            break;
-        case 'i':
-            if (cli_parse_long(optarg, 1, 86400000, &idle) < 0)
-                return cli_usage("app-server", "--idle-timeout wants milliseconds, got '%s'", optarg);
-            break;
-        case 'X':
-            if (cli_parse_size(optarg, 65535, &max_header) < 0 || max_header == 0)
-                return cli_usage("app-server", "--max-header wants a size from 1 to 65535, got '%s'", optarg);
-            break;
-        case 'w':
-            if (cli_parse_long(optarg, 1, 86400000, &v) < 0)
-                return cli_usage("app-server", "--msg-timeout wants milliseconds, got '%s'", optarg);
-            limits.conn.msg_timeout_ms = (int)v;
-            break;
-        case 'C':
-            if (cli_parse_long(optarg, 1, 10000000, &v) < 0)
-                return cli_usage("app-server", "--max-conns wants a positive number, got '%s'", optarg);
-            limits.max_conns = (int)v;
-            break;
-        case 'o':
-            if (cli_parse_size(optarg, MS_FRAME_LIMIT_MAX, &limits.conn.out_max) < 0 ||
-                limits.conn.out_max == 0)
-                return cli_usage("app-server", "--out-max wants a size such as 64M, got '%s'", optarg);
-            break;
-        case 'g':
-            if (cli_parse_long(optarg, 1, 600000, &v) < 0)
-                return cli_usage("app-server", "--linger wants milliseconds, got '%s'", optarg);
-            limits.conn.linger_ms = (int)v;
-            break;
-        case 'k':
-            if (cli_parse_long(optarg, 0, 86400, &v) < 0)
-                return cli_usage("app-server", "--keepalive wants seconds (0: off), got '%s'", optarg);
-            limits.conn.keepalive = v ? 1 : -1;
-            limits.conn.keepalive_idle_s = (int)v;
-            break;
-        case 'M':
-            if (strcmp(optarg, "iterative") == 0)
-                iterative = 1;
-            else if (strcmp(optarg, "event") == 0)
-                iterative = 0;
-            else
-                return cli_usage("app-server", "unknown --model '%s' (event or iterative)", optarg);
-            break;
-        case 'T':
-            if (cli_parse_long(optarg, 0, 1024, &threads) < 0)
-                return cli_usage("app-server", "--threads wants a number from 0 to 1024, got '%s'", optarg);
-            break;
-        case 'h': fputs(server_help, stdout); return CLI_OK;
-        case 'V': printf("msgsock %s\n", ms_version()); return CLI_OK;
-        default: return cli_usage("app-server", "bad option");
-        }
-    }
-    int npos = argc - optind;
-    if (npos > 2 || (listen_opt && npos > 0))
-        return cli_usage("app-server", "too many arguments");
-    char addr[512];
-    if (cli_addr_text(addr, sizeof addr, listen_opt, npos > 0 ? argv[optind] : NULL,
-                      npos > 1 ? argv[optind + 1] : NULL) < 0)
-        return cli_usage("app-server", "address too long");
-
-    cli_app_table *table = NULL;
-    int rc;
-    if (data) {
-        char err[512];
-        if ((rc = cli_app_table_load(&table, data, err, sizeof err)) < 0) {
-            cli_err("app-server", "--data %s", err);
-            return CLI_FAIL;
-        }
-    } else if ((rc = cli_app_table_default(&table)) < 0) {
-        cli_err("app-server", "%s", ms_strerror(rc));
-        return CLI_FAIL;
-    }
-    app_server s = {.table = table, .idle_ms = (int)idle, .limits = limits};
-    s.limits.conn.idle_timeout_ms = (int)idle;
-    cli_app_frame_config(&s.frame, max_msg);
-    s.frame.max_header = max_header;
-
-    int status = CLI_FAIL;
-    int lfd = -1;
-    s.stopfd = -1;
-    if (!iterative) {
-        status = serve_event(&s, addr, (int)threads);
-        goto out;
-    }
-    s.stopfd = cli_stop_signalfd();
-    if (s.stopfd < 0) {
-        cli_err("app-server", "signalfd: %s", ms_strerror(s.stopfd));
-        goto out;
-    }
-    lfd = ms_listen_text(addr, NULL);
-    if (lfd < 0) {
-        if (lfd == MS_EBADADDR)
-            status = cli_usage("app-server", "bad address '%s': %s", addr, ms_strerror(lfd));
-        else
-            cli_err("app-server", "listen %s: %s", addr, ms_strerror(lfd));
-        goto out;
-    }
-    cli_print_listening(lfd);
-    status = serve_iterative(&s, lfd);
-out:
-    if (lfd >= 0)
-        ms_sock_close(lfd, 0);
-    if (s.stopfd >= 0)
-        close(s.stopfd);
-    cli_app_table_free(table);
+    app_server s = {.max_header = MS_FRAME_DEFAULT_MAX_HEADER};
+    cli_serve_spec sp = {
+        .cmd = "app-server",
+        .help = server_help,
+        .cb = {.on_message = app_on_message},
+        .user = &s,
+        .threads = 1,
+        .opts = opts,
+        .opt = app_opt,
+        .prepare = app_prepare,
+        .conn_end = app_conn_end,
+    };
+    cli_app_frame_config(&sp.frame, 0);
+    int status = cli_serve_main(&sp, argc, argv);
+    cli_app_table_free(s.table);
     return status;
 }
 
