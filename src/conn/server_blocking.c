@@ -91,15 +91,29 @@ static void w_message(ms_conn *c, const ms_frame *m, void *user)
     publish(sl, c);
 }
 
+static volatile sig_atomic_t child_stopped;
+
+/* Stop shuts the socket down, which the driver sees as the peer's end (at
+ * a message boundary or not) or a failed send: such an end is MS_ECLOSED,
+ * as in the event model. An end with its own reason keeps it. */
+static int stop_reason(msi_blocking *b, int reason)
+{
+    int stopping = b->in_child ? child_stopped : atomic_load(&b->stopping);
+    if (stopping && (reason == 0 || reason == MS_ETRUNCATED || reason == MS_EPIPE ||
+                     reason == MS_ECONNRESET))
+        return MS_ECLOSED;
+    return reason;
+}
+
 static void w_close(ms_conn *c, int reason, void *user)
 {
     blk_slot *sl = user;
     msi_blocking *b = sl->b;
+    reason = stop_reason(b, reason);
     publish(sl, c);
     if (b->cfg->cb.on_close)
         b->cfg->cb.on_close(c, reason, b->cfg->user);
-    if (!atomic_load(&b->stopping))
-        msi_server_log_end(b->s, &sl->peer, reason, NULL);
+    msi_server_log_end(b->s, &sl->peer, reason, NULL);
 }
 
 static int serve(msi_blocking *b, blk_slot *sl, int fd)
@@ -119,7 +133,7 @@ static void *thread_main(void *arg)
     sl->fd = -1;
     pthread_mutex_unlock(&b->mu);
     ms_sock_close(fd, 0);
-    msi_server_note_end(b->s, atomic_load(&b->stopping) ? MS_ECLOSED : reason);
+    msi_server_note_end(b->s, stop_reason(b, reason));
     /* From here on the acceptor may join and free sl. */
     atomic_store(&sl->done, 1);
     ms_loop_wake(b->loop, reap_wake, b);
@@ -128,7 +142,6 @@ static void *thread_main(void *arg)
 
 /* The child's stop: SIGTERM (or SIGINT from a terminal) shuts the socket
  * down, so the blocking driver sees the end and the child exits. */
-static volatile sig_atomic_t child_stopped;
 static int child_fd = -1;
 
 static void child_on_signal(int signo)
@@ -170,7 +183,7 @@ static void child_main(msi_blocking *b, blk_slot *sl, int fd)
     close(b->lfd);
     int reason = serve(b, sl, fd);
     ms_sock_close(fd, 0);
-    _exit(child_stopped ? X_CLEAN : exit_code(reason));
+    _exit(exit_code(stop_reason(b, reason)));
 }
 
 /* ---- the acceptor's side ---- */
@@ -238,8 +251,7 @@ static void reap(msi_blocking *b)
             pid_t r = waitpid(sl->pid, &st, WNOHANG);
             if (r == sl->pid || (r < 0 && errno == ECHILD)) {
                 ended = 1;
-                int reason = r == sl->pid ? reason_of_status(st) : 0;
-                msi_server_note_end(b->s, stopping ? MS_ECLOSED : reason);
+                msi_server_note_end(b->s, r == sl->pid ? reason_of_status(st) : 0);
             }
         } else if (atomic_load(&sl->done)) {
             pthread_join(sl->th, NULL);
