@@ -14,9 +14,9 @@ static void peer_text(const ms_addr *a, char *buf, size_t cap)
 static void worker_text(const ms_server_conn *c, char *buf, size_t cap)
 {
     if (c->pid > 0)
-        snprintf(buf, cap, "pid %d", c->pid);
+        snprintf(buf, cap, "pid:%d", c->pid);
     else if (c->loop >= 0)
-        snprintf(buf, cap, "loop %d", c->loop);
+        snprintf(buf, cap, "loop:%d", c->loop);
     else
         snprintf(buf, cap, "thread");
 }
