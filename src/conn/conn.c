@@ -872,7 +872,9 @@ static void conn_io(ms_loop *loop, int fd, int events, void *arg)
         if (g->tops->wants && g->tops->wants(c->tp))
             events |= MS_EV_READ | MS_EV_WRITE;
         if (events & MS_EV_ERR) {
-            int e = sock_error(c->fd);
+            /* A transport with a handshake (TLS) reads first: the peer's
+             * alert saying why it reset may still be unread. */
+            int e = g->tops->handshake && reading_wanted(c) ? 0 : sock_error(c->fd);
             if (e < 0)
                 conn_fail(c, e);
             else if (!reading_wanted(c) && c->olen == 0)

@@ -19,7 +19,8 @@
 
 /* ---- the socket BIO ----
  * OpenSSL's own socket BIO writes with write(2), which raises SIGPIPE when
- * the peer is gone; this one sends with MSG_NOSIGNAL and keeps the errno of
+ * the peer is gone; this one sends with MSG_NOSIGNAL, never blocks (a
+ * blocking descriptor is waited on with poll by the stream) and keeps the errno of
  * a hard failure for the error report. */
 
 static BIO_METHOD *bio_meth;
@@ -30,7 +31,7 @@ static int bio_write(BIO *b, const char *buf, int len)
     msi_tls_io *io = BIO_get_data(b);
     BIO_clear_retry_flags(b);
     for (;;) {
-        ssize_t n = send(io->fd, buf, (size_t)len, MSG_NOSIGNAL);
+        ssize_t n = send(io->fd, buf, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n >= 0)
             return (int)n;
         if (errno == EINTR)
@@ -48,7 +49,7 @@ static int bio_read(BIO *b, char *buf, int len)
     msi_tls_io *io = BIO_get_data(b);
     BIO_clear_retry_flags(b);
     for (;;) {
-        ssize_t n = recv(io->fd, buf, (size_t)len, 0);
+        ssize_t n = recv(io->fd, buf, (size_t)len, MSG_DONTWAIT);
         if (n > 0)
             return (int)n;
         if (n == 0) {
@@ -191,8 +192,9 @@ static int io_fail(msi_tls_io *io, int ssl_err)
             OPENSSL_free(ip);
         } else if (reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256) {
             code = map_alert(reason - SSL_AD_REASON_OFFSET);
-            snprintf(text, sizeof text, "the peer refused: %s",
-                     SSL_alert_desc_string_long(reason - SSL_AD_REASON_OFFSET));
+            /* "tlsv13 alert certificate required": the words after "alert". */
+            const char *r = ssl_reason(), *a = strstr(r, "alert ");
+            snprintf(text, sizeof text, "the peer refused: %s", a ? a + 6 : r);
         } else {
             switch (reason) {
             case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
@@ -212,6 +214,27 @@ static int io_fail(msi_tls_io *io, int ssl_err)
     }
     ERR_clear_error();
     return msi_tls_io_set_error(io, code, text);
+}
+
+/* A write failed on a reset or a broken pipe: the peer may have said why
+ * just before (an alert refusing our certificate, in TLS 1.3 only after our
+ * side of the handshake ended), and that is still unread. One read picks it
+ * up, so the error names the reason rather than the reset. */
+static int io_fail_write(msi_tls_io *io, int ssl_err)
+{
+    int saved = io->sys_err;
+    if (ssl_err == SSL_ERROR_SYSCALL && (saved == EPIPE || saved == ECONNRESET)) {
+        uint8_t junk[512];
+        ERR_clear_error();
+        io->sys_err = 0;
+        int r = SSL_read(io->ssl, junk, sizeof junk);
+        int e = r > 0 ? SSL_ERROR_NONE : SSL_get_error(io->ssl, r);
+        if (e == SSL_ERROR_SSL && ERR_peek_error() != 0)
+            return io_fail(io, e);
+        ERR_clear_error();
+        io->sys_err = saved;
+    }
+    return io_fail(io, ssl_err);
 }
 
 /* ---- contexts ---- */
@@ -263,6 +286,12 @@ static int ctx_load(ms_tls_ctx *c, const ms_tls_config *cfg, char *err, size_t c
         if ((rc = check_file("key", key, err, cap)) < 0)
             return rc;
         if (SSL_CTX_use_PrivateKey_file(sc, key, SSL_FILETYPE_PEM) != 1) {
+            int r = ERR_GET_REASON(ERR_peek_error());
+            if (r == X509_R_KEY_VALUES_MISMATCH || r == X509_R_KEY_TYPE_MISMATCH) {
+                put_err(err, cap, "key file '%s' does not match certificate file '%s'", key,
+                        cfg->cert_file);
+                return MS_ETLS;
+            }
             put_err(err, cap, "key file '%s': no PEM private key in it (%s)", key, ssl_reason());
             return MS_ETLS;
         }
@@ -582,10 +611,10 @@ ssize_t msi_tls_io_writev(msi_tls_io *io, const struct iovec *iov, int iovcnt)
         }
         if (done > 0) {
             /* Report what went; the failure comes back on the next call. */
-            io_fail(io, e);
+            io_fail_write(io, e);
             return (ssize_t)done;
         }
-        return io_fail(io, e);
+        return io_fail_write(io, e);
     }
     return (ssize_t)done;
 }

@@ -3,6 +3,7 @@
 #include "conn/tls_int.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,9 +69,15 @@ static void tls_close(void *tp, int fd, int abortive)
         msi_tls_io_shutdown(io);
     }
     /* A failed handshake has just written its alert: a reset could
-     * destroy it before the peer reads why it was refused. */
-    if (io && io->hs_failed)
+     * destroy it before the peer reads why it was refused. Unread input
+     * makes the kernel reset, so a little of it is drained first. */
+    if (io && io->hs_failed) {
+        char junk[4096];
+        for (int i = 0; i < 16; i++)
+            if (recv(fd, junk, sizeof junk, MSG_DONTWAIT) <= 0)
+                break;
         abortive = 0;
+    }
     ms_sock_close(fd, abortive);
 }
 
