@@ -1,5 +1,6 @@
 /* serve.c: the server commands' shared front end: one option table, help, config, listen, run, exit on a stop signal. */
 #include "serve.h"
+#include "cli_tls.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -38,6 +39,7 @@ static const struct option common_opts[] = {
     {"verbose", no_argument, 0, 'v'},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, 'V'},
+    CLI_TLS_SERVER_LONGOPTS,
 };
 #define NCOMMON (sizeof common_opts / sizeof common_opts[0])
 
@@ -75,6 +77,9 @@ static const char common_help[] =
     "                       way, queued output) and the totals; 'msgsock stats ADDR'\n"
     "                       prints it. Loopback or unix: addresses only, unless\n"
     "  --stats-public       is given too\n"
+    "  --tls-cert FILE      serve TLS (event model) with this PEM certificate chain\n"
+    "  --tls-key FILE       its PEM private key (default: read from --tls-cert)\n"
+    "  --tls-ca FILE        require client certificates signed by these PEM CAs\n"
     "  -v, --verbose        log every dropped connection, resets included\n"
     "  -h, --help           show this help\n"
     "  -V, --version        show the version\n"
@@ -168,6 +173,7 @@ typedef struct serve_opts {
     const char *listen, *stats;
     int stats_public;
     size_t max_msg;
+    cli_tls_opts tls;
 } serve_opts;
 
 static int parse_common(cli_serve_spec *sp, serve_opts *o, int c, const char *arg)
@@ -236,6 +242,9 @@ static int parse_common(cli_serve_spec *sp, serve_opts *o, int c, const char *ar
     case O_BACKEND: cfg->backend = arg; return 0;
     case O_STATS: o->stats = arg; return 0;
     case O_STATS_PUBLIC: o->stats_public = 1; return 0;
+    case CLI_OPT_TLS_CERT:
+    case CLI_OPT_TLS_KEY:
+    case CLI_OPT_TLS_CA: cli_tls_opt(&o->tls, c, arg); return 0;
     case 'v': verbose = 1; return 0;
     default: return cli_usage(cmd, "bad option");
     }
@@ -301,13 +310,25 @@ static int serve(cli_serve_spec *sp, serve_opts *o, const char *addr)
     cfg->user = sp->user;
     cfg->log_record = on_log;
     int admin = -1, status;
-    if ((status = open_stats(sp, o, &admin)) != CLI_OK)
+    ms_tls_ctx *tls = NULL;
+    if ((status = cli_tls_server_ctx(sp->cmd, &o->tls, &tls)) != CLI_OK)
         return status;
+    if (tls && cfg->model != MS_MODEL_EVENT) {
+        ms_tls_ctx_free(tls);
+        return cli_usage(sp->cmd, "--tls-cert needs --model event");
+    }
+    cfg->tls = tls;
+    if ((status = open_stats(sp, o, &admin)) != CLI_OK) {
+        ms_tls_ctx_free(tls);
+        return status;
+    }
     raise_nofile();
     int rc = cli_monitor_block_signal();
     ms_server *s = NULL;
     if (rc == 0)
         rc = ms_server_create(&s, cfg);
+    /* The server holds its own reference. */
+    ms_tls_ctx_free(tls);
     if (rc < 0) {
         if (admin >= 0) {
             unlink_unix(admin);
