@@ -1,5 +1,6 @@
 /* cmd_app.c: app-server and app-client, the tutorial's JSON-header application protocol. */
 #include "cli.h"
+#include "cli_tls.h"
 #include "serve.h"
 #include "tutorial_app.h"
 
@@ -51,6 +52,7 @@ static const char *client_help =
     "                     answers in order, print each (default 1)\n"
     "  --clients N        run N such clients at once (default 1)\n"
     "  --max-msg SIZE     largest response content accepted (default 16M)\n"
+    CLI_TLS_CLIENT_HELP
     "  -h, --help         show this help\n"
     "  -V, --version      show the version\n";
 
@@ -58,7 +60,8 @@ static const char *client_help =
 static void err_lower(char *buf, size_t cap, const char *s)
 {
     snprintf(buf, cap, "%s", s);
-    if (buf[0] >= 'A' && buf[0] <= 'Z')
+    /* Not an acronym such as "TLS". */
+    if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
         buf[0] = (char)(buf[0] - 'A' + 'a');
 }
 
@@ -101,7 +104,10 @@ static void app_conn_end(const char *peer, const ms_log_record *rec)
 {
     char text[256];
     err_lower(text, sizeof text, ms_strerror(rec->code));
-    cli_serve_say("%s: closing: %s", peer, text);
+    /* A TLS failure: the library's line ends with OpenSSL's words. */
+    const char *tls = rec->code <= MS_ETLS && rec->code >= MS_ETLSTIMEDOUT && rec->msg
+                          ? strstr(rec->msg, "): ") : NULL;
+    cli_serve_say("%s: closing: %s%s", peer, text, tls ? tls + 1 : "");
 }
 
 enum { O_DATA = 256, O_MAX_HEADER };
@@ -170,6 +176,8 @@ typedef struct client_opts {
     long count;
     int json;
     ms_frame_config frame;
+    ms_tls_ctx *tls;          /* NULL: plain */
+    char host[256];           /* the name the server's certificate must match */
 } client_opts;
 
 /* One client's run: its printed lines are gathered in out and written by
@@ -308,6 +316,7 @@ static int client_run(const client_opts *o, cli_app_buf *out)
     cli_app_buf req = {0}, in = {0};
     ms_framer *fr = NULL;
     int status = CLI_FAIL;
+    cli_io io = {.fd = -1};
     int rc = cli_app_request(&req, o->action, o->value);
     if (rc < 0) {
         cli_err("app-client", "cannot build the request: %s", ms_strerror(rc));
@@ -323,6 +332,8 @@ static int client_run(const client_opts *o, cli_app_buf *out)
         cli_err("app-client", "connect %s: %s", o->addr, ms_strerror(fd));
         goto done;
     }
+    if (cli_io_start("app-client", &io, fd, o->tls, o->host, o->addr, o->timeout_ms) < 0)
+        goto done;
     long sent_msgs = 0, got = 0;
     size_t req_off = 0, in_off = 0;
     int64_t deadline = ms_now_ms() + o->timeout_ms;
@@ -340,13 +351,13 @@ static int client_run(const client_opts *o, cli_app_buf *out)
         }
         if ((p.revents & POLLOUT) && sent_msgs < o->count) {
             size_t sent = 0;
-            rc = ms_send_all(fd, req.data + req_off, req.len - req_off, 0, &sent);
+            rc = cli_io_send_all(&io, req.data + req_off, req.len - req_off, 0, &sent);
             req_off += sent;
             if (rc == 0) {
                 req_off = 0;
                 sent_msgs++;
             } else if (rc != MS_ETIMEDOUT && rc != MS_EAGAIN) {
-                client_fail_conn(o, got, "send", ms_strerror(rc));
+                client_fail_conn(o, got, "send", cli_io_strerror(&io, rc));
                 goto done;
             }
         }
@@ -356,7 +367,7 @@ static int client_run(const client_opts *o, cli_app_buf *out)
             client_fail_conn(o, got, "receive", ms_strerror(rc));
             goto done;
         }
-        ssize_t n = ms_recv_some(fd, in.data + in.len, READ_CHUNK, 0);
+        ssize_t n = cli_io_recv(&io, in.data + in.len, READ_CHUNK, 0);
         if (n == MS_EAGAIN || n == MS_ETIMEDOUT)
             continue;
         if (n == MS_EOF) {
@@ -371,7 +382,7 @@ static int client_run(const client_opts *o, cli_app_buf *out)
             goto done;
         }
         if (n < 0) {
-            client_fail_conn(o, got, "receive", ms_strerror((int)n));
+            client_fail_conn(o, got, "receive", cli_io_strerror(&io, (int)n));
             goto done;
         }
         in.len += (size_t)n;
@@ -400,8 +411,7 @@ static int client_run(const client_opts *o, cli_app_buf *out)
     }
     status = CLI_OK;
 done:
-    if (fd >= 0)
-        ms_sock_close(fd, 0);
+    cli_io_close(&io);
     ms_framer_free(fr);
     cli_app_buf_free(&req);
     cli_app_buf_free(&in);
@@ -426,9 +436,11 @@ int cmd_app_client(int argc, char **argv)
         {"max-msg", required_argument, 0, 'm'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
+        CLI_TLS_CLIENT_LONGOPTS,
         {0, 0, 0, 0},
     };
     const char *connect_opt = NULL;
+    cli_tls_opts tlso = {0};
     long timeout = 5000, clients = 1;
     size_t max_msg = MS_FRAME_DEFAULT_MAX_MSG;
     client_opts o = {.count = 1};
@@ -456,7 +468,10 @@ int cmd_app_client(int argc, char **argv)
             break;
         case 'h': fputs(client_help, stdout); return CLI_OK;
         case 'V': printf("msgsock %s\n", ms_version()); return CLI_OK;
-        default: return cli_usage("app-client", "bad option");
+        default:
+            if (cli_tls_opt(&tlso, c, optarg))
+                break;
+            return cli_usage("app-client", "bad option");
         }
     }
     int npos = argc - optind, want = connect_opt ? 2 : 4;
@@ -484,9 +499,14 @@ int cmd_app_client(int argc, char **argv)
     if (prc == MS_EBADADDR)
         return cli_usage("app-client", "bad address '%s': %s", addr, ms_strerror(prc));
 
+    int tst = cli_tls_client_ctx("app-client", &tlso, &o.tls);
+    if (tst != CLI_OK)
+        return tst;
+    cli_tls_host(o.host, sizeof o.host, addr);
     client_job *jobs = calloc((size_t)clients, sizeof *jobs);
     if (!jobs) {
         cli_err("app-client", "%s", ms_strerror(MS_ENOMEM));
+        ms_tls_ctx_free(o.tls);
         return CLI_FAIL;
     }
     long started = 0;
@@ -516,6 +536,7 @@ int cmd_app_client(int argc, char **argv)
         cli_app_buf_free(&jobs[i].out);
     }
     free(jobs);
+    ms_tls_ctx_free(o.tls);
     if (fflush(stdout) != 0)
         status = CLI_FAIL;
     return status;
