@@ -1,5 +1,6 @@
 /* cmd_echo.c: echo-server and echo-client, the tutorial's first two programs. */
 #include "cli.h"
+#include "cli_tls.h"
 #include "serve.h"
 
 #include <getopt.h>
@@ -24,6 +25,7 @@ static const char *client_help =
     "  HOST PORT          server address (default 127.0.0.1 65432)\n"
     "  --connect ADDR     HOST:PORT, [IPv6]:PORT, unix:/path or unix:@name\n"
     "  --timeout MS       limit for connecting and for the reply (default 5000)\n"
+    CLI_TLS_CLIENT_HELP
     "  -h, --help         show this help\n"
     "  -V, --version      show the version\n";
 
@@ -51,9 +53,11 @@ int cmd_echo_client(int argc, char **argv)
         {"timeout", required_argument, 0, 't'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
+        CLI_TLS_CLIENT_LONGOPTS,
         {0, 0, 0, 0},
     };
     const char *connect_opt = NULL;
+    cli_tls_opts tlso = {0};
     long timeout = 5000;
     int c;
     optind = 1;
@@ -66,7 +70,10 @@ int cmd_echo_client(int argc, char **argv)
             break;
         case 'h': fputs(client_help, stdout); return CLI_OK;
         case 'V': printf("msgsock %s\n", ms_version()); return CLI_OK;
-        default: return cli_usage("echo-client", "bad option");
+        default:
+            if (cli_tls_opt(&tlso, c, optarg))
+                break;
+            return cli_usage("echo-client", "bad option");
         }
     }
     int npos = argc - optind;
@@ -87,33 +94,55 @@ int cmd_echo_client(int argc, char **argv)
     if (cli_addr_text(addr, sizeof addr, connect_opt, host, port) < 0)
         return cli_usage("echo-client", "address too long");
 
+    ms_tls_ctx *tls = NULL;
+    int st = cli_tls_client_ctx("echo-client", &tlso, &tls);
+    if (st != CLI_OK)
+        return st;
+    char tls_host[256];
+    cli_tls_host(tls_host, sizeof tls_host, addr);
     int64_t deadline = ms_now_ms() + timeout;
     int fd = ms_connect_text(addr, (int)timeout, 0);
     if (fd < 0) {
+        ms_tls_ctx_free(tls);
         if (fd == MS_EBADADDR)
             return cli_usage("echo-client", "bad address '%s': %s", addr, ms_strerror(fd));
         cli_err("echo-client", "connect %s: %s", addr, ms_strerror(fd));
         return CLI_FAIL;
     }
+    cli_io io;
+    int rc = cli_io_start("echo-client", &io, fd, tls, tls_host, addr, (int)timeout);
+    ms_tls_ctx_free(tls);
+    if (rc < 0)
+        return CLI_FAIL;
     size_t len = strlen(msg);
-    int rc = ms_send_all(fd, msg, len, (int)timeout, NULL);
+    rc = cli_io_send_all(&io, msg, len, (int)timeout, NULL);
     if (rc < 0) {
-        cli_err("echo-client", "send to %s: %s", addr, ms_strerror(rc));
-        ms_sock_close(fd, 0);
+        cli_err("echo-client", "send to %s: %s", addr, cli_io_strerror(&io, rc));
+        cli_io_close(&io);
         return CLI_FAIL;
     }
     char *reply = malloc(len ? len : 1);
     size_t got = 0;
-    int left = (int)(deadline - ms_now_ms());
-    rc = reply ? ms_recv_exact(fd, reply, len, left > 0 ? left : 1, &got) : MS_ENOMEM;
-    ms_sock_close(fd, 0);
+    rc = reply ? 0 : MS_ENOMEM;
+    while (rc == 0 && got < len) {
+        int left = (int)(deadline - ms_now_ms());
+        ssize_t n = cli_io_recv(&io, reply + got, len - got, left > 0 ? left : 1);
+        if (n > 0)
+            got += (size_t)n;
+        else
+            rc = (int)n;
+    }
+    const char *why = rc < 0 ? cli_io_strerror(&io, rc) : NULL;
+    char whybuf[256];
+    snprintf(whybuf, sizeof whybuf, "%s", why ? why : "");
+    cli_io_close(&io);
     if (rc < 0) {
         if (rc == MS_EOF || rc == MS_ETRUNCATED)
             cli_err("echo-client", "%s closed the connection after echoing %zu of %zu bytes",
                     addr, got, len);
         else
             cli_err("echo-client", "receive from %s: %s (%zu of %zu bytes echoed)", addr,
-                    ms_strerror(rc), got, len);
+                    whybuf, got, len);
         free(reply);
         return CLI_FAIL;
     }
