@@ -1,5 +1,6 @@
 /* cmd_multiconn.c: multiconn-server and multiconn-client, the tutorial's event-driven pair. */
 #include "cli.h"
+#include "cli_tls.h"
 #include "serve.h"
 
 #include <getopt.h>
@@ -35,6 +36,7 @@ static const char *client_help =
     "  --timeout MS         limit for connecting and for the whole run (default 10000)\n"
     "  -q, --quiet          print one summary line instead\n"
     "  --backend NAME       event loop backend: epoll or poll (default epoll)\n"
+    CLI_TLS_CLIENT_HELP
     "  -h, --help           show this help\n"
     "  -V, --version        show the version\n";
 
@@ -110,6 +112,7 @@ typedef struct mc_conn {
     size_t got;
     int done;   /* 1 ok, -1 failed */
     int reason;
+    char tls_why[96];   /* OpenSSL's words for a TLS failure */
 } mc_conn;
 
 struct mc_run {
@@ -160,9 +163,11 @@ static void mc_on_message(ms_conn *c, const ms_frame *m, void *user)
 
 static void mc_on_close(ms_conn *c, int reason, void *user)
 {
-    (void)c;
     mc_conn *k = user;
     k->conn = NULL;
+    const char *why = ms_conn_tls_error(c);
+    if (why)
+        snprintf(k->tls_why, sizeof k->tls_why, "%s", why);
     if (k->reason == 0)
         k->reason = reason;
     if (k->got != MSG_TOTAL && k->reason == 0)
@@ -195,9 +200,11 @@ int cmd_multiconn_client(int argc, char **argv)
         {"backend", required_argument, 0, 'b'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
+        CLI_TLS_CLIENT_LONGOPTS,
         {0, 0, 0, 0},
     };
     const char *cmd = "multiconn-client";
+    cli_tls_opts tlso = {0};
     const char *connect_opt = NULL, *backend = NULL;
     long timeout = 10000, nconns;
     int quiet = 0, c;
@@ -213,7 +220,10 @@ int cmd_multiconn_client(int argc, char **argv)
         case 'b': backend = optarg; break;
         case 'h': fputs(client_help, stdout); return CLI_OK;
         case 'V': printf("msgsock %s\n", ms_version()); return CLI_OK;
-        default: return cli_usage(cmd, "bad option");
+        default:
+            if (cli_tls_opt(&tlso, c, optarg))
+                break;
+            return cli_usage(cmd, "bad option");
         }
     }
     int npos = argc - optind;
@@ -240,6 +250,10 @@ int cmd_multiconn_client(int argc, char **argv)
         snprintf(shown, sizeof shown, "%s", addr);
     else
         snprintf(shown, sizeof shown, "('%s', %s)", host, port);
+    ms_tls_ctx *tls = NULL;
+    int tst = cli_tls_client_ctx(cmd, &tlso, &tls);
+    if (tst != CLI_OK)
+        return tst;
     raise_nofile();
 
     mc_run run = {.quiet = quiet};
@@ -248,6 +262,7 @@ int cmd_multiconn_client(int argc, char **argv)
     ms_loop_opts lo = {.backend = backend};
     int rc = ms_loop_create(&run.loop, &lo);
     if (rc < 0) {
+        ms_tls_ctx_free(tls);
         if (rc == MS_EINVAL && backend)
             return cli_usage(cmd, "unknown backend '%s'", backend);
         cli_err(cmd, "event loop: %s", ms_strerror(rc));
@@ -256,6 +271,7 @@ int cmd_multiconn_client(int argc, char **argv)
     mc_conn *ks = calloc((size_t)nconns, sizeof *ks);
     if (!ks || ms_timer_create(run.loop, &run.timer) < 0) {
         cli_err(cmd, "%s", ms_strerror(MS_ENOMEM));
+        ms_tls_ctx_free(tls);
         free(ks);
         ms_loop_free(run.loop);
         return CLI_FAIL;
@@ -270,9 +286,12 @@ int cmd_multiconn_client(int argc, char **argv)
         ks[i].id = (int)i + 1;
         if (!quiet)
             printf("Starting connection %d to %s\n", ks[i].id, shown);
-        rc = ms_conn_connect(run.loop, addr, NULL, &lim, &cb, &ks[i], (int)timeout, &ks[i].conn);
+        rc = tls ? ms_conn_connect_tls(run.loop, addr, tls, NULL, &lim, &cb, &ks[i], (int)timeout,
+                                       &ks[i].conn)
+                 : ms_conn_connect(run.loop, addr, NULL, &lim, &cb, &ks[i], (int)timeout, &ks[i].conn);
         if (rc < 0) {
             if (rc == MS_EBADADDR && i == 0) {
+                ms_tls_ctx_free(tls);
                 free(ks);
                 ms_timer_free(run.timer);
                 ms_loop_free(run.loop);
@@ -297,8 +316,9 @@ int cmd_multiconn_client(int argc, char **argv)
         failed++;
         int r = ks[i].done == 0 ? MS_ETIMEDOUT : ks[i].reason;
         if (failed <= 20)
-            cli_err(cmd, "connection %d to %s: %s (%zu of %d bytes back)", ks[i].id, addr,
-                    ms_strerror(r), ks[i].got, MSG_TOTAL);
+            cli_err(cmd, "connection %d to %s: %s%s%s (%zu of %d bytes back)", ks[i].id, addr,
+                    ms_strerror(r), ks[i].tls_why[0] ? ": " : "", ks[i].tls_why, ks[i].got,
+                    MSG_TOTAL);
     }
     if (failed > 20)
         cli_err(cmd, "... and %d more failed connections", failed - 20);
@@ -307,6 +327,7 @@ int cmd_multiconn_client(int argc, char **argv)
                (unsigned long long)ok, failed);
     ms_timer_free(run.timer);
     ms_loop_free(run.loop);
+    ms_tls_ctx_free(tls);
     free(ks);
     if (fflush(stdout) != 0)
         return CLI_FAIL;
