@@ -3,6 +3,7 @@ with `openssl s_client` / `openssl s_server`, and with Python's ssl module; ever
 failure gives its clear error and the server keeps serving; stalled handshakes and malformed
 input over TLS end only their own connection. Certificates are made at test time."""
 import json
+import selectors
 import os
 import shutil
 import socket
@@ -88,6 +89,34 @@ class FreePort:
 
     def __exit__(self, *exc):
         pass
+
+
+def s_client_echo(port, *extra, send=b"ping\n", timeout=20):
+    """openssl s_client sends `send` and keeps its stdin open until the echo
+    is back (closing it at once could end the session first); returns
+    (exit status, everything it printed)."""
+    p = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-brief"]
+                         + list(extra), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    p.stdin.write(send)
+    p.stdin.flush()
+    out = b""
+    deadline = time.monotonic() + timeout
+    sel = selectors.DefaultSelector()
+    sel.register(p.stdout, selectors.EVENT_READ)
+    while send.strip() not in out and time.monotonic() < deadline:
+        if sel.select(0.2):
+            chunk = os.read(p.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            out += chunk
+    sel.close()
+    try:
+        rest, _ = p.communicate(input=b"", timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rest, _ = p.communicate()
+    return p.returncode, (out + rest).decode("utf-8", "replace")
 
 
 def wait_listening(port, proc):
@@ -256,28 +285,31 @@ class AppServerTls(MsTestCase):
 
 class OpensslInterop(MsTestCase):
     def test_s_client_against_msgsock_servers(self):
-        for cmd in ("echo-server", "multiconn-server", "app-server"):
+        for cmd in ("echo-server", "multiconn-server"):
             with Server(cmd, *server_tls(), "127.0.0.1", "0") as srv:
                 _, port = srv.host_port()
-                p = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
-                                    "-CAfile", c("ca"), "-verify_return_error", "-brief",
-                                    "-verify_ip", "127.0.0.1"],
-                                   input=b"" if cmd == "app-server" else b"ping\n",
-                                   capture_output=True, timeout=20)
-                out = (p.stdout + p.stderr).decode("utf-8", "replace")
-                self.assertEqual(p.returncode, 0, out)
+                rc, out = s_client_echo(port, "-CAfile", c("ca"), "-verify_return_error",
+                                        "-verify_ip", "127.0.0.1")
+                self.assertEqual(rc, 0, out)
                 self.assertIn("Verification: OK", out)
-                if cmd != "app-server":
-                    self.assertIn("ping", p.stdout.decode())
+                self.assertIn("ping", out)
+        with Server("app-server", *server_tls(), "127.0.0.1", "0") as srv:
+            _, port = srv.host_port()
+            p = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
+                                "-CAfile", c("ca"), "-verify_return_error", "-brief",
+                                "-verify_hostname", "localhost"],
+                               input=b"", capture_output=True, timeout=20)
+            out = (p.stdout + p.stderr).decode("utf-8", "replace")
+            self.assertEqual(p.returncode, 0, out)
+            self.assertIn("Verification: OK", out)
 
     def test_s_client_with_client_certificate(self):
         with Server("echo-server", *server_tls("server", "ca"), "127.0.0.1", "0") as srv:
             _, port = srv.host_port()
-            p = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
-                                "-CAfile", c("ca"), "-cert", c("client"), "-key", c("client", "key"),
-                                "-brief"], input=b"hello\n", capture_output=True, timeout=20)
-            self.assertEqual(p.returncode, 0, p.stderr)
-            self.assertIn(b"hello", p.stdout)
+            rc, out = s_client_echo(port, "-CAfile", c("ca"), "-cert", c("client"),
+                                    "-key", c("client", "key"), send=b"hello\n")
+            self.assertEqual(rc, 0, out)
+            self.assertIn("hello", out)
 
     def test_msgsock_clients_against_s_server(self):
         with FreePort() as port:
