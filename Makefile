@@ -35,7 +35,7 @@ CFLAGS ?= $(OPT) -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -fPIC \
 	-fvisibility=hidden -DMS_BUILDING -Iinclude -Isrc -MMD -MP
 LDFLAGS ?=
-LIBS := -ljansson -lssl -lcrypto -lpthread
+LIBS := -ljansson -lssl -lcrypto -luring -lpthread
 TEST_LIBS := -lcmocka
 
 LIB_SRCS := $(sort $(wildcard src/*/*.c))

@@ -4,7 +4,7 @@
 # Prints what it installs; installs only as root (otherwise says what to run).
 set -eu
 
-pkgs_build="libjansson-dev libssl-dev pkg-config"
+pkgs_build="libjansson-dev libssl-dev liburing-dev pkg-config"
 pkgs_test="$pkgs_build libcmocka-dev python3 iproute2 openssl procps"
 pkgs_fuzz="$pkgs_test clang"
 pkgs_bench="$pkgs_test libuv1-dev libevent-dev linux-perf util-linux"

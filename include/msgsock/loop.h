@@ -20,7 +20,12 @@ typedef void (*ms_timer_cb)(ms_loop *loop, ms_timer *t, void *arg);
 typedef void (*ms_signal_cb)(ms_loop *loop, int signo, void *arg);
 
 typedef struct ms_loop_opts {
-    /* "epoll", "poll", or NULL: $MSGSOCK_BACKEND if set, else the best. */
+    /* "epoll", "poll", "io_uring", or NULL: $MSGSOCK_BACKEND if set, else
+     * epoll. "io_uring" falls back to epoll when the kernel refuses the
+     * ring or lacks a feature it needs (multishot receive into provided
+     * buffers, Linux 6.0); ms_loop_backend() then says "epoll". With
+     * io_uring the loop waits on the ring and plain connections (ms_conn)
+     * read and write through it; everything else works as with epoll. */
     const char *backend;
     /* Readiness events taken per wait (0: 256). */
     int max_events;
@@ -36,7 +41,7 @@ MS_EXPORT int ms_loop_create(ms_loop **out, const ms_loop_opts *opts);
  * Descriptors being watched are not closed (they were never the loop's).
  * Queued wake callbacks are dropped without running. Not from a callback. */
 MS_EXPORT void ms_loop_free(ms_loop *loop);
-/* "epoll" or "poll". */
+/* The backend in use: "epoll", "poll" or "io_uring". */
 MS_EXPORT const char *ms_loop_backend(const ms_loop *loop);
 
 /* Runs until ms_loop_stop(), or until nothing is watched and no timer is

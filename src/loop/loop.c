@@ -2,6 +2,7 @@
  * signalfd signals and eventfd wakeups. */
 #include "msgsock/loop.h"
 #include "loop/poller.h"
+#include "loop/ring.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -51,6 +52,7 @@ struct wake_item {
 struct ms_loop {
     const msi_poller_ops *ops;
     msi_poller *poller;
+    int ring_fallback; /* io_uring asked for, epoll used: why */
     msi_poll_event *events;
     int max_events;
 
@@ -509,6 +511,8 @@ static const msi_poller_ops *find_backend(const char *name)
         return &msi_poller_epoll;
     if (strcmp(name, "poll") == 0)
         return &msi_poller_poll;
+    if (strcmp(name, "io_uring") == 0)
+        return &msi_poller_uring;
     return NULL;
 }
 
@@ -541,6 +545,11 @@ int ms_loop_create(ms_loop **out, const ms_loop_opts *opts)
         rc = MS_ENOMEM;
     if (!rc)
         rc = ops->create(&loop->poller, max_events);
+    if (rc && rc != MS_ENOMEM && ops == &msi_poller_uring) {
+        loop->ring_fallback = rc;
+        loop->ops = ops = &msi_poller_epoll;
+        rc = ops->create(&loop->poller, max_events);
+    }
     if (!rc) {
         loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (loop->wake_fd < 0)
@@ -585,6 +594,16 @@ const char *ms_loop_backend(const ms_loop *loop)
     return loop ? loop->ops->name : NULL;
 }
 
+msi_ring *msi_loop_ring(ms_loop *loop)
+{
+    return loop->ops->ring ? loop->ops->ring(loop->poller) : NULL;
+}
+
+int msi_loop_ring_fallback(const ms_loop *loop)
+{
+    return loop->ring_fallback;
+}
+
 int64_t ms_loop_now(const ms_loop *loop)
 {
     return loop->now;
@@ -619,6 +638,8 @@ int ms_loop_run_once(ms_loop *loop, int timeout_ms)
     loop->batch++;
     loop->now = mono_ms(0);
     dispatch_io(loop, n);
+    if (loop->ops->dispatch)
+        loop->ncalls += loop->ops->dispatch(loop->poller);
     run_timers(loop);
     return loop->ncalls;
 }
@@ -626,6 +647,8 @@ int ms_loop_run_once(ms_loop *loop, int timeout_ms)
 static int alive(ms_loop *loop)
 {
     if (loop->nwatched > 0 || loop->heap_n > 0)
+        return 1;
+    if (loop->ops->busy && loop->ops->busy(loop->poller))
         return 1;
     pthread_mutex_lock(&loop->wake_mu);
     int queued = loop->wake_head != NULL;

@@ -12,6 +12,7 @@
  * a negative msgsock code (-errno for system errors).
  */
 typedef struct msi_poller msi_poller;
+typedef struct msi_ring msi_ring;
 
 typedef struct msi_poll_event {
     int fd;
@@ -29,9 +30,22 @@ typedef struct msi_poller_ops {
      * max events and returns n; an interrupted wait returns 0. */
     int (*wait)(msi_poller *p, msi_poll_event *out, int max, int timeout_ms);
     void (*free)(msi_poller *p);
+    /* Completion backends only (NULL for readiness backends): the ring of
+     * ring.h; running the completions the last wait gathered (returns the
+     * callbacks run), after the readiness events are dispatched; and
+     * whether a handle or an operation of the ring is still live (which
+     * keeps ms_loop_run going like a watch). */
+    msi_ring *(*ring)(msi_poller *p);
+    int (*dispatch)(msi_poller *p);
+    int (*busy)(msi_poller *p);
 } msi_poller_ops;
 
 extern const msi_poller_ops msi_poller_epoll;
 extern const msi_poller_ops msi_poller_poll;
+extern const msi_poller_ops msi_poller_uring;
+
+/* The epoll instance's descriptor, for a backend that waits on it from
+ * elsewhere (the io_uring backend polls it through its ring). */
+int msi_poller_epoll_fd(msi_poller *p);
 
 #endif

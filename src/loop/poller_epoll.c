@@ -80,6 +80,11 @@ static int epoll_wait_(msi_poller *p, msi_poll_event *out, int max, int timeout_
     return n;
 }
 
+int msi_poller_epoll_fd(msi_poller *p)
+{
+    return p->epfd;
+}
+
 static void epoll_free(msi_poller *p)
 {
     if (!p)

@@ -1,5 +1,6 @@
 /* test_loop.c: the event loop's descriptors, wakeups, stop, signals and exit
- * rule, each test run once on every poller backend. */
+ * rule, each test run once on every poller backend (io_uring where the
+ * kernel has it); the io_uring request falling back to epoll. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -7,8 +8,15 @@
 #include <cmocka.h>
 
 #include "msgsock.h"
+#include "loop/ring.h"
 
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -32,6 +40,25 @@ static int use_poll(void **state)
     (void)state;
     backend = "poll";
     return 0;
+}
+
+static int use_uring(void **state)
+{
+    (void)state;
+    backend = "io_uring";
+    return 0;
+}
+
+/* 1 if this kernel gives the io_uring backend (else it falls back). */
+static int uring_available(void)
+{
+    ms_loop *loop;
+    ms_loop_opts o = {.backend = "io_uring"};
+    if (ms_loop_create(&loop, &o) < 0)
+        return 0;
+    int ok = strcmp(ms_loop_backend(loop), "io_uring") == 0;
+    ms_loop_free(loop);
+    return ok;
 }
 
 static ms_loop *new_loop_max(int max_events)
@@ -174,7 +201,7 @@ static void test_modify_unchanged_no_syscall(void **state)
     close(p[0]);
     assert_int_equal(ms_loop_modify(loop, p[0], MS_EV_READ), 0);
     int rc = ms_loop_modify(loop, p[0], MS_EV_READ | MS_EV_WRITE);
-    if (strcmp(backend, "epoll") == 0)
+    if (strcmp(backend, "poll") != 0)
         assert_int_equal(rc, MS_EBADF);
     else
         assert_int_equal(rc, 0);
@@ -774,6 +801,47 @@ static void test_backend_selection(void **state)
     assert_int_equal(ms_loop_create(&loop, &o), MS_EINVAL);
 }
 
+/* Where the kernel refuses io_uring (a seccomp profile, as in many
+ * containers, or kernel.io_uring_disabled), asking for it gives a working
+ * epoll loop and says why. The refusal is a seccomp filter in a child. */
+static void test_uring_fallback(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct sock_filter f[] = {
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+            prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+            _exit(3);
+        ms_loop *loop;
+        ms_loop_opts o = {.backend = "io_uring"};
+        if (ms_loop_create(&loop, &o) != 0)
+            _exit(4);
+        if (strcmp(ms_loop_backend(loop), "epoll") != 0 || msi_loop_ring(loop) != NULL ||
+            msi_loop_ring_fallback(loop) != MS_ENOSYS)
+            _exit(5);
+        int p[2];
+        struct rec r = {0};
+        if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0 ||
+            ms_loop_watch(loop, p[0], MS_EV_READ, rec_cb, &r) != 0 || write(p[1], "x", 1) != 1 ||
+            ms_loop_run_once(loop, 1000) != 1 || r.calls != 1)
+            _exit(6);
+        ms_loop_free(loop);
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest per_backend[] = {
@@ -798,10 +866,15 @@ int main(void)
     };
     const struct CMUnitTest once[] = {
         cmocka_unit_test(test_backend_selection),
+        cmocka_unit_test(test_uring_fallback),
     };
     int failed = 0;
     failed += cmocka_run_group_tests_name("loop/epoll", per_backend, use_epoll, NULL);
     failed += cmocka_run_group_tests_name("loop/poll", per_backend, use_poll, NULL);
+    if (uring_available())
+        failed += cmocka_run_group_tests_name("loop/io_uring", per_backend, use_uring, NULL);
+    else
+        printf("loop/io_uring: skipped, this kernel refuses io_uring\n");
     failed += cmocka_run_group_tests_name("loop/backend", once, NULL, NULL);
     return failed ? 1 : 0;
 }

@@ -1,0 +1,629 @@
+/* poller_uring.c: the io_uring backend: the loop waits on a ring, readiness
+ * comes from an epoll instance polled through it, and handles (ring.h) do
+ * their I/O as completions. */
+#include "loop/poller.h"
+#include "loop/ring.h"
+
+#include <liburing.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/*
+ * Why the ring is the waiting point and epoll sits behind it (not the ring's
+ * fd inside epoll): then one io_uring_enter both submits the batch of sends
+ * and receive arms and waits, and a busy connection costs no epoll_wait at
+ * all; epoll is only asked (epoll_wait with timeout 0) when the one-shot
+ * poll on its fd completes, i.e. when a listener, the wakeup eventfd, a
+ * signal or a readiness watch has something. A one-shot poll re-armed after
+ * each harvest keeps epoll's level-triggered meaning: arming checks the
+ * current state, so what the harvest left ready fires again at once.
+ *
+ * Sends carry MSG_DONTWAIT, so each completes inside the submitting call
+ * (a full socket gives -EAGAIN, and the ring then waits for POLLOUT itself)
+ * and the wait can ask for one completion more than the sends it submits:
+ * an echoed message costs one system call, not a second one to collect
+ * the send's own completion.
+ */
+
+#define SQ_ENTRIES 512
+#define CQ_ENTRIES 4096
+/* Provided receive buffers: NBUFS of BUF_SIZE bytes, shared by every
+ * handle of the ring; a completion's buffer goes back once it is reported. */
+#define NBUFS 1024
+#define BUF_SIZE 4096
+#define BGID 0
+/* Send contexts (1 KiB each) kept for reuse rather than freed. */
+#define CTX_CACHE 64
+
+enum { OP_EPOLL = 1, OP_RECV, OP_SEND, OP_POLLOUT, OP_CANCEL, OP_PROBE };
+enum { RECV_IDLE = 0, RECV_ARMED, RECV_CANCELLING };
+enum {
+    SEND_NONE = 0,
+    SEND_STAGED,     /* staged: submitted before the next wait */
+    SEND_KERNEL,     /* submitted; its completion not yet seen */
+    SEND_NEED_POLL,  /* would block: arm POLLOUT before the next wait */
+    SEND_POLL        /* POLLOUT armed; the staged send is retried when it fires */
+};
+
+typedef struct send_ctx {
+    struct send_ctx *next;
+    struct msghdr mh;
+    struct iovec iov[MSI_RING_IOV];
+} send_ctx;
+
+/* A handle; its index and generation are in every operation's user_data,
+ * and it is not reused while an operation of it may still complete. */
+struct hslot {
+    msi_ring_fn fn;
+    void *arg;
+    send_ctx *send;
+    void (*drop)(void *);
+    void *drop_p;
+    int fd;
+    int next;              /* dirty list, or free list */
+    uint32_t gen;
+    uint8_t open, dirty, want_recv, recv, sendst, pollout, cancel_pollout;
+};
+
+typedef struct cqe_copy {
+    uint64_t ud;
+    int32_t res;
+    uint32_t flags;
+} cqe_copy;
+
+struct msi_ring {
+    struct io_uring ring;
+    int ring_ok;
+    struct io_uring_buf_ring *br;
+    size_t br_size;
+    uint8_t *bufs;
+    struct hslot *slots;
+    int nslots, cap;
+    int free_head, dirty_head;
+    int nlive;             /* slots in use, open or with operations pending */
+    send_ctx *ctx_cache;
+    int nctx;
+    int inline_sends;      /* sends in the SQ, each completing inside the submit */
+    cqe_copy *cq;          /* the completions the last wait gathered */
+    int ncq, cq_cap;
+};
+
+/* The backend's poller: the ring plus an epoll poller it forwards
+ * readiness watches to. */
+struct msi_poller {
+    msi_ring r;
+    msi_poller *ep;
+    int epfd;
+    int ep_armed;
+};
+
+static uint64_t tag(int op, uint32_t gen, int idx)
+{
+    return (uint64_t)op << 56 | (uint64_t)(gen & 0xffffffu) << 32 | (uint32_t)idx;
+}
+
+static int tag_op(uint64_t ud) { return (int)(ud >> 56); }
+static uint32_t tag_gen(uint64_t ud) { return (uint32_t)(ud >> 32) & 0xffffffu; }
+static int tag_idx(uint64_t ud) { return (int)(uint32_t)ud; }
+
+/* An SQE; a full SQ is submitted first (its sends complete in that call,
+ * so they no longer count for the wait). */
+static struct io_uring_sqe *get_sqe(msi_ring *r)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+    if (!sqe) {
+        io_uring_submit(&r->ring);
+        r->inline_sends = 0;
+        sqe = io_uring_get_sqe(&r->ring);
+    }
+    return sqe;
+}
+
+static void buf_recycle(msi_ring *r, int bid)
+{
+    io_uring_buf_ring_add(r->br, r->bufs + (size_t)bid * BUF_SIZE, BUF_SIZE, (unsigned short)bid,
+                          io_uring_buf_ring_mask(NBUFS), 0);
+    io_uring_buf_ring_advance(r->br, 1);
+}
+
+/* ---- handles ---- */
+
+static void mark_dirty(msi_ring *r, int h)
+{
+    struct hslot *s = &r->slots[h];
+    if (s->dirty)
+        return;
+    s->dirty = 1;
+    s->next = r->dirty_head;
+    r->dirty_head = h;
+}
+
+static void ctx_put(msi_ring *r, send_ctx *c)
+{
+    if (!c)
+        return;
+    if (r->nctx < CTX_CACHE) {
+        c->next = r->ctx_cache;
+        r->ctx_cache = c;
+        r->nctx++;
+    } else {
+        free(c);
+    }
+}
+
+/* Frees a closed slot once nothing of it can complete any more. */
+static void slot_maybe_free(msi_ring *r, int h)
+{
+    struct hslot *s = &r->slots[h];
+    if (s->open || s->dirty || s->recv != RECV_IDLE || s->sendst != SEND_NONE || s->pollout)
+        return;
+    ctx_put(r, s->send);
+    s->send = NULL;
+    s->gen++;
+    s->fd = -1;
+    s->next = r->free_head;
+    r->free_head = h;
+    r->nlive--;
+}
+
+int msi_ring_open(msi_ring *r, int fd, msi_ring_fn fn, void *arg)
+{
+    if (r->free_head < 0) {
+        if (r->nslots == r->cap) {
+            int cap = r->cap ? r->cap * 2 : 64;
+            struct hslot *n = realloc(r->slots, (size_t)cap * sizeof *n);
+            if (!n)
+                return MS_ENOMEM;
+            r->slots = n;
+            r->cap = cap;
+        }
+        r->slots[r->nslots] = (struct hslot){.fd = -1};
+        r->free_head = r->nslots++;
+        r->slots[r->free_head].next = -1;
+    }
+    int h = r->free_head;
+    struct hslot *s = &r->slots[h];
+    r->free_head = s->next;
+    uint32_t gen = s->gen;
+    *s = (struct hslot){.fn = fn, .arg = arg, .fd = fd, .next = -1, .gen = gen, .open = 1};
+    r->nlive++;
+    return h;
+}
+
+void msi_ring_recv(msi_ring *r, int h, int on)
+{
+    struct hslot *s = &r->slots[h];
+    if (!s->open || s->want_recv == (on != 0))
+        return;
+    s->want_recv = on != 0;
+    mark_dirty(r, h);
+}
+
+int msi_ring_send(msi_ring *r, int h, const struct iovec *iov, int n)
+{
+    struct hslot *s = &r->slots[h];
+    if (n < 1 || n > MSI_RING_IOV || !s->open)
+        return MS_EINVAL;
+    if (s->sendst != SEND_NONE && s->sendst != SEND_STAGED)
+        return MS_EBUSY;
+    if (!s->send) {
+        s->send = r->ctx_cache;
+        if (s->send) {
+            r->ctx_cache = s->send->next;
+            r->nctx--;
+        } else if (!(s->send = malloc(sizeof *s->send))) {
+            return MS_ENOMEM;
+        }
+    }
+    memcpy(s->send->iov, iov, (size_t)n * sizeof *iov);
+    s->send->mh = (struct msghdr){.msg_iov = s->send->iov, .msg_iovlen = (size_t)n};
+    s->sendst = SEND_STAGED;
+    mark_dirty(r, h);
+    return 0;
+}
+
+int msi_ring_close(msi_ring *r, int h, void (*drop)(void *), void *p)
+{
+    struct hslot *s = &r->slots[h];
+    int kept = 0;
+    s->open = 0;
+    s->fn = NULL;
+    s->arg = NULL;
+    s->want_recv = 0;
+    if (s->sendst == SEND_KERNEL) {
+        s->drop = drop;
+        s->drop_p = p;
+        kept = 1;
+    } else {
+        if (s->sendst == SEND_POLL)
+            s->cancel_pollout = 1;
+        s->sendst = SEND_NONE;
+    }
+    if (s->recv == RECV_ARMED || s->cancel_pollout)
+        mark_dirty(r, h);
+    else
+        slot_maybe_free(r, h);
+    return kept;
+}
+
+static void prep_cancel(msi_ring *r, uint64_t target)
+{
+    struct io_uring_sqe *sqe = get_sqe(r);
+    if (!sqe)
+        return;
+    io_uring_prep_cancel64(sqe, target, 0);
+    io_uring_sqe_set_data64(sqe, tag(OP_CANCEL, 0, 0));
+}
+
+/* Issues what each dirty handle wants: the batch the next wait submits. */
+static void flush_dirty(msi_ring *r)
+{
+    while (r->dirty_head >= 0) {
+        int h = r->dirty_head;
+        struct hslot *s = &r->slots[h];
+        r->dirty_head = s->next;
+        s->dirty = 0;
+        s->next = -1;
+        struct io_uring_sqe *sqe;
+        if (s->want_recv && s->recv == RECV_IDLE && (sqe = get_sqe(r))) {
+            io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
+            sqe->flags |= IOSQE_BUFFER_SELECT;
+            sqe->buf_group = BGID;
+            io_uring_sqe_set_data64(sqe, tag(OP_RECV, s->gen, h));
+            s->recv = RECV_ARMED;
+        } else if (!s->want_recv && s->recv == RECV_ARMED) {
+            prep_cancel(r, tag(OP_RECV, s->gen, h));
+            s->recv = RECV_CANCELLING;
+        }
+        if (s->cancel_pollout) {
+            prep_cancel(r, tag(OP_POLLOUT, s->gen, h));
+            s->cancel_pollout = 0;
+        }
+        if (s->sendst == SEND_STAGED && (sqe = get_sqe(r))) {
+            io_uring_prep_sendmsg(sqe, s->fd, &s->send->mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+            io_uring_sqe_set_data64(sqe, tag(OP_SEND, s->gen, h));
+            s->sendst = SEND_KERNEL;
+            r->inline_sends++;
+        } else if (s->sendst == SEND_NEED_POLL && (sqe = get_sqe(r))) {
+            io_uring_prep_poll_add(sqe, s->fd, POLLOUT);
+            io_uring_sqe_set_data64(sqe, tag(OP_POLLOUT, s->gen, h));
+            s->sendst = SEND_POLL;
+            s->pollout = 1;
+        }
+        if (!s->open)
+            slot_maybe_free(r, h);
+    }
+}
+
+/* ---- completions ---- */
+
+static int on_recv(msi_ring *r, int h, const cqe_copy *e)
+{
+    struct hslot *s = &r->slots[h];
+    int bid = (e->flags & IORING_CQE_F_BUFFER) ? (int)(e->flags >> IORING_CQE_BUFFER_SHIFT) : -1;
+    int more = (e->flags & IORING_CQE_F_MORE) != 0;
+    int called = 0;
+    if (!more) {
+        s->recv = RECV_IDLE;
+        /* Out of buffers (or a full CQ): still wanted, so arm again. */
+        if (s->open && s->want_recv && (e->res > 0 || e->res == -ENOBUFS))
+            mark_dirty(r, h);
+        else if (s->open && e->res != -ECANCELED)
+            s->want_recv = 0;
+    }
+    if (s->open && e->res != -ENOBUFS && e->res != -ECANCELED) {
+        const void *data = bid >= 0 ? r->bufs + (size_t)bid * BUF_SIZE : NULL;
+        int res = e->res >= 0 ? e->res : ms_err_from_errno(-e->res);
+        if (res > 0 && !data)
+            res = MS_EIO;
+        s->fn(s->arg, MSI_RING_RECV, res, data);
+        called = 1;
+    }
+    if (bid >= 0)
+        buf_recycle(r, bid);
+    s = &r->slots[h]; /* the callback may have grown the table */
+    if (!s->open)
+        slot_maybe_free(r, h);
+    else if (s->want_recv && s->recv == RECV_IDLE)
+        mark_dirty(r, h);
+    return called;
+}
+
+static int on_send(msi_ring *r, int h, const cqe_copy *e)
+{
+    struct hslot *s = &r->slots[h];
+    if (!s->open) {
+        s->sendst = SEND_NONE;
+        if (s->drop)
+            s->drop(s->drop_p);
+        s->drop = NULL;
+        s->drop_p = NULL;
+        slot_maybe_free(r, h);
+        return 0;
+    }
+    if (e->res == -EAGAIN) {
+        s->sendst = SEND_NEED_POLL;
+        mark_dirty(r, h);
+        return 0;
+    }
+    s->sendst = SEND_NONE;
+    ctx_put(r, s->send);
+    s->send = NULL;
+    s->fn(s->arg, MSI_RING_SEND, e->res >= 0 ? e->res : ms_err_from_errno(-e->res), NULL);
+    return 1;
+}
+
+static void on_pollout(msi_ring *r, int h)
+{
+    struct hslot *s = &r->slots[h];
+    s->pollout = 0;
+    if (s->open && s->sendst == SEND_POLL) {
+        /* Writable, or an error the retried send will report. */
+        s->sendst = SEND_STAGED;
+        mark_dirty(r, h);
+    }
+    if (!s->open)
+        slot_maybe_free(r, h);
+}
+
+static int uring_dispatch(msi_poller *p)
+{
+    msi_ring *r = &p->r;
+    int calls = 0;
+    for (int i = 0; i < r->ncq; i++) {
+        const cqe_copy *e = &r->cq[i];
+        int op = tag_op(e->ud), h = tag_idx(e->ud);
+        if (op != OP_RECV && op != OP_SEND && op != OP_POLLOUT)
+            continue;
+        if (h < 0 || h >= r->nslots || r->slots[h].gen != tag_gen(e->ud)) {
+            /* Cannot happen (slots wait for their last completion); the
+             * buffer still goes back. */
+            if (op == OP_RECV && (e->flags & IORING_CQE_F_BUFFER))
+                buf_recycle(r, (int)(e->flags >> IORING_CQE_BUFFER_SHIFT));
+            continue;
+        }
+        if (op == OP_RECV)
+            calls += on_recv(r, h, e);
+        else if (op == OP_SEND)
+            calls += on_send(r, h, e);
+        else
+            on_pollout(r, h);
+    }
+    r->ncq = 0;
+    return calls;
+}
+
+/* ---- the poller contract ---- */
+
+static int uring_add(msi_poller *p, int fd, int events) { return msi_poller_epoll.add(p->ep, fd, events); }
+static int uring_modify(msi_poller *p, int fd, int events) { return msi_poller_epoll.modify(p->ep, fd, events); }
+static int uring_del(msi_poller *p, int fd) { return msi_poller_epoll.del(p->ep, fd); }
+
+static int uring_wait(msi_poller *p, msi_poll_event *out, int max, int timeout_ms)
+{
+    msi_ring *r = &p->r;
+    struct io_uring_sqe *sqe;
+    if (!p->ep_armed && (sqe = get_sqe(r))) {
+        io_uring_prep_poll_add(sqe, p->epfd, POLLIN);
+        io_uring_sqe_set_data64(sqe, tag(OP_EPOLL, 0, 0));
+        p->ep_armed = 1;
+    }
+    flush_dirty(r);
+    int rc;
+    if (timeout_ms == 0 || io_uring_cq_ready(&r->ring) > 0) {
+        rc = io_uring_submit_and_get_events(&r->ring);
+    } else {
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
+                                       .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
+        rc = io_uring_submit_and_wait_timeout(&r->ring, &cqe, (unsigned)r->inline_sends + 1,
+                                              timeout_ms < 0 ? NULL : &ts, NULL);
+    }
+    r->inline_sends = 0;
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+        return ms_err_from_errno(-rc);
+    int epoll_ready = 0;
+    unsigned head, seen = 0;
+    struct io_uring_cqe *cqe;
+    io_uring_for_each_cqe(&r->ring, head, cqe)
+    {
+        if (r->ncq == r->cq_cap)
+            break;
+        seen++;
+        if (tag_op(cqe->user_data) == OP_EPOLL) {
+            p->ep_armed = 0;
+            epoll_ready = 1;
+            continue;
+        }
+        r->cq[r->ncq++] = (cqe_copy){cqe->user_data, cqe->res, cqe->flags};
+    }
+    io_uring_cq_advance(&r->ring, seen);
+    if (!epoll_ready)
+        return 0;
+    return msi_poller_epoll.wait(p->ep, out, max, 0);
+}
+
+static msi_ring *uring_ring(msi_poller *p) { return &p->r; }
+
+static int uring_busy(msi_poller *p) { return p->r.nlive > 0; }
+
+/* One byte through a socketpair: is a multishot receive into a provided
+ * buffer reported as such, and does it stay armed? Kernels before 6.0
+ * take the flags and fail the receive, so only this says for sure. */
+static int probe_recv(msi_ring *r)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
+        return ms_err_from_errno(errno);
+    int rc = MS_ENOTSUP;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+    if (!sqe)
+        goto out;
+    io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BGID;
+    io_uring_sqe_set_data64(sqe, tag(OP_PROBE, 0, 0));
+    if (io_uring_submit(&r->ring) != 1 || write(sv[1], "x", 1) != 1)
+        goto out;
+    struct io_uring_cqe *cqe;
+    struct __kernel_timespec ts = {.tv_sec = 1};
+    if (io_uring_wait_cqe_timeout(&r->ring, &cqe, &ts) < 0)
+        goto out;
+    if (cqe->res == 1 && (cqe->flags & IORING_CQE_F_BUFFER) && (cqe->flags & IORING_CQE_F_MORE))
+        rc = 0;
+    if (cqe->flags & IORING_CQE_F_BUFFER)
+        buf_recycle(r, (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
+    io_uring_cqe_seen(&r->ring, cqe);
+out:
+    /* Closing both ends ends the receive (end of stream); drain its completion. */
+    close(sv[1]);
+    if ((sqe = io_uring_get_sqe(&r->ring))) {
+        io_uring_prep_cancel64(sqe, tag(OP_PROBE, 0, 0), 0);
+        io_uring_sqe_set_data64(sqe, tag(OP_CANCEL, 0, 0));
+        io_uring_submit(&r->ring);
+    }
+    close(sv[0]);
+    for (int i = 0; i < 4; i++) {
+        struct io_uring_cqe *c;
+        struct __kernel_timespec t = {.tv_nsec = 100000000};
+        if (io_uring_wait_cqe_timeout(&r->ring, &c, &t) < 0)
+            break;
+        int probe_done = tag_op(c->user_data) == OP_PROBE && !(c->flags & IORING_CQE_F_MORE);
+        if (c->flags & IORING_CQE_F_BUFFER)
+            buf_recycle(r, (int)(c->flags >> IORING_CQE_BUFFER_SHIFT));
+        io_uring_cqe_seen(&r->ring, c);
+        if (probe_done)
+            break;
+    }
+    return rc;
+}
+
+static void uring_free(msi_poller *p);
+
+static int ring_setup(msi_ring *r)
+{
+    struct io_uring_params prm;
+    memset(&prm, 0, sizeof prm);
+    prm.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
+    prm.cq_entries = CQ_ENTRIES;
+    int rc = io_uring_queue_init_params(SQ_ENTRIES, &r->ring, &prm);
+    if (rc == -EINVAL) {
+        memset(&prm, 0, sizeof prm);
+        prm.flags = IORING_SETUP_CQSIZE;
+        prm.cq_entries = CQ_ENTRIES;
+        rc = io_uring_queue_init_params(SQ_ENTRIES, &r->ring, &prm);
+    }
+    if (rc < 0)
+        return ms_err_from_errno(-rc);
+    r->ring_ok = 1;
+    unsigned need = IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG | IORING_FEAT_FAST_POLL;
+    if ((prm.features & need) != need)
+        return MS_ENOTSUP;
+    struct io_uring_probe *pr = io_uring_get_probe_ring(&r->ring);
+    if (!pr)
+        return MS_ENOTSUP;
+    int ok = io_uring_opcode_supported(pr, IORING_OP_RECV) &&
+             io_uring_opcode_supported(pr, IORING_OP_SENDMSG) &&
+             io_uring_opcode_supported(pr, IORING_OP_POLL_ADD) &&
+             io_uring_opcode_supported(pr, IORING_OP_ASYNC_CANCEL);
+    io_uring_free_probe(pr);
+    if (!ok)
+        return MS_ENOTSUP;
+
+    r->br_size = NBUFS * sizeof(struct io_uring_buf);
+    void *br = mmap(NULL, r->br_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (br == MAP_FAILED)
+        return ms_err_from_errno(errno);
+    r->br = br;
+    /* Populated now: the buffers are a fixed cost of the loop, whichever
+     * connections happen to use them later. */
+    void *bufs = mmap(NULL, (size_t)NBUFS * BUF_SIZE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (bufs == MAP_FAILED)
+        return ms_err_from_errno(errno);
+    r->bufs = bufs;
+    io_uring_buf_ring_init(r->br);
+    struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)r->br,
+                                   .ring_entries = NBUFS,
+                                   .bgid = BGID};
+    rc = io_uring_register_buf_ring(&r->ring, &reg, 0);
+    if (rc < 0)
+        return rc == -EINVAL ? MS_ENOTSUP : ms_err_from_errno(-rc);
+    for (int i = 0; i < NBUFS; i++)
+        io_uring_buf_ring_add(r->br, r->bufs + (size_t)i * BUF_SIZE, BUF_SIZE, (unsigned short)i,
+                              io_uring_buf_ring_mask(NBUFS), i);
+    io_uring_buf_ring_advance(r->br, NBUFS);
+    r->cq_cap = CQ_ENTRIES;
+    r->cq = malloc((size_t)r->cq_cap * sizeof *r->cq);
+    if (!r->cq)
+        return MS_ENOMEM;
+    return probe_recv(r);
+}
+
+static int uring_create(msi_poller **out, int max_events)
+{
+    msi_poller *p = calloc(1, sizeof *p);
+    if (!p)
+        return MS_ENOMEM;
+    p->r.free_head = p->r.dirty_head = -1;
+    p->epfd = -1;
+    int rc = ring_setup(&p->r);
+    if (rc == 0)
+        rc = msi_poller_epoll.create(&p->ep, max_events);
+    if (rc == 0)
+        p->epfd = msi_poller_epoll_fd(p->ep);
+    if (rc < 0) {
+        uring_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+static void uring_free(msi_poller *p)
+{
+    if (!p)
+        return;
+    msi_ring *r = &p->r;
+    /* Exiting the ring cancels whatever is still armed; a send the kernel
+     * still holds is done with once the ring is gone. */
+    if (r->ring_ok)
+        io_uring_queue_exit(&r->ring);
+    for (int i = 0; i < r->nslots; i++) {
+        struct hslot *s = &r->slots[i];
+        if (s->drop)
+            s->drop(s->drop_p);
+        free(s->send);
+    }
+    while (r->ctx_cache) {
+        send_ctx *c = r->ctx_cache;
+        r->ctx_cache = c->next;
+        free(c);
+    }
+    if (r->bufs)
+        munmap(r->bufs, (size_t)NBUFS * BUF_SIZE);
+    if (r->br)
+        munmap(r->br, r->br_size);
+    free(r->slots);
+    free(r->cq);
+    if (p->ep)
+        msi_poller_epoll.free(p->ep);
+    free(p);
+}
+
+const msi_poller_ops msi_poller_uring = {
+    .name = "io_uring",
+    .create = uring_create,
+    .add = uring_add,
+    .modify = uring_modify,
+    .del = uring_del,
+    .wait = uring_wait,
+    .free = uring_free,
+    .ring = uring_ring,
+    .dispatch = uring_dispatch,
+    .busy = uring_busy,
+};
