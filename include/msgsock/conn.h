@@ -55,7 +55,11 @@ typedef struct ms_conn_limits {
     int keepalive_idle_s; /* keepalive knobs, 0: system default */
     int keepalive_intvl_s;
     int keepalive_count;
-    int nodelay;          /* 1: TCP_NODELAY (default off) */
+    int nodelay;          /* TCP_NODELAY: 0 or 1 on (the default, for accepted and
+                           * connected TCP sockets alike), -1 off (Nagle's algorithm
+                           * holds a small write while an earlier one is unacknowledged;
+                           * with the peer's delayed ACK a request/reply exchange
+                           * can then stall about 40 ms per message) */
 } ms_conn_limits;
 
 #define MS_CONN_DEFAULT_OUT_HIGH (1u << 20)
@@ -214,8 +218,10 @@ typedef void (*ms_log_record_fn)(void *user, const ms_log_record *rec);
  * nothing queues; a peer that does not read stalls that one connection, for
  * at most idle_timeout_ms), threads, and tls (MS_ENOTSUP). In a handler
  * ms_conn_loop() and ms_conn_server() are NULL. With FORK the callbacks run
- * in the child: what they change in memory is gone when it exits, and the
- * child inherits the parent's descriptors but the listener. Stop: THREAD and
+ * in the child: what they change in memory is gone when it exits; the child
+ * closes every descriptor marked close-on-exec but its connection's (as an
+ * exec would: the listener, the loop's, sockets held for other peers) and
+ * keeps the others. Stop: THREAD and
  * ITERATIVE shut every connection's socket down (the handler sees the end)
  * and join the threads; FORK sends each child SIGTERM (it shuts its socket
  * down and exits; SIGKILL after linger_ms + 1 s) and reaps every child, as

@@ -1,6 +1,8 @@
 /* server_blocking.c: the blocking server models: a thread per connection, a process per connection, one at a time. */
 #include "conn/server_int.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -86,6 +88,7 @@ static void w_message(ms_conn *c, const ms_frame *m, void *user)
 {
     blk_slot *sl = user;
     const ms_server_config *cfg = sl->b->cfg;
+    publish(sl, c);
     if (cfg->cb.on_message)
         cfg->cb.on_message(c, m, cfg->user);
     publish(sl, c);
@@ -163,6 +166,29 @@ static int exit_code(int reason)
     }
 }
 
+/* The child keeps what an exec would keep: descriptors marked
+ * close-on-exec (the listener, the loop's, sockets the process holds for
+ * other peers) are closed, so that a peer's close is seen, and a socket's
+ * end is decided, by the one process that serves it. */
+static void close_cloexec_fds(int keep)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return;
+    int dfd = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end || end == e->d_name || fd <= STDERR_FILENO || fd == keep || fd == dfd)
+            continue;
+        int fl = fcntl((int)fd, F_GETFD);
+        if (fl >= 0 && (fl & FD_CLOEXEC))
+            close((int)fd);
+    }
+    closedir(d);
+}
+
 static void child_main(msi_blocking *b, blk_slot *sl, int fd)
 {
     b->in_child = 1;
@@ -178,9 +204,7 @@ static void child_main(msi_blocking *b, blk_slot *sl, int fd)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-    /* The listener is the parent's: once it stops, the port must be free
-     * even while a child still finishes. */
-    close(b->lfd);
+    close_cloexec_fds(fd);
     int reason = serve(b, sl, fd);
     ms_sock_close(fd, 0);
     _exit(exit_code(stop_reason(b, reason)));
