@@ -17,7 +17,7 @@
 enum {
     O_LISTEN = 1000, O_MODEL, O_THREADS, O_MAX_CONNS, O_MAX_MSG, O_IDLE, O_MSG_TIMEOUT,
     O_OUT_HIGH, O_OUT_LOW, O_OUT_MAX, O_LINGER, O_KEEPALIVE, O_BACKEND, O_STATS,
-    O_STATS_PUBLIC,
+    O_STATS_PUBLIC, O_NO_NODELAY,
 };
 
 static const struct option common_opts[] = {
@@ -33,6 +33,7 @@ static const struct option common_opts[] = {
     {"out-max", required_argument, 0, O_OUT_MAX},
     {"linger", required_argument, 0, O_LINGER},
     {"keepalive", required_argument, 0, O_KEEPALIVE},
+    {"no-nodelay", no_argument, 0, O_NO_NODELAY},
     {"backend", required_argument, 0, O_BACKEND},
     {"stats", required_argument, 0, O_STATS},
     {"stats-public", no_argument, 0, O_STATS_PUBLIC},
@@ -70,6 +71,7 @@ static const char common_help[] =
     "  --linger MS          after closing, drain unread input this long (default 2000)\n"
     "  --keepalive SECS[,INTVL,COUNT]  TCP keepalive: first probe after SECS idle,\n"
     "                       then COUNT probes INTVL s apart (default 60,10,6); 0 = off\n"
+    "  --no-nodelay         leave Nagle's algorithm on (TCP_NODELAY is set by default)\n"
     "  --backend NAME       event loop backend: epoll or poll (default epoll; the\n"
     "                       blocking models use it for accepting only)\n"
     "  --stats ADDR         answer each connection to ADDR with a table of the\n"
@@ -239,6 +241,7 @@ static int parse_common(cli_serve_spec *sp, serve_opts *o, int c, const char *ar
             return cli_usage(cmd, "bad size '%s'", arg);
         *(c == O_OUT_HIGH ? &l->out_high : c == O_OUT_LOW ? &l->out_low : &l->out_max) = sz;
         return 0;
+    case O_NO_NODELAY: l->nodelay = -1; return 0;
     case O_BACKEND: cfg->backend = arg; return 0;
     case O_STATS: o->stats = arg; return 0;
     case O_STATS_PUBLIC: o->stats_public = 1; return 0;

@@ -811,6 +811,7 @@ static int sock_error(int fd)
 }
 
 static void conn_opened(ms_conn *c);
+static void set_options(ms_conn *c);
 static int connect_next(ms_conn *c);
 
 /* A step of the transport's handshake; on_open once it is done. */
@@ -836,6 +837,8 @@ static void conn_connected(ms_conn *c, int events)
     int e = sock_error(c->fd);
     if (e == 0 && (events & MS_EV_ERR))
         e = MS_ECONNREFUSED;
+    if (e == 0)
+        set_options(c);
     if (e == 0 && c->g->tops->handshake) {
         /* The connect timeout bounds the handshake too, afresh. */
         c->flags |= F_HANDSHAKE;
@@ -913,22 +916,33 @@ static void set_peer(ms_conn *c, const struct sockaddr *sa, socklen_t len)
     }
 }
 
+int msi_sock_options(int fd, const ms_conn_limits *l)
+{
+    int one = 1, rc = 0;
+    if (l->nodelay >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+        rc = ms_err_from_errno(errno);
+    if (l->keepalive > 0) {
+        int r = ms_sock_set_keepalive(fd, 1, l->keepalive_idle_s, l->keepalive_intvl_s,
+                                      l->keepalive_count);
+        if (rc == 0)
+            rc = r;
+    }
+    return rc;
+}
+
+/* Before any byte moves (a TLS handshake too), so no flight waits on Nagle. */
 static void set_options(ms_conn *c)
 {
-    const ms_conn_limits *l = &c->g->lim;
     if (c->peer_family != AF_INET && c->peer_family != AF_INET6)
         return;
-    if (l->nodelay)
-        ms_sock_set_nodelay(c->fd, 1);
-    if (l->keepalive > 0)
-        ms_sock_set_keepalive(c->fd, 1, l->keepalive_idle_s, l->keepalive_intvl_s,
-                              l->keepalive_count);
+    if (c->g->srv && c->g->sockopts_inherited)
+        return;
+    msi_sock_options(c->fd, &c->g->lim);
 }
 
 static void conn_opened(ms_conn *c)
 {
     msi_group *g = c->g;
-    set_options(c);
     c->active = now_ms(g);
     if (g->cb.on_open) {
         c->depth++;
@@ -973,6 +987,8 @@ int msi_conn_start(msi_group *g, int fd, const struct sockaddr *peer, socklen_t 
     all_append(c);
     if (out)
         *out = c;
+    if (!connecting)
+        set_options(c);
     if (connecting) {
         dl_append(c, MSI_DL_CONNECT, c->created);
     } else if (g->tops->handshake) {
@@ -1270,6 +1286,7 @@ int ms_conn_serve_fd(int fd, const ms_frame_config *frame, const ms_conn_limits 
     if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
         set_peer(&c, (struct sockaddr *)&ss, sl);
     g.nconns = 1;
+    set_options(&c);
     c.depth++;
     conn_opened(&c);
     int64_t msg_start = 0;

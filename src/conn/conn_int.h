@@ -64,6 +64,8 @@ typedef struct msi_group {
     int nconns;
     int stopping;             /* server shutting down: no accepts */
     int owned_by_conn;        /* client group: freed with its connection */
+    int sockopts_inherited;   /* server: accepted sockets get nodelay and keepalive
+                               * from the listener (Linux copies them at accept) */
     ms_addr *caddrs;          /* client: addresses still to try */
     int ncaddrs, icaddr;
 } msi_group;
@@ -104,6 +106,9 @@ int msi_conn_start(msi_group *g, int fd, const struct sockaddr *peer, socklen_t 
 void msi_group_close_all(msi_group *g, int reason, int abortive);
 /* Calls fn for each live connection of g; fn may end any of them. */
 void msi_group_foreach(msi_group *g, void (*fn)(ms_conn *c, void *arg), void *arg);
+/* Sets TCP_NODELAY and keepalive on a TCP socket as l says (a listener
+ * too: accepted sockets inherit them). 0 or the first error. */
+int msi_sock_options(int fd, const ms_conn_limits *l);
 void msi_log(msi_group *g, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* server.c, for conn.c: a connection of srv ended (c->reason says why). */

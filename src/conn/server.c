@@ -470,6 +470,11 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
         }
         if (rc < 0)
             break;
+        /* Set once on the listener instead of per accepted socket: 2 to 7
+         * system calls saved per connection. */
+        int fam = ms_addr_family(&s->local);
+        if ((fam == AF_INET || fam == AF_INET6) && msi_sock_options(sl->lfd, cl) == 0)
+            sl->g.sockopts_inherited = 1;
         rc = ms_loop_watch(sl->loop, sl->lfd, MS_EV_READ, on_accept, sl);
         if (rc < 0)
             break;

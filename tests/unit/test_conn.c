@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -47,13 +49,27 @@ typedef struct tsrv {
     atomic_size_t max_queued;
     atomic_int saw_paused;
     atomic_int send_rc;
+    atomic_int nodelay, keepalive, keepidle; /* of the last accepted socket, at on_open */
 } tsrv;
 
 enum { M_ECHO, M_REFRAME, M_FLOOD, M_CLOSE_SELF, M_ABORT_OPEN, M_BACKPRESSURE };
 
+static int sockopt(int fd, int level, int name)
+{
+    int v = -1;
+    socklen_t len = sizeof v;
+    assert_int_equal(getsockopt(fd, level, name, &v, &len), 0);
+    return v;
+}
+
 static void on_open(ms_conn *c, void *user)
 {
     tsrv *t = user;
+    ms_conn_info info;
+    ms_conn_info_get(c, &info);
+    atomic_store(&t->nodelay, sockopt(info.fd, IPPROTO_TCP, TCP_NODELAY));
+    atomic_store(&t->keepalive, sockopt(info.fd, SOL_SOCKET, SO_KEEPALIVE));
+    atomic_store(&t->keepidle, sockopt(info.fd, IPPROTO_TCP, TCP_KEEPIDLE));
     if (t->mode == M_ABORT_OPEN) {
         ms_conn_send_raw(c, "bye", 3);
         ms_conn_abort(c);
@@ -576,6 +592,76 @@ static void test_client(void **state)
     ms_loop_free(loop);
 }
 
+/* ---- socket options ---- */
+
+static int opened(tsrv *t) { return atomic_load(&t->nodelay) >= 0; }
+
+/* Accepted sockets: TCP_NODELAY and keepalive unless turned off. */
+static void check_accepted(const ms_server_limits *lim, int nodelay, int keepalive, int idle)
+{
+    tsrv *t = srv_start(M_ECHO, NULL, lim);
+    atomic_store(&t->nodelay, -1);
+    int fd = dial(t);
+    wait_until(opened, t, 5000);
+    assert_int_equal(atomic_load(&t->nodelay) != 0, nodelay);
+    assert_int_equal(atomic_load(&t->keepalive) != 0, keepalive);
+    if (keepalive)
+        assert_int_equal(atomic_load(&t->keepidle), idle);
+    close(fd);
+    srv_stop(t);
+}
+
+typedef struct optcl {
+    int nodelay;
+    int closed;
+} optcl;
+
+static void optcl_open(ms_conn *c, void *user)
+{
+    optcl *k = user;
+    ms_conn_info info;
+    ms_conn_info_get(c, &info);
+    k->nodelay = sockopt(info.fd, IPPROTO_TCP, TCP_NODELAY);
+    ms_conn_close(c);
+}
+
+static void optcl_close(ms_conn *c, int reason, void *user)
+{
+    (void)c;
+    (void)reason;
+    ((optcl *)user)->closed++;
+}
+
+static int client_nodelay(const char *addr, const ms_conn_limits *lim)
+{
+    ms_loop *loop;
+    ms_loop_opts lo = {.backend = backend};
+    assert_int_equal(ms_loop_create(&loop, &lo), 0);
+    ms_conn_callbacks cb = {.on_open = optcl_open, .on_close = optcl_close};
+    optcl k = {.nodelay = -1};
+    assert_int_equal(ms_conn_connect(loop, addr, NULL, lim, &cb, &k, 5000, NULL), 0);
+    assert_int_equal(ms_loop_run(loop), 0);
+    assert_int_equal(k.closed, 1);
+    ms_loop_free(loop);
+    return k.nodelay;
+}
+
+static void test_sockopts(void **state)
+{
+    (void)state;
+    check_accepted(NULL, 1, 1, MS_CONN_DEFAULT_KEEPALIVE_IDLE_S);
+    ms_server_limits lim = {.conn = {.nodelay = -1, .keepalive = -1}};
+    check_accepted(&lim, 0, 0, 0);
+    lim = (ms_server_limits){.conn = {.nodelay = 1, .keepalive = 1, .keepalive_idle_s = 77}};
+    check_accepted(&lim, 1, 1, 77);
+
+    tsrv *t = srv_start(M_ECHO, NULL, NULL);
+    assert_true(client_nodelay(t->addr, NULL) != 0);
+    ms_conn_limits off = {.nodelay = -1};
+    assert_int_equal(client_nodelay(t->addr, &off), 0);
+    srv_stop(t);
+}
+
 /* ---- the blocking driver ---- */
 
 static void echo16(ms_conn *c, const ms_frame *m, void *user)
@@ -634,6 +720,7 @@ int main(void)
         BOTH(test_conn_limit_flood),
         BOTH(test_1000_conns),
         BOTH(test_client),
+        BOTH(test_sockopts),
         cmocka_unit_test(test_serve_fd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
