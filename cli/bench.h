@@ -3,6 +3,7 @@
 #define MSGSOCK_BENCH_H
 
 #include "cli.h"
+#include "cli_tls.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -44,6 +45,7 @@ typedef struct bench_opts {
     const char *plot;
     int timeout_ms;          /* connect limit, and how long replies may lag the end */
     int progress;            /* live line on stderr once a second */
+    cli_tls_opts tls;        /* --tls, --tls-ca, --tls-insecure, --tls-cert, --tls-key */
 } bench_opts;
 
 const char *bench_proto_name(int proto);
@@ -83,7 +85,10 @@ typedef struct bench_shared {
     size_t pat_period;  /* pat holds pat_period + pat_span bytes */
     size_t pat_span;
     atomic_int phase;
-    int64_t start_ns;   /* origin of the open-loop schedules */
+    atomic_int ready;   /* connections whose first connect has ended, either way */
+    int64_t start_ns;   /* origin of the open-loop schedules; set before bench_worker_go */
+    ms_tls_ctx *tls;    /* NULL: plain */
+    char tls_host[256]; /* the name the server's certificate must match */
     /* Progress: workers fold their last second in here. */
     pthread_mutex_t mu;
     bench_hist interval;
@@ -97,7 +102,12 @@ typedef struct bench_worker bench_worker;
 int64_t bench_now_ns(void);
 /* Connections first .. first+n-1 (global indexes) on a new loop. */
 int bench_worker_create(bench_worker **out, bench_shared *sh, int first, int n, int nworkers);
+/* Starts the thread: it opens its persistent connections, in parallel, and
+ * waits for bench_worker_go before the first request. */
 int bench_worker_start(bench_worker *w);
+/* From another thread: requests may start (open-loop schedules count from
+ * sh->start_ns, which must be set first). */
+void bench_worker_go(bench_worker *w);
 /* From another thread: stop issuing requests, wait for the outstanding ones
  * (at most o->timeout_ms), close everything and end the thread. */
 void bench_worker_drain(bench_worker *w);
@@ -115,6 +125,11 @@ typedef struct bench_result {
     double client_cpu_s;
     double server_cpu_s; /* < 0: no --pid */
 } bench_result;
+
+/* A generator thread busy this fraction of the window (or more) was the
+ * limit, or shared it: closed-loop figures then measure the generator as
+ * much as the server, and the report says so. */
+#define BENCH_GEN_BOUND 0.9
 
 void bench_report_text(FILE *f, const bench_result *r);
 void bench_report_json(FILE *f, const bench_result *r);

@@ -16,6 +16,10 @@
 /* Receives per readiness event: enough to drain a socket, bounded so one
  * busy connection cannot starve the others. */
 #define READS_PER_EVENT 8
+/* Connects in progress per worker at most while setting up: a burst of
+ * SYNs larger than the server's listen backlog would have some dropped and
+ * retried a second later. */
+#define CONNECTS_IN_FLIGHT 128
 
 typedef struct bconn {
     bench_worker *w;
@@ -23,6 +27,10 @@ typedef struct bconn {
     int id;             /* global index: picks the bytes this connection sends */
     int dead;           /* failed: takes no more requests */
     int busy;           /* while draining: counted in w->busy */
+    int connecting;     /* TCP connect or TLS handshake under way: no I/O yet */
+    int set_up;         /* its first connect has ended (either way): counted in sh->ready */
+    int64_t conn_t0;    /* when the connect started, for the timeout */
+    ms_tls_stream *tls; /* NULL: plain */
     uint64_t sent;      /* requests issued (possibly not yet written) */
     uint64_t done;      /* replies received and checked */
     uint64_t base;      /* first request carried by the current socket */
@@ -48,7 +56,10 @@ struct bench_worker {
     int n, index, nworkers;
     uint8_t *rbuf;
     int draining, busy;
-    ms_timer *drain_timer, *tick;
+    int go;             /* requests may be issued (after the connect phase) */
+    int next_open;      /* connect phase: the next connection to open */
+    int nconnecting;
+    ms_timer *drain_timer, *tick, *ctimer;
     int tfd;            /* open loop: timerfd for the next scheduled send */
     double interval_ns; /* open loop: between this worker's sends */
     double offset_ns;
@@ -67,10 +78,31 @@ int64_t bench_now_ns(void)
 
 static void conn_close(bconn *c)
 {
+    if (c->connecting) {
+        c->connecting = 0;
+        c->w->nconnecting--;
+    }
+    if (c->tls) {
+        /* One try at close_notify, so the server does not log a truncated
+         * stream; never a wait. */
+        ms_tls_stream_shutdown(c->tls, 0);
+        ms_tls_stream_free(c->tls);
+        c->tls = NULL;
+    }
     if (c->fd >= 0) {
         ms_loop_unwatch(c->w->loop, c->fd);
         close(c->fd);
         c->fd = -1;
+    }
+}
+
+/* The connection's first connect has ended, so the connect phase need not
+ * wait for it any more. */
+static void mark_set_up(bconn *c)
+{
+    if (!c->set_up) {
+        c->set_up = 1;
+        atomic_fetch_add_explicit(&c->w->sh->ready, 1, memory_order_relaxed);
     }
 }
 
@@ -101,27 +133,23 @@ static void conn_fail(bconn *c, uint64_t *counter)
     conn_close(c);
     c->dead = 1;
     c->done = c->sent;
+    mark_set_up(c);
     settle(c);
 }
 
 static void on_io(ms_loop *loop, int fd, int events, void *arg);
+static void refill(bconn *c, int64_t now);
+static void open_more(bench_worker *w);
+static void on_connect_timer(ms_loop *loop, ms_timer *t, void *arg);
 
-static int conn_open(bconn *c)
+/* Connected (and through the TLS handshake): ready for requests. */
+static void conn_established(bconn *c)
 {
     bench_worker *w = c->w;
-    conn_close(c);
-    int fd = ms_connect(&w->sh->addr, w->o->timeout_ms, 1);
-    if (fd < 0) {
-        conn_fail(c, &w->st.err.connect);
-        return -1;
+    if (c->connecting) {
+        c->connecting = 0;
+        w->nconnecting--;
     }
-    ms_sock_set_nodelay(fd, 1);
-    if (ms_loop_watch(w->loop, fd, MS_EV_READ, on_io, c) < 0) {
-        close(fd);
-        conn_fail(c, &w->st.err.io);
-        return -1;
-    }
-    c->fd = fd;
     c->base = c->wseq = c->done;
     c->limit = w->o->connect_per_request ? 1 : UINT64_MAX;
     c->out_off = c->in_off = 0;
@@ -129,7 +157,99 @@ static int conn_open(bconn *c)
     c->out_len = c->out_pos = c->in_len = 0;
     if (c->fr)
         ms_framer_reset(c->fr);
-    return 0;
+    mark_set_up(c);
+    open_more(w);
+    if (w->go)
+        refill(c, bench_now_ns());
+}
+
+/* A step of the TLS handshake: at once (it sends the ClientHello, and may
+ * finish if the server is quick), then on each readability. */
+static void conn_tls_step(bconn *c)
+{
+    bench_worker *w = c->w;
+    uint8_t none[1];
+    ssize_t n = ms_tls_stream_recv(c->tls, none, sizeof none, 0);
+    if (n == MS_EAGAIN) {
+        if (ms_tls_stream_version(c->tls))
+            conn_established(c);
+        return;
+    }
+    conn_fail(c, n > 0 ? &w->st.err.excess : &w->st.err.connect);
+}
+
+/* TCP is up: start TLS, or go. */
+static void conn_tcp_up(bconn *c)
+{
+    bench_worker *w = c->w;
+    if (ms_addr_family(&w->sh->addr) != AF_UNIX)
+        ms_sock_set_nodelay(c->fd, 1);
+    if (!w->sh->tls) {
+        conn_established(c);
+        return;
+    }
+    int rc = ms_tls_stream_create(&c->tls, w->sh->tls, c->fd,
+                                  w->sh->tls_host[0] ? w->sh->tls_host : NULL);
+    if (rc < 0) {
+        conn_fail(c, &w->st.err.connect);
+        return;
+    }
+    ms_loop_modify(w->loop, c->fd, MS_EV_READ);
+    conn_tls_step(c);
+}
+
+/* Starts a non-blocking connect; the connection is usable (conn_established)
+ * once it and any TLS handshake are done. Returns -1 if it failed at once. */
+static int conn_open(bconn *c)
+{
+    bench_worker *w = c->w;
+    const ms_addr *a = &w->sh->addr;
+    conn_close(c);
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        conn_fail(c, &w->st.err.connect);
+        return -1;
+    }
+    int r = connect(fd, (const struct sockaddr *)&a->ss, a->len);
+    int inprogress = r < 0 && (errno == EINPROGRESS || errno == EINTR);
+    if (r < 0 && !inprogress) {
+        close(fd);
+        /* A Unix listener with a full queue says EAGAIN and nothing is in
+         * progress: wait for room the blocking way. */
+        fd = errno == EAGAIN && a->ss.ss_family == AF_UNIX ? ms_connect(a, w->o->timeout_ms, 1)
+                                                           : -1;
+        if (fd < 0) {
+            conn_fail(c, &w->st.err.connect);
+            return -1;
+        }
+    }
+    if (ms_loop_watch(w->loop, fd, inprogress ? MS_EV_WRITE : MS_EV_READ, on_io, c) < 0) {
+        close(fd);
+        conn_fail(c, &w->st.err.io);
+        return -1;
+    }
+    c->fd = fd;
+    c->connecting = 1;
+    c->conn_t0 = bench_now_ns();
+    w->nconnecting++;
+    if (w->ctimer && !ms_timer_active(w->ctimer) && w->o->timeout_ms > 0)
+        ms_timer_start(w->ctimer, 100, 100, on_connect_timer, w);
+    if (!inprogress)
+        conn_tcp_up(c);
+    return c->dead ? -1 : 0;
+}
+
+/* Writability after a non-blocking connect: its outcome. */
+static void conn_connect_done(bconn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
+        conn_fail(c, &c->w->st.err.connect);
+        return;
+    }
+    ms_loop_modify(c->w->loop, c->fd, MS_EV_READ);
+    conn_tcp_up(c);
 }
 
 static int issue(bconn *c, int64_t t)
@@ -160,6 +280,17 @@ static uint64_t sendable(const bconn *c)
  * interest is then on), -1 when the connection failed. */
 static ssize_t send_piece(bconn *c, const void *p, size_t len)
 {
+    if (c->tls) {
+        size_t sent = 0;
+        int rc = ms_tls_stream_send_all(c->tls, p, len, 0, &sent);
+        if (rc == 0 || rc == MS_EAGAIN) {
+            if (sent < len)
+                ms_loop_modify(c->w->loop, c->fd, MS_EV_READ | MS_EV_WRITE);
+            return (ssize_t)sent;
+        }
+        conn_fail(c, c->sent > c->done ? &c->w->st.err.drop : &c->w->st.err.io);
+        return -1;
+    }
     for (;;) {
         ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
         if (n >= 0) {
@@ -210,7 +341,7 @@ static int fill_out(bconn *c)
  * kernel does not take it all. Returns -1 if the connection failed. */
 static int flush(bconn *c)
 {
-    if (c->fd < 0)
+    if (c->fd < 0 || c->connecting)
         return 0;
     bench_worker *w = c->w;
     const bench_shared *sh = w->sh;
@@ -339,7 +470,8 @@ static void on_eof(bconn *c)
 static int do_read(bconn *c, int64_t now)
 {
     bench_worker *w = c->w;
-    for (int i = 0; i < READS_PER_EVENT; i++) {
+    /* Bytes TLS has decrypted already raise no readiness: read them now. */
+    for (int i = 0; i < READS_PER_EVENT || (c->tls && ms_tls_stream_pending(c->tls)); i++) {
         uint8_t *dst = w->rbuf;
         size_t cap = IO_CHUNK;
         if (w->o->proto != BENCH_ECHO) {
@@ -356,7 +488,20 @@ static int do_read(bconn *c, int64_t now)
             dst = c->in + c->in_len;
             cap = c->in_cap - c->in_len;
         }
-        ssize_t n = recv(c->fd, dst, cap, 0);
+        ssize_t n;
+        if (c->tls) {
+            n = ms_tls_stream_recv(c->tls, dst, cap, 0);
+            if (n == MS_EAGAIN)
+                return 0;
+            if (n == MS_EOF)
+                n = 0;
+            if (n < 0) {
+                conn_fail(c, c->done < c->sent ? &w->st.err.drop : &w->st.err.io);
+                return -1;
+            }
+        } else {
+            n = recv(c->fd, dst, cap, 0);
+        }
         if (n == 0) {
             on_eof(c);
             return -1;
@@ -378,7 +523,7 @@ static int do_read(bconn *c, int64_t now)
         }
         if (rc < 0)
             return -1;
-        if ((size_t)n < cap)
+        if ((size_t)n < cap && !(c->tls && ms_tls_stream_pending(c->tls)))
             return 0;
     }
     return 0;
@@ -415,6 +560,13 @@ static void on_io(ms_loop *loop, int fd, int events, void *arg)
     (void)loop;
     (void)fd;
     bconn *c = arg;
+    if (c->connecting) {
+        if (c->tls)
+            conn_tls_step(c);
+        else
+            conn_connect_done(c);
+        return;
+    }
     int64_t now = bench_now_ns();
     if (events & (MS_EV_READ | MS_EV_ERR)) {
         uint64_t before = c->done;
@@ -500,6 +652,8 @@ static void worker_finish(bench_worker *w)
     }
     if (w->tick)
         ms_timer_stop(w->tick);
+    if (w->ctimer)
+        ms_timer_stop(w->ctimer);
     if (w->drain_timer)
         ms_timer_stop(w->drain_timer);
     ms_loop_stop(w->loop);
@@ -549,32 +703,76 @@ static void on_drain(ms_loop *loop, void *arg)
         on_drain_timeout(w->loop, NULL, w);
 }
 
+/* Opens connections until CONNECTS_IN_FLIGHT are under way. */
+static void open_more(bench_worker *w)
+{
+    static _Thread_local int opening;
+    if (opening)
+        return;
+    opening = 1;
+    while (!w->draining && w->next_open < w->n && w->nconnecting < CONNECTS_IN_FLIGHT) {
+        bconn *c = &w->c[w->next_open++];
+        if (c->fd < 0 && !c->dead)
+            conn_open(c);
+    }
+    opening = 0;
+}
+
+static void on_connect_timer(ms_loop *loop, ms_timer *t, void *arg)
+{
+    (void)loop;
+    bench_worker *w = arg;
+    int64_t now = bench_now_ns(), limit = (int64_t)w->o->timeout_ms * 1000000;
+    for (int i = 0; i < w->n && w->nconnecting > 0; i++) {
+        bconn *c = &w->c[i];
+        if (c->connecting && now - c->conn_t0 >= limit)
+            conn_fail(c, &w->st.err.connect);
+    }
+    if (w->nconnecting == 0)
+        ms_timer_stop(t);
+}
+
+/* The connect phase is over: requests start (the schedule from sh->start_ns). */
+static void on_go(ms_loop *loop, void *arg)
+{
+    (void)loop;
+    bench_worker *w = arg;
+    const bench_opts *o = w->o;
+    if (w->draining || w->go)
+        return;
+    w->go = 1;
+    if (w->tfd >= 0)
+        arm_schedule(w);
+    if (o->rate > 0)
+        return;
+    int64_t now = bench_now_ns();
+    for (int i = 0; i < w->n && !w->draining; i++) {
+        bconn *c = &w->c[i];
+        if (!c->dead && (o->connect_per_request || (c->fd >= 0 && !c->connecting)))
+            refill(c, now);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     bench_worker *w = arg;
     const bench_opts *o = w->o;
-    int64_t now = bench_now_ns();
     if (o->rate > 0) {
         /* The default 50 us timer slack would show up as latency. */
         prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
         w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-        if (w->tfd >= 0 && ms_loop_watch(w->loop, w->tfd, MS_EV_READ, on_schedule, w) == 0)
-            arm_schedule(w);
-    }
-    for (int i = 0; i < w->n && !w->draining; i++) {
-        bconn *c = &w->c[i];
-        /* The schedule (run below, between batches) may have opened it. */
-        if (c->fd >= 0 || c->dead)
-            continue;
-        if (o->connect_per_request) {
-            if (o->rate <= 0)
-                refill(c, now);
-        } else if (conn_open(c) == 0) {
-            refill(c, now);
+        if (w->tfd >= 0 && ms_loop_watch(w->loop, w->tfd, MS_EV_READ, on_schedule, w) < 0) {
+            close(w->tfd);
+            w->tfd = -1;
         }
-        if (i % 64 == 63)
-            ms_loop_run_once(w->loop, 0);
     }
+    /* Persistent connections are all opened, in parallel, before the first
+     * request (on_go), so connection setup is never inside the warm-up or
+     * the measured window. */
+    if (o->connect_per_request)
+        w->next_open = w->n;
+    else
+        open_more(w);
     if (o->progress && ms_timer_create(w->loop, &w->tick) == 0)
         ms_timer_start(w->tick, 1000, 1000, on_tick, w);
     ms_loop_run(w->loop);
@@ -596,6 +794,8 @@ int bench_worker_create(bench_worker **out, bench_shared *sh, int first, int n, 
     bench_hist_reset(&w->st.hist);
     bench_hist_reset(&w->ihist);
     int rc = ms_loop_create(&w->loop, NULL);
+    if (rc == 0)
+        rc = ms_timer_create(w->loop, &w->ctimer);
     w->c = calloc((size_t)(n ? n : 1), sizeof *w->c);
     w->rbuf = malloc(IO_CHUNK);
     if (rc < 0 || !w->c || !w->rbuf) {
@@ -625,6 +825,12 @@ int bench_worker_create(bench_worker **out, bench_shared *sh, int first, int n, 
     }
     *out = w;
     return 0;
+}
+
+void bench_worker_go(bench_worker *w)
+{
+    if (ms_loop_wake(w->loop, on_go, w) < 0)
+        ms_loop_stop(w->loop);
 }
 
 int bench_worker_start(bench_worker *w)
@@ -667,6 +873,7 @@ void bench_worker_free(bench_worker *w)
         return;
     for (int i = 0; w->c && i < w->n; i++) {
         bconn *c = &w->c[i];
+        ms_tls_stream_free(c->tls);
         if (c->fd >= 0)
             close(c->fd);
         free(c->ts);
@@ -680,6 +887,8 @@ void bench_worker_free(bench_worker *w)
         ms_timer_free(w->drain_timer);
     if (w->tick)
         ms_timer_free(w->tick);
+    if (w->ctimer)
+        ms_timer_free(w->ctimer);
     if (w->loop)
         ms_loop_free(w->loop);
     free(w->c);

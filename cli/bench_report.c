@@ -64,10 +64,10 @@ void bench_report_text(FILE *f, const bench_result *r)
     const bench_hist *h = &r->st.hist;
     const bench_errors *e = &r->st.err;
     char a[32], b[32], c[32], d[32], x[32], m[32];
-    fprintf(f, "target      %s  proto %s  %d conn%s x %d in flight  %zu B  %d thread%s\n",
-            o->addr, bench_proto_name(o->proto), o->conns, o->conns == 1 ? "" : "s",
-            o->connect_per_request ? 1 : o->pipeline, o->size, o->threads,
-            o->threads == 1 ? "" : "s");
+    fprintf(f, "target      %s  proto %s%s  %d conn%s x %d in flight  %zu B  %d thread%s\n",
+            o->addr, bench_proto_name(o->proto), o->tls.on ? " over TLS" : "", o->conns,
+            o->conns == 1 ? "" : "s", o->connect_per_request ? 1 : o->pipeline, o->size,
+            o->threads, o->threads == 1 ? "" : "s");
     if (o->rate > 0)
         fprintf(f, "load        open loop, %.0f msg/s offered%s\n", o->rate,
                 o->connect_per_request ? ", one connection per request" : "");
@@ -90,8 +90,10 @@ void bench_report_text(FILE *f, const bench_result *r)
             (unsigned long long)e->excess, (unsigned long long)e->connect,
             (unsigned long long)e->io, (unsigned long long)e->protocol);
     double reqs = r->st.requests ? (double)r->st.requests : 1;
-    fprintf(f, "cpu client  %.2f s (%.0f %% of one CPU, %.2f us/req)\n", r->client_cpu_s,
-            per_s(r, r->client_cpu_s) * 100, r->client_cpu_s * 1e6 / reqs);
+    double busy = per_s(r, r->client_cpu_s) / o->threads;
+    fprintf(f, "cpu client  %.2f s (%.0f %% of one CPU, %.2f us/req)%s\n", r->client_cpu_s,
+            per_s(r, r->client_cpu_s) * 100, r->client_cpu_s * 1e6 / reqs,
+            busy >= BENCH_GEN_BOUND ? "  generator-bound: the figures measure this generator" : "");
     if (r->server_cpu_s >= 0)
         fprintf(f, "cpu server  %.2f s (%.0f %% of one CPU, %.2f us/req)\n", r->server_cpu_s,
                 per_s(r, r->server_cpu_s) * 100, r->server_cpu_s * 1e6 / reqs);
@@ -136,8 +138,8 @@ void bench_report_json(FILE *f, const bench_result *r)
                "\"pipeline\": %d, \"rate\": ",
             bench_proto_name(o->proto), o->conns, o->threads, o->size, o->pipeline);
     json_num(f, o->rate);
-    fprintf(f, ", \"connect_per_request\": %s, \"warmup_s\": ",
-            o->connect_per_request ? "true" : "false");
+    fprintf(f, ", \"connect_per_request\": %s, \"tls\": %s, \"warmup_s\": ",
+            o->connect_per_request ? "true" : "false", o->tls.on ? "true" : "false");
     json_num(f, o->warmup);
     fputs(", \"duration_s\": ", f);
     json_num(f, r->window_s);
@@ -170,6 +172,10 @@ void bench_report_json(FILE *f, const bench_result *r)
     json_num(f, r->client_cpu_s);
     fputs(", \"client_us_per_req\": ", f);
     json_num(f, r->client_cpu_s * 1e6 / reqs);
+    double busy = per_s(r, r->client_cpu_s) / o->threads;
+    fputs(", \"client_busy\": ", f);
+    json_num(f, busy);
+    fprintf(f, ", \"generator_bound\": %s", busy >= BENCH_GEN_BOUND ? "true" : "false");
     fputs(", \"server_s\": ", f);
     json_num(f, r->server_cpu_s >= 0 ? r->server_cpu_s : NAN);
     fputs(", \"server_us_per_req\": ", f);

@@ -12,7 +12,8 @@
 static const char *bench_help =
     "Usage: msgsock bench [OPTIONS] [HOST [PORT]]\n"
     "\n"
-    "Loads a server with requests from an event loop per thread and checks every\n"
+    "Opens the connections (non-blocking, in parallel), then loads a server with\n"
+    "requests from an event loop per thread and checks every\n"
     "reply: a wrong byte, a dropped or unasked-for reply, a reply still missing\n"
     "--timeout after the end, is an error. Prints requests, req/s, MB/s (reply\n"
     "payload, 10^6 B), latency percentiles, errors and CPU time. Exit status 1 if\n"
@@ -24,24 +25,33 @@ static const char *bench_help =
     "  -s, --size BYTES       message size, k/m suffixes (default 64)\n"
     "  -p, --pipeline N       requests in flight per connection (default 1)\n"
     "  -d, --duration S       measured seconds, fractions allowed (default 5)\n"
-    "  -w, --warmup S         seconds run before measuring (default 1)\n"
+    "  -w, --warmup S         seconds run before measuring, counted from when every\n"
+    "                         connection is up (default 1)\n"
     "  --rate R               open loop: R requests/s in total on a fixed schedule;\n"
     "                         latency counts from the scheduled time (-p is ignored)\n"
-    "  --threads N            event loops (threads); connections are split (default 1);\n"
-    "                         connects are blocking (ms_connect), one after another\n"
+    "  --threads N            event loops (threads); connections are split (default 1)\n"
     "  --proto P              echo (raw bytes echoed), len16|len32|len64 (length-\n"
     "                         prefixed messages echoed), app (the app-server protocol:\n"
     "                         searches and binary requests of --size bytes)\n"
     "  --connect-per-request  connect, send one request, read the reply, close\n"
+    "  --tls                  speak TLS (handshake after each connect); the server's\n"
+    "                         certificate is verified and must match HOST\n"
+    "  --tls-ca FILE          verify the server against these PEM CAs (default: the\n"
+    "                         system's)\n"
+    "  --tls-insecure         do not verify the server's certificate (warns)\n"
+    "  --tls-cert FILE        client certificate (PEM), --tls-key FILE its key\n"
     "  --pid PID              also report the CPU time of process PID (the server)\n"
     "  --timeout MS           connect limit and the wait for the last replies (5000)\n"
     "  --json                 print one JSON object instead of the table; keys: target,\n"
     "                         proto, connections, threads, size, pipeline, rate,\n"
-    "                         connect_per_request, warmup_s, duration_s, requests,\n"
+    "                         connect_per_request, tls, warmup_s, duration_s, requests,\n"
     "                         req_per_s, mb_per_s, latency_us {min, mean, p50, p90, p99,\n"
     "                         p99_9, max}, errors {total, mismatch, drop, lost, excess,\n"
     "                         connect, io, protocol}, reconnects, cpu {client_s,\n"
-    "                         client_us_per_req, server_s, server_us_per_req}\n"
+    "                         client_us_per_req, client_busy, generator_bound,\n"
+    "                         server_s, server_us_per_req}; generator_bound: each\n"
+    "                         generator thread was busy >= 90 % of the window, so\n"
+    "                         closed-loop figures are the generator's limit too\n"
     "  --plot FILE.svg        draw the latency percentile curve\n"
     "  -q, --quiet            no progress line (shown once a second on a terminal)\n"
     "  -h, --help             show this help\n"
@@ -187,6 +197,7 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
+        CLI_TLS_CLIENT_LONGOPTS,
         {0, 0, 0, 0},
     };
     const char *connect_opt = NULL;
@@ -248,7 +259,10 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         case 'q': quiet = 1; break;
         case 'h': fputs(bench_help, stdout); return CLI_OK;
         case 'V': printf("msgsock %s\n", ms_version()); return CLI_OK;
-        default: return cli_usage("bench", "bad option");
+        default:
+            if (cli_tls_opt(&o->tls, c, optarg))
+                break;
+            return cli_usage("bench", "bad option");
         }
     }
     int npos = argc - optind;
@@ -294,6 +308,9 @@ static int run(bench_opts *o)
         return CLI_FAIL;
     }
     raise_nofile(o->conns);
+    if ((rc = cli_tls_client_ctx("bench", &o->tls, &sh.tls)) != CLI_OK)
+        return rc;
+    cli_tls_host(sh.tls_host, sizeof sh.tls_host, o->addr);
     sh.pat_period = PAT_PERIOD;
     sh.pat_span = o->size > PAT_MIN_SPAN ? o->size : PAT_MIN_SPAN;
     uint8_t *pat = make_pattern(sh.pat_span);
@@ -302,6 +319,7 @@ static int run(bench_opts *o)
         cli_err("bench", "%s", ms_strerror(MS_ENOMEM));
         free(pat);
         free(w);
+        ms_tls_ctx_free(sh.tls);
         return CLI_FAIL;
     }
     sh.pat = pat;
@@ -318,7 +336,6 @@ static int run(bench_opts *o)
         nw++;
     }
 
-    sh.start_ns = bench_now_ns();
     atomic_store(&sh.phase, BENCH_WARMUP);
     for (int i = 0; i < nw; i++)
         if ((rc = bench_worker_start(w[i])) < 0) {
@@ -329,6 +346,14 @@ static int run(bench_opts *o)
                 bench_worker_join(w[j], &res.st);
             goto out;
         }
+    /* The connect phase: every persistent connection up (or failed, or
+     * timed out, which the workers bound) before the warm-up starts. */
+    if (!o->connect_per_request)
+        while (atomic_load(&sh.ready) < o->conns && !all_done(w, nw))
+            sleep_until(bench_now_ns() + 1000000);
+    sh.start_ns = bench_now_ns();
+    for (int i = 0; i < nw; i++)
+        bench_worker_go(w[i]);
     int64_t tick = sh.start_ns + 1000000000;
     int64_t t_measure = sh.start_ns + (int64_t)(o->warmup * 1e9);
     wait_phase(&sh, w, nw, t_measure, &tick, 0);
@@ -371,6 +396,7 @@ out:
         bench_worker_free(w[i]);
     free(w);
     free(pat);
+    ms_tls_ctx_free(sh.tls);
     pthread_mutex_destroy(&sh.mu);
     return status;
 }

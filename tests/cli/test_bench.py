@@ -3,8 +3,10 @@ server (corrupted, dropped, swallowed, repeated bytes) and reports none for a
 correct one; its JSON, plot and modes work."""
 import json
 import os
+import shutil
 import socket
 import socketserver
+import subprocess
 import tempfile
 import threading
 import unittest
@@ -13,11 +15,12 @@ import xml.etree.ElementTree as ET
 import mstest
 
 JSON_KEYS = {"target", "proto", "connections", "threads", "size", "pipeline", "rate",
-             "connect_per_request", "warmup_s", "duration_s", "requests", "req_per_s",
+             "connect_per_request", "tls", "warmup_s", "duration_s", "requests", "req_per_s",
              "mb_per_s", "latency_us", "errors", "reconnects", "cpu"}
 LAT_KEYS = {"min", "mean", "p50", "p90", "p99", "p99_9", "max"}
 ERR_KEYS = {"total", "mismatch", "drop", "lost", "excess", "connect", "io", "protocol"}
-CPU_KEYS = {"client_s", "client_us_per_req", "server_s", "server_us_per_req"}
+CPU_KEYS = {"client_s", "client_us_per_req", "client_busy", "generator_bound", "server_s",
+            "server_us_per_req"}
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -123,6 +126,9 @@ class BenchTest(mstest.MsTestCase):
         self.assertIsNotNone(r["cpu"]["server_s"])
         self.assertEqual(r["proto"], "echo")
         self.assertEqual(r["connections"], 2)
+        self.assertFalse(r["tls"])
+        self.assertIsInstance(r["cpu"]["generator_bound"], bool)
+        self.assertGreaterEqual(r["cpu"]["client_busy"], 0)
 
     def test_text_table(self):
         with PeerEcho() as peer:
@@ -234,6 +240,80 @@ class BenchTest(mstest.MsTestCase):
         p = bench("--help")
         self.assertExit(p, 0)
         self.assertIn(b"--connect-per-request", p.stdout)
+
+    def test_many_connections_open_before_the_warmup(self):
+        # 600 connections, opened in parallel: none may fail or be counted late.
+        with PeerEcho() as peer:
+            r = self.run_json("-c", "600", "-w", "0", "-s", "512", *peer.args)
+        self.assertEqual(r["errors"]["total"], 0, r)
+        self.assertGreater(r["requests"], 0)
+
+
+MKCERTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tls", "mkcerts.sh")
+
+
+@unittest.skipUnless(shutil.which("openssl"), "no openssl command")
+class BenchTlsTest(mstest.MsTestCase):
+    """`msgsock bench --tls` against multiconn-server with a test certificate."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = tempfile.mkdtemp(prefix="msgsock-bench-tls-")
+        subprocess.run(["sh", MKCERTS, cls.certs], check=True, timeout=120)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.certs, ignore_errors=True)
+
+    def cert(self, name, ext="pem"):
+        return os.path.join(self.certs, f"{name}.{ext}")
+
+    def server(self):
+        return mstest.Server("multiconn-server", "--tls-cert", self.cert("server"),
+                             "--tls-key", self.cert("server", "key"), "127.0.0.1", "0")
+
+    def run_json(self, srv, *args, code=0):
+        p = bench("--json", *SHORT, *args, *srv.host_port())
+        self.assertExit(p, code)
+        return json.loads(p.stdout)
+
+    def test_echo_and_framed_over_tls(self):
+        with self.server() as srv:
+            for args in (["-c", "3", "-p", "4"], ["-c", "2", "-s", "100k"],
+                         ["--proto", "len32", "-c", "2", "-p", "3", "-s", "3000"]):
+                r = self.run_json(srv, "--tls", "--tls-ca", self.cert("ca"), *args)
+                self.assertEqual(r["errors"]["total"], 0, (args, r))
+                self.assertGreater(r["requests"], 0, args)
+                self.assertTrue(r["tls"])
+
+    def test_handshake_per_request(self):
+        with self.server() as srv:
+            r = self.run_json(srv, "--tls", "--tls-ca", self.cert("ca"), "-c", "2",
+                              "--connect-per-request")
+        self.assertEqual(r["errors"]["total"], 0, r)
+        self.assertGreater(r["requests"], 0)
+        # Each close said close_notify: the server logged no truncated stream.
+        self.assertNotIn("dropped", srv.stderr_text())
+
+    def test_untrusted_server_is_a_connect_error(self):
+        with self.server() as srv:
+            r = self.run_json(srv, "--tls", "--tls-ca", self.cert("otherca"), "-c", "3", code=1)
+        self.assertEqual(r["errors"]["connect"], 3, r)
+        self.assertEqual(r["requests"], 0)
+
+    def test_insecure_warns_and_works(self):
+        with self.server() as srv:
+            p = bench("--json", *SHORT, "--tls-insecure", "-c", "2", *srv.host_port())
+        self.assertExit(p, 0)
+        self.assertIn(b"not verified", p.stderr)
+        self.assertEqual(json.loads(p.stdout)["errors"]["total"], 0)
+
+    def test_plain_bench_against_tls_server_fails(self):
+        with self.server() as srv:
+            self.run_json(srv, "-c", "2", code=1)
+
+    def test_tls_usage(self):
+        self.assertExit(bench("--tls-insecure", "--tls-ca", self.cert("ca"), "127.0.0.1", "1"), 2)
 
 
 if __name__ == "__main__":
