@@ -80,7 +80,7 @@ class Server:
             raise RunError(f"{self.name} exited with {died} during the run: {err[-2000:]}")
 
 
-def server_argvs(build, unix_path=None):
+def server_argvs(build, unix_path=None, tls=None):
     msgsock = os.path.join(build, "msgsock")
     has_multi = subprocess.run([msgsock, "multiconn-server", "--help"],
                                capture_output=True).returncode == 0
@@ -89,7 +89,10 @@ def server_argvs(build, unix_path=None):
         ms = [msgsock, "multiconn-server", "--threads", "1", "--max-conns", "30000", *listen]
     else:
         ms = [msgsock, "echo-server", *listen]
-    if unix_path:
+    if tls:
+        ms[2:2] = ["--tls-cert", os.path.join(tls, "server.pem"),
+                   "--tls-key", os.path.join(tls, "server.key")]
+    if unix_path or tls:
         return {"msgsock": ms}
     peers = os.path.join(build, "bench")
     return {
@@ -172,6 +175,16 @@ def idle_rss(srv, n):
     return (after - before) / n
 
 
+def make_certs():
+    """A directory with the test CA and server certificate, or None without openssl."""
+    if not shutil.which("openssl"):
+        return None
+    d = tempfile.mkdtemp(prefix="msgsock-bench-tls-")
+    p = subprocess.run(["sh", os.path.join(ROOT, "tests", "tls", "mkcerts.sh"), d],
+                       capture_output=True, timeout=120)
+    return d if p.returncode == 0 else None
+
+
 def scenarios(quick, rate):
     dw = ["-d", "1", "-w", "0.3"] if quick else ["-d", "4", "-w", "1"]
     every = [
@@ -183,6 +196,8 @@ def scenarios(quick, rate):
     ]
     if quick:
         every = [every[0], every[2]]
+    else:
+        every.append(("4c_connect_per_req", ["-c", "4", "-s", "64", "--connect-per-request"]))
     return [(name, a + dw) for name, a in every], ["-c", "100", "-s", "64", "--rate", str(rate)] + dw
 
 
@@ -264,6 +279,26 @@ def main():
             except RunError as e:
                 failures.append(str(e))
 
+    certs = None if o.quick or not has_multi else make_certs()
+    if certs:
+        targv = server_argvs(o.build, tls=certs)["msgsock"]
+        tls_args = ["--tls", "--tls-ca", os.path.join(certs, "ca.pem")]
+        for key, args in runs:
+            if key not in TLS_SCENARIOS:
+                continue
+            for rep in range(reps):
+                print(f"  {'tls ' + key:14} rep {rep + 1}/{reps}  msgsock", flush=True)
+                try:
+                    srv = Server("msgsock-tls", targv)
+                    try:
+                        results["msgsock"].setdefault("tls_" + key, []).append(
+                            run_bench(o.build, srv, tls_args + args))
+                    finally:
+                        srv.stop()
+                except (RunError, subprocess.TimeoutExpired) as e:
+                    failures.append(str(e))
+        shutil.rmtree(certs, ignore_errors=True)
+
     table = summarize(results, names, runs, o.rate, nidle)
     print_table(table, names)
     machine = {"cpus": os.cpu_count(), "kernel": platform.release(),
@@ -281,20 +316,31 @@ def main():
     return 1 if failures else 0
 
 
+TLS_SCENARIOS = ("100c_64B_p16", "10c_64KiB", "4c_connect_per_req")
+
+
+def gen_bound(r):
+    return bool(r.get("cpu", {}).get("generator_bound"))
+
+
 def summarize(results, names, runs, rate, nidle):
-    """Rows of (metric, higher_is_better, {server: value})."""
+    """Rows of (metric, higher_is_better, {server: value}); a closed-loop
+    req/s row also says which servers' runs were mostly generator-bound."""
     rows = []
 
-    def row(label, better_high, key, pick):
-        vals = {}
+    def row(label, better_high, key, pick, mark_gen=False):
+        vals, gen = {}, {}
         for n in names:
             rs = results[n].get(key)
             vals[n] = median([pick(r) for r in rs]) if rs else None
-        rows.append({"metric": label, "higher_is_better": better_high, "values": vals})
+            gen[n] = bool(rs) and mark_gen and 2 * sum(gen_bound(r) for r in rs) > len(rs)
+        rows.append({"metric": label, "higher_is_better": better_high, "values": vals,
+                     "generator_bound": gen})
 
     for key, _ in runs:
-        row(f"{key} req/s", True, key, lambda r: r["req_per_s"])
+        row(f"{key} req/s", True, key, lambda r: r["req_per_s"], mark_gen=True)
         row(f"{key} p99 us", False, key, lambda r: r["latency_us"]["p99"])
+        row(f"{key} server CPU us/msg", False, key, lambda r: r["cpu"]["server_us_per_req"])
     if any(k == "10c_64KiB" for k, _ in runs):
         row("10c_64KiB MB/s", True, "10c_64KiB", lambda r: r["mb_per_s"])
     row(f"rate {rate}/s p99 us", False, "fixed_rate", lambda r: r["latency_us"]["p99"])
@@ -305,8 +351,16 @@ def summarize(results, names, runs, rate, nidle):
     row(f"idle RSS B/conn ({nidle})", False, "idle_rss", lambda r: r)
     for key, _ in runs:
         if results.get("msgsock", {}).get("unix_" + key):
-            row(f"unix {key} req/s", True, "unix_" + key, lambda r: r["req_per_s"])
+            row(f"unix {key} req/s", True, "unix_" + key, lambda r: r["req_per_s"], mark_gen=True)
             row(f"unix {key} p99 us", False, "unix_" + key, lambda r: r["latency_us"]["p99"])
+    for key, _ in runs:
+        if results.get("msgsock", {}).get("tls_" + key):
+            row(f"tls {key} req/s", True, "tls_" + key, lambda r: r["req_per_s"], mark_gen=True)
+            if key == "10c_64KiB":
+                row(f"tls {key} MB/s", True, "tls_" + key, lambda r: r["mb_per_s"])
+            row(f"tls {key} p99 us", False, "tls_" + key, lambda r: r["latency_us"]["p99"])
+            row(f"tls {key} server CPU us/msg", False, "tls_" + key,
+                lambda r: r["cpu"]["server_us_per_req"])
     for r in rows:
         peers = [v for n, v in r["values"].items() if n != "msgsock" and v is not None]
         ms = r["values"].get("msgsock")
@@ -314,6 +368,11 @@ def summarize(results, names, runs, rate, nidle):
         r["best_peer"] = best
         r["ratio"] = (ms / best) if (ms is not None and best) else None
     return rows
+
+
+def fmt_cell(r, n):
+    v = fmt(r["values"].get(n))
+    return v + "*" if r.get("generator_bound", {}).get(n) else v
 
 
 def fmt(v):
@@ -333,16 +392,21 @@ def print_table(rows, names):
     print(head)
     print("-" * len(head))
     for r in rows:
-        line = f"{r['metric']:{w0}}" + "".join(f"{fmt(r['values'].get(n)):>12}" for n in names)
+        line = f"{r['metric']:{w0}}" + "".join(f"{fmt_cell(r, n):>12}" for n in names)
         ratio = r["ratio"]
         mark = ""
         if ratio is not None:
             good = ratio >= 1 if r["higher_is_better"] else ratio <= 1
             mark = " ok" if good else ""
+            if r.get("generator_bound", {}).get("msgsock"):
+                mark = " gen"
         line += f"{(fmt(ratio) + mark) if ratio is not None else '-':>10}"
         print(line)
     print("(ms/best: msgsock divided by the best peer; higher is better for req/s and MB/s, "
-          "lower for latency, CPU, syscalls and memory)")
+          "lower for latency, CPU, syscalls and memory. *: generator-bound, the load generator "
+          "was busy >= 90 % of the window, so that req/s is the generator's limit as much as "
+          "the server's; 'gen': msgsock's figure is generator-bound and its ratio a lower bound "
+          "- compare server CPU us/msg instead)")
 
 
 if __name__ == "__main__":
