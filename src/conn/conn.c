@@ -1,5 +1,6 @@
 /* conn.c: buffered connections: read, cut messages, deliver, queue, flush, close. */
 #include "conn/conn_int.h"
+#include "loop/ring.h"
 
 #include <arpa/inet.h>
 #include <limits.h>
@@ -20,6 +21,8 @@ enum {
     F_INALL = 16,    /* linked in g->all */
     F_STACK = 32,    /* ms_conn_serve_fd's: neither freed nor its fd closed */
     F_HANDSHAKE = 64, /* connected; the transport's handshake runs (state CONNECTING) */
+    F_RING = 128,    /* reads and writes through the loop's io_uring (ring_h) */
+    F_EOFPEND = 256, /* the end of stream came while paused: taken once resumed */
 };
 
 /* One readiness event reads at most this much, so one busy peer cannot
@@ -31,6 +34,8 @@ enum {
 #define LINGER_DISCARD (4u << 20)
 
 static void conn_interest(ms_conn *c);
+static void ring_sync(ms_conn *c);
+static void conn_ring(void *arg, int op, int res, const void *data);
 static void conn_parse(ms_conn *c);
 static void conn_progress_close(ms_conn *c);
 
@@ -261,6 +266,7 @@ int msi_group_init(msi_group *g, ms_loop *loop, const ms_frame_config *frame,
 {
     memset(g, 0, sizeof *g);
     g->loop = loop;
+    g->ring = loop ? msi_loop_ring(loop) : NULL;
     g->tops = &msi_transport_plain;
     g->user = user;
     g->log_user = user;
@@ -351,14 +357,33 @@ void msi_group_fini(msi_group *g)
 
 /* ---- ending ---- */
 
+static void bufs_free(void *p)
+{
+    msi_buf *b = p;
+    while (b) {
+        msi_buf *n = b->next;
+        free(b);
+        b = n;
+    }
+}
+
 static void conn_destroy(ms_conn *c)
 {
     msi_group *g = c->g;
     all_unlink(c);
     dl_unlink(c);
     if (c->fd >= 0 && !(c->flags & F_STACK)) {
-        if (g->loop)
+        if (c->flags & F_RING) {
+            /* A send still in the kernel reads the queued bytes: the ring
+             * frees them after its completion. */
+            if (msi_ring_close(g->ring, c->ring_h, bufs_free, c->oh) == 1) {
+                c->oh = c->ot = NULL;
+                c->olen = 0;
+            }
+            c->flags &= (uint16_t)~F_RING;
+        } else if (g->loop) {
             ms_loop_unwatch(g->loop, c->fd);
+        }
         g->tops->close(c->tp, c->fd, (c->flags & F_ABORTIVE) != 0);
     }
     c->fd = -1;
@@ -466,6 +491,10 @@ static void conn_interest(ms_conn *c)
     msi_group *g = c->g;
     if (!g->loop || (c->flags & F_DEAD) || c->fd < 0)
         return;
+    if (c->flags & F_RING) {
+        ring_sync(c);
+        return;
+    }
     int ev = reading_wanted(c) ? MS_EV_READ : 0;
     if ((c->state == MS_CONN_CONNECTING && !(c->flags & F_HANDSHAKE)) ||
         (c->olen > 0 && c->state <= MS_CONN_CLOSING))
@@ -708,7 +737,9 @@ static int conn_write(ms_conn *c, const struct iovec *iov, int n)
         touch(c);
         return 0;
     }
-    if (c->olen == 0 && c->state == MS_CONN_OPEN && n <= IOV_MAX) {
+    /* Through the ring the bytes are queued and sent in the batch the loop
+     * submits with its wait: one system call for the whole iteration. */
+    if (c->olen == 0 && c->state == MS_CONN_OPEN && n <= IOV_MAX && !(c->flags & F_RING)) {
         ssize_t w = g->tops->writev(c->tp, c->fd, iov, n);
         if (w < 0 && w != MS_EAGAIN) {
             conn_fail(c, (int)w);
@@ -751,6 +782,8 @@ static int conn_write(ms_conn *c, const struct iovec *iov, int n)
     return 0;
 }
 
+static void out_taken(ms_conn *c, size_t w);
+
 static void conn_flush(ms_conn *c)
 {
     msi_group *g = c->g;
@@ -770,7 +803,14 @@ static void conn_flush(ms_conn *c)
         conn_fail(c, (int)w);
         return;
     }
-    size_t left = (size_t)w;
+    out_taken(c, (size_t)w);
+}
+
+/* The kernel took w bytes off the head of the output queue. */
+static void out_taken(ms_conn *c, size_t w)
+{
+    msi_group *g = c->g;
+    size_t left = w;
     c->bytes_out += left;
     c->olen -= left;
     if (left > 0)
@@ -792,11 +832,128 @@ static void conn_flush(ms_conn *c)
         conn_parse(c);
         if (c->flags & F_DEAD)
             return;
+        if ((c->flags & (F_EOFPEND | F_PAUSED)) == F_EOFPEND) {
+            c->flags &= (uint16_t)~F_EOFPEND;
+            conn_eof(c);
+            if (c->flags & F_DEAD)
+                return;
+        }
     }
     if (c->state == MS_CONN_CLOSING)
         conn_progress_close(c);
     else
         conn_interest(c);
+}
+
+/* ---- the io_uring path ---- */
+
+/* The ring's counterpart of the readiness interest: a receive while
+ * reading is wanted, and one send of the queue staged or in the kernel. */
+static void ring_sync(ms_conn *c)
+{
+    msi_ring *r = c->g->ring;
+    msi_ring_recv(r, c->ring_h, reading_wanted(c));
+    if (c->olen == 0 || c->state > MS_CONN_CLOSING)
+        return;
+    struct iovec iov[MSI_RING_IOV];
+    int n = 0;
+    for (msi_buf *b = c->oh; b && n < MSI_RING_IOV; b = b->next)
+        iov[n++] = (struct iovec){b->data + b->start, b->len - b->start};
+    /* Closing or paused, the connection waits on this send's completion. */
+    int rc = msi_ring_send(r, c->ring_h, iov, n,
+                           c->state != MS_CONN_OPEN || (c->flags & F_PAUSED));
+    if (rc < 0 && rc != MS_EBUSY)
+        conn_fail(c, rc);
+}
+
+/* Plain connections of a loop with a ring use it from the start (clients
+ * once connected); if it cannot take one more, readiness serves it. */
+static int ring_adopt(ms_conn *c, int watched)
+{
+    msi_group *g = c->g;
+    if ((c->flags & F_RING) || !g->ring || g->tops != &msi_transport_plain || c->fd < 0)
+        return 0;
+    int h = msi_ring_open(g->ring, c->fd, conn_ring, c);
+    if (h < 0)
+        return 0;
+    if (watched)
+        ms_loop_unwatch(g->loop, c->fd);
+    c->ring_h = h;
+    c->flags |= F_RING;
+    return 1;
+}
+
+/* Bytes received through the ring (copied out of the ring's buffer). */
+static void ring_input(ms_conn *c, const uint8_t *p, size_t n)
+{
+    c->bytes_in += n;
+    touch(c);
+    /* Closing or lingering: no more messages; what still comes is dropped. */
+    if (c->state != MS_CONN_OPEN)
+        return;
+    while (n > 0) {
+        int rc = in_room(c);
+        if (rc < 0) {
+            if (rc == MS_ETOOLARGE)
+                conn_begin_close(c, rc);
+            else
+                conn_fail(c, rc);
+            return;
+        }
+        msi_buf *b = c->in;
+        size_t k = b->cap - b->len < n ? b->cap - b->len : n;
+        memcpy(b->data + b->len, p, k);
+        b->len += k;
+        p += k;
+        n -= k;
+        conn_parse(c);
+        if ((c->flags & F_DEAD) || c->state != MS_CONN_OPEN)
+            return;
+    }
+    if (c->in && c->in->start == c->in->len)
+        in_release(c);
+}
+
+static void ring_eof(ms_conn *c)
+{
+    if (c->state == MS_CONN_LINGER) {
+        conn_finish(c);
+    } else if (c->state != MS_CONN_OPEN) {
+        c->flags |= F_RDEOF;
+    } else if (c->flags & F_PAUSED) {
+        /* Messages wait in the buffer behind backpressure: the end
+         * of stream is theirs to follow, once reading resumes. */
+        c->flags |= F_RDEOF | F_EOFPEND;
+    } else {
+        conn_eof(c);
+    }
+}
+
+static void conn_ring(void *arg, int op, int res, const void *data)
+{
+    ms_conn *c = arg;
+    if (c->flags & F_DEAD)
+        return;
+    c->depth++;
+    if (res < 0) {
+        if (op == MSI_RING_RECV && c->state == MS_CONN_LINGER)
+            conn_finish(c);
+        else
+            conn_fail(c, res);
+    } else if (op == MSI_RING_SEND) {
+        out_taken(c, (size_t)res);
+    } else if (res == 0) {
+        ring_eof(c);
+    } else {
+        ring_input(c, data, (size_t)res);
+    }
+    c->depth--;
+    if (c->flags & F_DEAD) {
+        if (c->depth == 0)
+            conn_destroy(c);
+        return;
+    }
+    conn_interest(c);
 }
 
 /* ---- the readiness callback ---- */
@@ -951,7 +1108,9 @@ static void conn_opened(ms_conn *c)
     }
     if (c->flags & F_DEAD)
         return;
-    if (c->oh && g->loop)
+    if (g->loop)
+        ring_adopt(c, 1);
+    if (c->oh && g->loop && !(c->flags & F_RING))
         conn_flush(c);
     else
         conn_interest(c);
@@ -974,7 +1133,7 @@ int msi_conn_start(msi_group *g, int fd, const struct sockaddr *peer, socklen_t 
     c->state = connecting ? MS_CONN_CONNECTING : MS_CONN_OPEN;
     set_peer(c, peer, plen);
     int rc = g->tops->open(&c->tp, g->tctx, fd, g->srv != NULL);
-    if (rc == 0)
+    if (rc == 0 && (connecting || !ring_adopt(c, 0)))
         rc = ms_loop_watch(g->loop, fd, connecting ? MS_EV_WRITE : MS_EV_READ, conn_io, c);
     if (rc < 0) {
         if (g->tops->release)

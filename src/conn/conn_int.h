@@ -4,6 +4,7 @@
 
 #include "msgsock/conn.h"
 #include "conn/transport.h"
+#include "loop/ring.h"
 
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -35,6 +36,8 @@ enum { MSI_DL_MSG = 0, MSI_DL_LINGER, MSI_DL_CONNECT, MSI_DL_N };
 
 typedef struct msi_group {
     ms_loop *loop;            /* NULL: driven by blocking I/O (ms_conn_serve_fd) */
+    msi_ring *ring;           /* the loop's io_uring; plain connections do their I/O
+                               * through it (NULL: readiness I/O) */
     ms_server *srv;           /* NULL for a client */
     const msi_transport *tops;
     void *tctx;               /* the transport's context (TLS), NULL for plain */
@@ -84,6 +87,7 @@ struct ms_conn {
     int64_t created, active, t2;
     int fd;
     int reason;
+    int ring_h;               /* its ring handle while flags has F_RING */
     uint16_t flags;
     uint8_t state;
     int8_t dl;

@@ -637,9 +637,11 @@ int ms_loop_run_once(ms_loop *loop, int timeout_ms)
         return n;
     loop->batch++;
     loop->now = mono_ms(0);
-    dispatch_io(loop, n);
+    /* Completions first: a send settled there is no longer queued when a
+     * wake callback (a snapshot) looks. */
     if (loop->ops->dispatch)
         loop->ncalls += loop->ops->dispatch(loop->poller);
+    dispatch_io(loop, n);
     run_timers(loop);
     return loop->ncalls;
 }

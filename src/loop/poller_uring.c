@@ -22,11 +22,18 @@
  * each harvest keeps epoll's level-triggered meaning: arming checks the
  * current state, so what the harvest left ready fires again at once.
  *
- * Sends carry MSG_DONTWAIT, so each completes inside the submitting call
- * (a full socket gives -EAGAIN, and the ring then waits for POLLOUT itself)
- * and the wait can ask for one completion more than the sends it submits:
- * an echoed message costs one system call, not a second one to collect
- * the send's own completion.
+ * Sends carry MSG_DONTWAIT | MSG_WAITALL and IOSQE_CQE_SKIP_SUCCESS: each
+ * completes inside the call that submits it, and only a send that did not
+ * take every byte posts a completion (the bytes it did take, or -EAGAIN,
+ * and the ring then waits for POLLOUT itself). A send that posted nothing
+ * took everything. So the send of an echoed reply does not wake the wait
+ * it was submitted with, and a message costs one system call, not a
+ * second one to collect the send's own completion. The verdict "took
+ * everything" is only drawn once a wait has emptied the CQ with nothing
+ * overflowed, so a failure completion cannot be missed. A silent send's
+ * verdict waits for whatever next wakes the loop; a handle that waits on
+ * its send (closing, paused by backpressure) stages it with notify, and
+ * that send posts its completion like any other.
  */
 
 #define SQ_ENTRIES 512
@@ -44,7 +51,7 @@ enum { RECV_IDLE = 0, RECV_ARMED, RECV_CANCELLING };
 enum {
     SEND_NONE = 0,
     SEND_STAGED,     /* staged: submitted before the next wait */
-    SEND_KERNEL,     /* submitted; its completion not yet seen */
+    SEND_KERNEL,     /* submitted; its verdict not yet drawn */
     SEND_NEED_POLL,  /* would block: arm POLLOUT before the next wait */
     SEND_POLL        /* POLLOUT armed; the staged send is retried when it fires */
 };
@@ -63,10 +70,13 @@ struct hslot {
     send_ctx *send;
     void (*drop)(void *);
     void *drop_p;
+    size_t send_len;       /* bytes of the send in the kernel */
+    int send_res;          /* its completion, if it posted one */
     int fd;
     int next;              /* dirty list, or free list */
     uint32_t gen;
-    uint8_t open, dirty, want_recv, recv, sendst, pollout, cancel_pollout;
+    uint8_t open, dirty, want_recv, recv, sendst, pollout, cancel_pollout, send_cqe;
+    uint8_t send_notify;
 };
 
 typedef struct cqe_copy {
@@ -87,7 +97,9 @@ struct msi_ring {
     int nlive;             /* slots in use, open or with operations pending */
     send_ctx *ctx_cache;
     int nctx;
-    int inline_sends;      /* sends in the SQ, each completing inside the submit */
+    int *sent;             /* handles whose send was submitted, verdict pending */
+    int nsent, capsent;
+    int verdict;           /* the last wait emptied the CQ: sent[] is settled */
     cqe_copy *cq;          /* the completions the last wait gathered */
     int ncq, cq_cap;
 };
@@ -110,14 +122,12 @@ static int tag_op(uint64_t ud) { return (int)(ud >> 56); }
 static uint32_t tag_gen(uint64_t ud) { return (uint32_t)(ud >> 32) & 0xffffffu; }
 static int tag_idx(uint64_t ud) { return (int)(uint32_t)ud; }
 
-/* An SQE; a full SQ is submitted first (its sends complete in that call,
- * so they no longer count for the wait). */
+/* An SQE; a full SQ is submitted first. */
 static struct io_uring_sqe *get_sqe(msi_ring *r)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
     if (!sqe) {
         io_uring_submit(&r->ring);
-        r->inline_sends = 0;
         sqe = io_uring_get_sqe(&r->ring);
     }
     return sqe;
@@ -203,13 +213,17 @@ void msi_ring_recv(msi_ring *r, int h, int on)
     mark_dirty(r, h);
 }
 
-int msi_ring_send(msi_ring *r, int h, const struct iovec *iov, int n)
+int msi_ring_send(msi_ring *r, int h, const struct iovec *iov, int n, int notify)
 {
     struct hslot *s = &r->slots[h];
     if (n < 1 || n > MSI_RING_IOV || !s->open)
         return MS_EINVAL;
-    if (s->sendst != SEND_NONE && s->sendst != SEND_STAGED)
+    if (s->sendst != SEND_NONE && s->sendst != SEND_STAGED) {
+        /* Waiting for writability: its retry must wake a caller that now waits on it. */
+        if (notify)
+            s->send_notify = 1;
         return MS_EBUSY;
+    }
     if (!s->send) {
         s->send = r->ctx_cache;
         if (s->send) {
@@ -222,6 +236,7 @@ int msi_ring_send(msi_ring *r, int h, const struct iovec *iov, int n)
     memcpy(s->send->iov, iov, (size_t)n * sizeof *iov);
     s->send->mh = (struct msghdr){.msg_iov = s->send->iov, .msg_iovlen = (size_t)n};
     s->sendst = SEND_STAGED;
+    s->send_notify = notify != 0;
     mark_dirty(r, h);
     return 0;
 }
@@ -283,11 +298,26 @@ static void flush_dirty(msi_ring *r)
             prep_cancel(r, tag(OP_POLLOUT, s->gen, h));
             s->cancel_pollout = 0;
         }
-        if (s->sendst == SEND_STAGED && (sqe = get_sqe(r))) {
-            io_uring_prep_sendmsg(sqe, s->fd, &s->send->mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (s->sendst == SEND_STAGED && r->nsent == r->capsent) {
+            int cap = r->capsent ? r->capsent * 2 : 64;
+            int *n = realloc(r->sent, (size_t)cap * sizeof *n);
+            if (n) {
+                r->sent = n;
+                r->capsent = cap;
+            }
+        }
+        if (s->sendst == SEND_STAGED && r->nsent < r->capsent && (sqe = get_sqe(r))) {
+            io_uring_prep_sendmsg(sqe, s->fd, &s->send->mh,
+                                  MSG_NOSIGNAL | MSG_DONTWAIT | MSG_WAITALL);
+            if (!s->send_notify)
+                sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
             io_uring_sqe_set_data64(sqe, tag(OP_SEND, s->gen, h));
             s->sendst = SEND_KERNEL;
-            r->inline_sends++;
+            s->send_cqe = 0;
+            s->send_len = 0;
+            for (size_t i = 0; i < s->send->mh.msg_iovlen; i++)
+                s->send_len += s->send->iov[i].iov_len;
+            r->sent[r->nsent++] = h;
         } else if (s->sendst == SEND_NEED_POLL && (sqe = get_sqe(r))) {
             io_uring_prep_poll_add(sqe, s->fd, POLLOUT);
             io_uring_sqe_set_data64(sqe, tag(OP_POLLOUT, s->gen, h));
@@ -333,7 +363,7 @@ static int on_recv(msi_ring *r, int h, const cqe_copy *e)
     return called;
 }
 
-static int on_send(msi_ring *r, int h, const cqe_copy *e)
+static int on_send(msi_ring *r, int h, int res)
 {
     struct hslot *s = &r->slots[h];
     if (!s->open) {
@@ -345,7 +375,7 @@ static int on_send(msi_ring *r, int h, const cqe_copy *e)
         slot_maybe_free(r, h);
         return 0;
     }
-    if (e->res == -EAGAIN) {
+    if (res == -EAGAIN) {
         s->sendst = SEND_NEED_POLL;
         mark_dirty(r, h);
         return 0;
@@ -353,7 +383,7 @@ static int on_send(msi_ring *r, int h, const cqe_copy *e)
     s->sendst = SEND_NONE;
     ctx_put(r, s->send);
     s->send = NULL;
-    s->fn(s->arg, MSI_RING_SEND, e->res >= 0 ? e->res : ms_err_from_errno(-e->res), NULL);
+    s->fn(s->arg, MSI_RING_SEND, res >= 0 ? res : ms_err_from_errno(-res), NULL);
     return 1;
 }
 
@@ -362,8 +392,10 @@ static void on_pollout(msi_ring *r, int h)
     struct hslot *s = &r->slots[h];
     s->pollout = 0;
     if (s->open && s->sendst == SEND_POLL) {
-        /* Writable, or an error the retried send will report. */
+        /* Writable, or an error the retried send will report. The
+         * retry notifies: a peer slow to read is the slow path anyway. */
         s->sendst = SEND_STAGED;
+        s->send_notify = 1;
         mark_dirty(r, h);
     }
     if (!s->open)
@@ -374,10 +406,19 @@ static int uring_dispatch(msi_poller *p)
 {
     msi_ring *r = &p->r;
     int calls = 0;
+    if (r->verdict) {
+        int n = r->nsent;
+        r->nsent = 0;
+        r->verdict = 0;
+        for (int i = 0; i < n; i++) {
+            struct hslot *s = &r->slots[r->sent[i]];
+            calls += on_send(r, r->sent[i], s->send_cqe ? s->send_res : (int)s->send_len);
+        }
+    }
     for (int i = 0; i < r->ncq; i++) {
         const cqe_copy *e = &r->cq[i];
         int op = tag_op(e->ud), h = tag_idx(e->ud);
-        if (op != OP_RECV && op != OP_SEND && op != OP_POLLOUT)
+        if (op != OP_RECV && op != OP_POLLOUT)
             continue;
         if (h < 0 || h >= r->nslots || r->slots[h].gen != tag_gen(e->ud)) {
             /* Cannot happen (slots wait for their last completion); the
@@ -388,8 +429,6 @@ static int uring_dispatch(msi_poller *p)
         }
         if (op == OP_RECV)
             calls += on_recv(r, h, e);
-        else if (op == OP_SEND)
-            calls += on_send(r, h, e);
         else
             on_pollout(r, h);
     }
@@ -414,18 +453,21 @@ static int uring_wait(msi_poller *p, msi_poll_event *out, int max, int timeout_m
     }
     flush_dirty(r);
     int rc;
-    if (timeout_ms == 0 || io_uring_cq_ready(&r->ring) > 0) {
+    if (timeout_ms == 0 || io_uring_cq_ready(&r->ring) > 0 || io_uring_cq_has_overflow(&r->ring)) {
         rc = io_uring_submit_and_get_events(&r->ring);
     } else {
         struct io_uring_cqe *cqe;
         struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
                                        .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
-        rc = io_uring_submit_and_wait_timeout(&r->ring, &cqe, (unsigned)r->inline_sends + 1,
-                                              timeout_ms < 0 ? NULL : &ts, NULL);
+        rc = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, timeout_ms < 0 ? NULL : &ts,
+                                              NULL);
     }
-    r->inline_sends = 0;
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
         return ms_err_from_errno(-rc);
+    /* Whatever the kernel left in the SQ (it was busy) goes now, so that
+     * every send in sent[] has run before its verdict. */
+    for (int i = 0; i < 8 && io_uring_sq_ready(&r->ring) > 0; i++)
+        io_uring_submit(&r->ring);
     int epoll_ready = 0;
     unsigned head, seen = 0;
     struct io_uring_cqe *cqe;
@@ -434,14 +476,24 @@ static int uring_wait(msi_poller *p, msi_poll_event *out, int max, int timeout_m
         if (r->ncq == r->cq_cap)
             break;
         seen++;
-        if (tag_op(cqe->user_data) == OP_EPOLL) {
+        int op = tag_op(cqe->user_data), h = tag_idx(cqe->user_data);
+        if (op == OP_EPOLL) {
             p->ep_armed = 0;
             epoll_ready = 1;
+            continue;
+        }
+        if (op == OP_SEND) {
+            if (h < r->nslots && r->slots[h].gen == tag_gen(cqe->user_data)) {
+                r->slots[h].send_cqe = 1;
+                r->slots[h].send_res = cqe->res;
+            }
             continue;
         }
         r->cq[r->ncq++] = (cqe_copy){cqe->user_data, cqe->res, cqe->flags};
     }
     io_uring_cq_advance(&r->ring, seen);
+    r->verdict = r->nsent > 0 && io_uring_sq_ready(&r->ring) == 0 &&
+                 io_uring_cq_ready(&r->ring) == 0 && !io_uring_cq_has_overflow(&r->ring);
     if (!epoll_ready)
         return 0;
     return msi_poller_epoll.wait(p->ep, out, max, 0);
@@ -502,6 +554,43 @@ out:
     return rc;
 }
 
+/* What the send path relies on (see the top of the file): a send that
+ * takes every byte posts nothing, one that takes some posts the count,
+ * both inside the submitting call. */
+static int probe_send(msi_ring *r)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
+        return ms_err_from_errno(errno);
+    int small = 4096, rc = MS_ENOTSUP;
+    size_t len = 1u << 20;
+    uint8_t *big = calloc(1, len);
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    struct iovec iov[2] = {{big, 16}, {big, len}};
+    struct msghdr mh[2] = {{.msg_iov = &iov[0], .msg_iovlen = 1},
+                           {.msg_iov = &iov[1], .msg_iovlen = 1}};
+    for (int i = 0; big && i < 2; i++) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+        if (!sqe)
+            break;
+        io_uring_prep_sendmsg(sqe, sv[0], &mh[i], MSG_NOSIGNAL | MSG_DONTWAIT | MSG_WAITALL);
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        io_uring_sqe_set_data64(sqe, tag(OP_PROBE, 0, i));
+    }
+    if (big && io_uring_submit(&r->ring) == 2 && io_uring_cq_ready(&r->ring) == 1) {
+        struct io_uring_cqe *cqe;
+        if (io_uring_peek_cqe(&r->ring, &cqe) == 0) {
+            if (tag_idx(cqe->user_data) == 1 && cqe->res > 0 && (size_t)cqe->res < len)
+                rc = 0;
+            io_uring_cqe_seen(&r->ring, cqe);
+        }
+    }
+    free(big);
+    close(sv[0]);
+    close(sv[1]);
+    return rc;
+}
+
 static void uring_free(msi_poller *p);
 
 static int ring_setup(msi_ring *r)
@@ -520,7 +609,8 @@ static int ring_setup(msi_ring *r)
     if (rc < 0)
         return ms_err_from_errno(-rc);
     r->ring_ok = 1;
-    unsigned need = IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG | IORING_FEAT_FAST_POLL;
+    unsigned need = IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG | IORING_FEAT_FAST_POLL |
+                    IORING_FEAT_CQE_SKIP;
     if ((prm.features & need) != need)
         return MS_ENOTSUP;
     struct io_uring_probe *pr = io_uring_get_probe_ring(&r->ring);
@@ -561,7 +651,8 @@ static int ring_setup(msi_ring *r)
     r->cq = malloc((size_t)r->cq_cap * sizeof *r->cq);
     if (!r->cq)
         return MS_ENOMEM;
-    return probe_recv(r);
+    rc = probe_send(r);
+    return rc < 0 ? rc : probe_recv(r);
 }
 
 static int uring_create(msi_poller **out, int max_events)
@@ -609,6 +700,7 @@ static void uring_free(msi_poller *p)
     if (r->br)
         munmap(r->br, r->br_size);
     free(r->slots);
+    free(r->sent);
     free(r->cq);
     if (p->ep)
         msi_poller_epoll.free(p->ep);

@@ -58,10 +58,12 @@ void msi_ring_recv(msi_ring *r, int h, int on);
 /* Stages a send of iov[0..n) (the array is copied; the bytes stay the
  * caller's and must stay put until the MSI_RING_SEND completion, or until
  * the drop of msi_ring_close). A send staged and not yet submitted is
- * replaced. Returns 0, MS_EBUSY (a send is in the kernel or waiting for
- * writability: stage again after its completion) or MS_EINVAL (n out of
- * 1..MSI_RING_IOV). */
-int msi_ring_send(msi_ring *r, int h, const struct iovec *iov, int n);
+ * replaced. notify 0: a send that takes every byte is reported when
+ * something else next wakes the loop (it costs no wakeup of its own);
+ * notify 1: its completion wakes the loop (for a caller that waits on it).
+ * Returns 0, MS_EBUSY (a send is in the kernel or waiting for writability:
+ * stage again after its completion) or MS_EINVAL (n out of 1..MSI_RING_IOV). */
+int msi_ring_send(msi_ring *r, int h, const struct iovec *iov, int n, int notify);
 /* Ends the handle: no completion is reported after this, the staged send
  * is dropped and armed operations are cancelled. Returns 0: nothing the
  * kernel reads refers to the caller's bytes any more; or 1: a send is in
