@@ -78,6 +78,19 @@ MS_EXPORT int ms_conn_connect_tls(ms_loop *loop, const char *addr, ms_tls_ctx *t
                                   const ms_frame_config *frame, const ms_conn_limits *lim,
                                   const ms_conn_callbacks *cb, void *user, int timeout_ms,
                                   ms_conn **out);
+/*
+ * Blocking servers: ms_conn_serve_fd (same arguments, same contract) over
+ * TLS with a server context: the handshake runs first, bounded by the
+ * context's handshake timeout; if it fails or times out, on_close(code)
+ * runs without on_open and the code is returned. A clean end sends
+ * close_notify (waiting at most linger_ms). ms_conn_tls_error and
+ * ms_conn_tls_version work on the connection as on any other. The
+ * blocking server models (ms_server_config.model) use it for
+ * ms_server_config.tls.
+ */
+MS_EXPORT int ms_conn_serve_fd_tls(int fd, ms_tls_ctx *tls, const ms_frame_config *frame,
+                                   const ms_conn_limits *lim, const ms_conn_callbacks *cb,
+                                   void *user);
 /* The last TLS error of c in words ("certificate has expired"), or NULL if
  * it had none or is not a TLS connection. Valid until on_close returns. */
 MS_EXPORT const char *ms_conn_tls_error(const ms_conn *c);

@@ -30,8 +30,6 @@ enum {
 #define READ_CALLS 16
 #define READ_BYTES (256u << 10)
 #define WRITE_IOVS 64
-/* ms_conn_serve_fd's lingering close discards at most this much. */
-#define LINGER_DISCARD (4u << 20)
 
 static void conn_interest(ms_conn *c);
 static void ring_sync(ms_conn *c);
@@ -727,7 +725,7 @@ static int conn_write(ms_conn *c, const struct iovec *iov, int n)
         return 0;
     size_t sent = 0;
     if (!g->loop) {
-        int rc = ms_sendv_all(c->fd, iov, n, g->lim.idle_timeout_ms, &sent);
+        int rc = g->tops->sendv_wait(c->tp, c->fd, iov, n, g->lim.idle_timeout_ms, &sent);
         c->bytes_out += sent;
         if (rc < 0) {
             conn_fail(c, rc);
@@ -1422,88 +1420,74 @@ int ms_conn_connect(ms_loop *loop, const char *addr, const ms_frame_config *fram
     return 0;
 }
 
-/* ---- blocking driver ---- */
+/* ---- for the blocking driver (conn_blocking.c) ---- */
 
-int ms_conn_serve_fd(int fd, const ms_frame_config *frame, const ms_conn_limits *lim,
-                     const ms_conn_callbacks *cb, void *user)
+void msi_conn_stack_init(ms_conn *c, msi_group *g, int fd)
 {
-    msi_group g;
-    int rc = msi_group_init(&g, NULL, frame, lim, cb, user);
-    if (rc < 0)
-        return rc;
-    g.maxbcache = 1;
-    ms_conn c;
-    memset(&c, 0, sizeof c);
-    c.g = &g;
-    c.fd = fd;
-    c.dl = -1;
-    c.flags = F_STACK;
-    c.state = MS_CONN_OPEN;
-    c.created = c.active = ms_now_ms();
+    memset(c, 0, sizeof *c);
+    c->g = g;
+    c->fd = fd;
+    c->dl = -1;
+    c->flags = F_STACK;
+    c->state = MS_CONN_OPEN;
+    c->created = c->active = ms_now_ms();
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
-        set_peer(&c, (struct sockaddr *)&ss, sl);
-    g.nconns = 1;
-    set_options(&c);
-    c.depth++;
-    conn_opened(&c);
-    int64_t msg_start = 0;
-    while (!(c.flags & F_DEAD) && c.state == MS_CONN_OPEN) {
-        rc = in_room(&c);
-        if (rc < 0) {
-            if (rc == MS_ETOOLARGE)
-                conn_begin_close(&c, rc);
-            else
-                conn_fail(&c, rc);
-            break;
-        }
-        int partial = c.in->len > c.in->start;
-        int64_t now = ms_now_ms();
-        int wait = g.lim.idle_timeout_ms;
-        int why = MS_EIDLE;
-        if (partial && g.lim.msg_timeout_ms > 0) {
-            int64_t left = msg_start + g.lim.msg_timeout_ms - now;
-            if (wait < 0 || left < wait) {
-                wait = left > 0 ? (int)left : 0;
-                why = MS_ESLOW;
-            }
-        }
-        ssize_t n = ms_recv_some(fd, c.in->data + c.in->len, c.in->cap - c.in->len, wait);
-        if (n > 0) {
-            c.in->len += (size_t)n;
-            c.bytes_in += (uint64_t)n;
-            c.active = ms_now_ms();
-            uint64_t before = c.msgs_in;
-            conn_parse(&c);
-            if (c.in && c.in->len > c.in->start && (!partial || c.msgs_in != before))
-                msg_start = c.active;
-        } else if (n == MS_EOF) {
-            conn_eof(&c);
-        } else if (n == MS_ETIMEDOUT) {
-            conn_fail(&c, why);
-        } else {
-            conn_fail(&c, (int)n);
-        }
-    }
-    if (!(c.flags & F_DEAD) && c.state == MS_CONN_LINGER) {
-        uint8_t junk[4096];
-        int64_t end = ms_now_ms() + g.lim.linger_ms;
-        size_t drained = 0;
-        for (;;) {
-            int64_t left = end - ms_now_ms();
-            if (left <= 0 || drained > LINGER_DISCARD)
-                break;
-            ssize_t n = ms_recv_some(fd, junk, sizeof junk, (int)left);
-            if (n <= 0)
-                break;
-            drained += (size_t)n;
-        }
-        c.flags |= F_DEAD;
-    }
-    c.flags |= F_DEAD;
-    conn_destroy(&c);
-    rc = c.reason;
-    msi_group_fini(&g);
+        set_peer(c, (struct sockaddr *)&ss, sl);
+    g->nconns = 1;
+    set_options(c);
+    c->depth++;
+}
+
+void msi_conn_stack_open(ms_conn *c)
+{
+    conn_opened(c);
+}
+
+int msi_conn_stack_reading(const ms_conn *c)
+{
+    return !(c->flags & F_DEAD) && c->state == MS_CONN_OPEN;
+}
+
+int msi_conn_stack_room(ms_conn *c)
+{
+    int rc = in_room(c);
+    if (rc == MS_ETOOLARGE)
+        conn_begin_close(c, rc);
+    else if (rc < 0)
+        conn_fail(c, rc);
     return rc;
+}
+
+void msi_conn_stack_input(ms_conn *c, size_t n)
+{
+    c->in->len += n;
+    c->bytes_in += (uint64_t)n;
+    c->active = ms_now_ms();
+    conn_parse(c);
+}
+
+void msi_conn_stack_eof(ms_conn *c)
+{
+    conn_eof(c);
+}
+
+void msi_conn_stack_fail(ms_conn *c, int reason)
+{
+    conn_fail(c, reason);
+}
+
+int msi_conn_stack_lingering(const ms_conn *c)
+{
+    return !(c->flags & F_DEAD) && c->state == MS_CONN_LINGER;
+}
+
+int msi_conn_stack_end(ms_conn *c)
+{
+    if (!(c->flags & F_ABORTIVE) && c->state != MS_CONN_LINGER)
+        c->g->tops->shutdown(c->tp, c->fd);
+    c->flags |= F_DEAD;
+    conn_destroy(c);
+    return c->reason;
 }

@@ -35,7 +35,7 @@ msi_buf *msi_buf_reserve(msi_buf *b, size_t cap);
 enum { MSI_DL_MSG = 0, MSI_DL_LINGER, MSI_DL_CONNECT, MSI_DL_N };
 
 typedef struct msi_group {
-    ms_loop *loop;            /* NULL: driven by blocking I/O (ms_conn_serve_fd) */
+    ms_loop *loop;            /* NULL: driven by blocking I/O (conn_blocking.c) */
     msi_ring *ring;           /* the loop's io_uring; plain connections do their I/O
                                * through it (NULL: readiness I/O) */
     ms_server *srv;           /* NULL for a client */
@@ -114,6 +114,27 @@ void msi_group_foreach(msi_group *g, void (*fn)(ms_conn *c, void *arg), void *ar
  * too: accepted sockets inherit them). 0 or the first error. */
 int msi_sock_options(int fd, const ms_conn_limits *l);
 void msi_log(msi_group *g, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* conn.c, for conn_blocking.c: the steps of a connection the blocking
+ * driver keeps on its stack (never freed, its fd never closed; held from
+ * init to end, so nothing ends it underneath the driver). */
+void msi_conn_stack_init(ms_conn *c, msi_group *g, int fd);
+/* on_open. */
+void msi_conn_stack_open(ms_conn *c);
+/* 1 while it is open for input. */
+int msi_conn_stack_reading(const ms_conn *c);
+/* Room in c->in for more input: 0, or the code c is now ending with. */
+int msi_conn_stack_room(ms_conn *c);
+/* n bytes were read into c->in: delivers the whole messages. */
+void msi_conn_stack_input(ms_conn *c, size_t n);
+/* The peer's end of stream. */
+void msi_conn_stack_eof(ms_conn *c);
+void msi_conn_stack_fail(ms_conn *c, int reason);
+/* 1 after a graceful close shut its write side: input is to be drained. */
+int msi_conn_stack_lingering(const ms_conn *c);
+/* Ends c: a clean end whose write side is still open shuts it first (TLS:
+ * close_notify), then on_close. Returns the reason on_close got. */
+int msi_conn_stack_end(ms_conn *c);
 
 /* server.c, for conn.c: a connection of srv ended (c->reason says why). */
 void msi_server_conn_closed(ms_server *srv, ms_conn *c);

@@ -24,6 +24,10 @@ void msi_tls_ctx_ref(ms_tls_ctx *ctx);
  * handshake timeout becomes the group's. (transport_tls.c) */
 struct msi_group;
 int msi_tls_group_use(struct msi_group *g, ms_tls_ctx *ctx, const char *host);
+/* Makes the blocking driver's group g TLS with ctx (a reference is taken):
+ * handshakes bounded by the context's timeout, close_notify by linger_ms.
+ * (transport_tls_stream.c) */
+int msi_tls_blocking_use(struct msi_group *g, ms_tls_ctx *ctx);
 
 /* One TLS session over a non-blocking or blocking descriptor. Every call
  * returns a count or 0 as documented, MS_EAGAIN when it must wait for the

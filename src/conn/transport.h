@@ -39,11 +39,31 @@ typedef struct msi_transport {
     int (*handshake)(void *tp, int fd);
     /* Drops the group's reference to its ctx (msi_group_fini). */
     void (*ctx_free)(void *ctx);
+
+    /* For the blocking driver (conn_blocking.c); NULL in a transport that
+     * only runs on a loop. Each call waits at most timeout_ms (-1: no
+     * limit) on a descriptor that may be blocking or not. */
+    /* The whole handshake, bounded by the transport's own timeout: 0 or a
+     * code. NULL: no handshake. */
+    int (*handshake_wait)(void *tp, int fd);
+    /* > 0 bytes read, MS_EOF at the peer's end of stream, MS_ETIMEDOUT, or
+     * a code. */
+    ssize_t (*recv_wait)(void *tp, int fd, void *buf, size_t len, int timeout_ms);
+    /* Sends all of iov: 0, or a code with *sent saying how much went. */
+    int (*sendv_wait)(void *tp, int fd, const struct iovec *iov, int iovcnt, int timeout_ms,
+                      size_t *sent);
+
+    /* The last TLS error of tp in words and the protocol negotiated, or
+     * NULL (ms_conn_tls_error, ms_conn_tls_version). NULL: never any. */
+    const char *(*error)(const void *tp);
+    const char *(*version)(const void *tp);
 } msi_transport;
 
 #define MSI_TP_PENDING 0x100
 
 extern const msi_transport msi_transport_plain;
 extern const msi_transport msi_transport_tls;
+/* TLS over an ms_tls_stream, for the blocking driver only (transport_tls_stream.c). */
+extern const msi_transport msi_transport_tls_stream;
 
 #endif

@@ -53,6 +53,19 @@ static void plain_close(void *tp, int fd, int abortive)
     ms_sock_close(fd, abortive);
 }
 
+static ssize_t plain_recv_wait(void *tp, int fd, void *buf, size_t len, int timeout_ms)
+{
+    (void)tp;
+    return ms_recv_some(fd, buf, len, timeout_ms);
+}
+
+static int plain_sendv_wait(void *tp, int fd, const struct iovec *iov, int iovcnt,
+                            int timeout_ms, size_t *sent)
+{
+    (void)tp;
+    return ms_sendv_all(fd, iov, iovcnt, timeout_ms, sent);
+}
+
 const msi_transport msi_transport_plain = {
     .name = "plain",
     .open = plain_open,
@@ -64,4 +77,9 @@ const msi_transport msi_transport_plain = {
     .wants = NULL,
     .handshake = NULL,
     .ctx_free = NULL,
+    .handshake_wait = NULL,
+    .recv_wait = plain_recv_wait,
+    .sendv_wait = plain_sendv_wait,
+    .error = NULL,
+    .version = NULL,
 };

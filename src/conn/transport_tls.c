@@ -101,6 +101,18 @@ static int tls_handshake(void *tp, int fd)
     return msi_tls_io_handshake(tp);
 }
 
+static const char *tls_error(const void *tp)
+{
+    const msi_tls_io *io = tp;
+    return io->errtext[0] ? io->errtext : NULL;
+}
+
+static const char *tls_version(const void *tp)
+{
+    const msi_tls_io *io = tp;
+    return io->hs_done ? SSL_get_version(io->ssl) : NULL;
+}
+
 static void tls_ctx_free(void *ctx)
 {
     tls_group *tg = ctx;
@@ -119,6 +131,8 @@ const msi_transport msi_transport_tls = {
     .wants = tls_wants,
     .handshake = tls_handshake,
     .ctx_free = tls_ctx_free,
+    .error = tls_error,
+    .version = tls_version,
 };
 
 int msi_tls_group_use(msi_group *g, ms_tls_ctx *ctx, const char *host)
@@ -193,16 +207,14 @@ int ms_conn_connect_tls(ms_loop *loop, const char *addr, ms_tls_ctx *tls,
 
 const char *ms_conn_tls_error(const ms_conn *c)
 {
-    if (!c || c->g->tops != &msi_transport_tls || !c->tp)
+    if (!c || !c->tp || !c->g->tops->error)
         return NULL;
-    const msi_tls_io *io = c->tp;
-    return io->errtext[0] ? io->errtext : NULL;
+    return c->g->tops->error(c->tp);
 }
 
 const char *ms_conn_tls_version(const ms_conn *c)
 {
-    if (!c || c->g->tops != &msi_transport_tls || !c->tp)
+    if (!c || !c->tp || !c->g->tops->version)
         return NULL;
-    const msi_tls_io *io = c->tp;
-    return io->hs_done ? SSL_get_version(io->ssl) : NULL;
+    return c->g->tops->version(c->tp);
 }

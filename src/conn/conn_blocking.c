@@ -1,0 +1,106 @@
+/* conn_blocking.c: the blocking driver: one connection served with bounded waits on the calling thread, plain or TLS. */
+#include "conn/conn_int.h"
+#include "conn/tls_int.h"
+
+/* The lingering close discards at most this much. */
+#define LINGER_DISCARD (4u << 20)
+
+/* Reads and delivers until the connection is no longer open. */
+static void serve_input(ms_conn *c)
+{
+    msi_group *g = c->g;
+    int64_t msg_start = 0;
+    while (msi_conn_stack_reading(c)) {
+        if (msi_conn_stack_room(c) < 0)
+            return;
+        int partial = c->in->len > c->in->start;
+        int64_t now = ms_now_ms();
+        int wait = g->lim.idle_timeout_ms;
+        int why = MS_EIDLE;
+        if (partial && g->lim.msg_timeout_ms > 0) {
+            int64_t left = msg_start + g->lim.msg_timeout_ms - now;
+            if (wait < 0 || left < wait) {
+                wait = left > 0 ? (int)left : 0;
+                why = MS_ESLOW;
+            }
+        }
+        msi_buf *b = c->in;
+        ssize_t n = g->tops->recv_wait(c->tp, c->fd, b->data + b->len, b->cap - b->len, wait);
+        if (n > 0) {
+            uint64_t before = c->msgs_in;
+            msi_conn_stack_input(c, (size_t)n);
+            if (c->in && c->in->len > c->in->start && (!partial || c->msgs_in != before))
+                msg_start = c->active;
+        } else if (n == MS_EOF) {
+            msi_conn_stack_eof(c);
+        } else if (n == MS_ETIMEDOUT) {
+            msi_conn_stack_fail(c, why);
+        } else {
+            msi_conn_stack_fail(c, (int)n);
+        }
+    }
+}
+
+/* After a graceful close: what the peer still sends is discarded until its
+ * end of stream, for at most linger_ms, so the last reply is not destroyed
+ * by a reset. */
+static void serve_linger(ms_conn *c)
+{
+    msi_group *g = c->g;
+    uint8_t junk[4096];
+    int64_t end = ms_now_ms() + g->lim.linger_ms;
+    size_t drained = 0;
+    for (;;) {
+        int64_t left = end - ms_now_ms();
+        if (left <= 0 || drained > LINGER_DISCARD)
+            break;
+        ssize_t n = g->tops->recv_wait(c->tp, c->fd, junk, sizeof junk, (int)left);
+        if (n <= 0)
+            break;
+        drained += (size_t)n;
+    }
+}
+
+static int serve(msi_group *g, int fd)
+{
+    ms_conn c;
+    msi_conn_stack_init(&c, g, fd);
+    int rc = g->tops->open(&c.tp, g->tctx, fd, 1);
+    if (rc == 0 && g->tops->handshake_wait) {
+        c.state = MS_CONN_CONNECTING;
+        rc = g->tops->handshake_wait(c.tp, fd);
+        c.state = MS_CONN_OPEN;
+    }
+    if (rc < 0) {
+        msi_conn_stack_fail(&c, rc);
+        return msi_conn_stack_end(&c);
+    }
+    msi_conn_stack_open(&c);
+    serve_input(&c);
+    if (msi_conn_stack_lingering(&c))
+        serve_linger(&c);
+    return msi_conn_stack_end(&c);
+}
+
+int ms_conn_serve_fd(int fd, const ms_frame_config *frame, const ms_conn_limits *lim,
+                     const ms_conn_callbacks *cb, void *user)
+{
+    return ms_conn_serve_fd_tls(fd, NULL, frame, lim, cb, user);
+}
+
+int ms_conn_serve_fd_tls(int fd, ms_tls_ctx *tls, const ms_frame_config *frame,
+                         const ms_conn_limits *lim, const ms_conn_callbacks *cb, void *user)
+{
+    msi_group g;
+    int rc = msi_group_init(&g, NULL, frame, lim, cb, user);
+    if (rc < 0)
+        return rc;
+    g.maxbcache = 1;
+    if (tls && (rc = msi_tls_blocking_use(&g, tls)) < 0) {
+        msi_group_fini(&g);
+        return rc;
+    }
+    rc = serve(&g, fd);
+    msi_group_fini(&g);
+    return rc;
+}
