@@ -216,7 +216,9 @@ typedef void (*ms_log_record_fn)(void *user, const ms_log_record *rec);
  * clients waiting stay in the listen backlog). What does not: out_high,
  * out_low and out_max (a reply is sent before the next message is read, so
  * nothing queues; a peer that does not read stalls that one connection, for
- * at most idle_timeout_ms), threads, and tls (MS_ENOTSUP). In a handler
+ * at most idle_timeout_ms) and threads. With tls each connection's
+ * handshake runs on its own thread or child (ms_conn_serve_fd_tls),
+ * bounded by the context's handshake timeout. In a handler
  * ms_conn_loop() and ms_conn_server() are NULL. With FORK the callbacks run
  * in the child: what they change in memory is gone when it exits; the child
  * closes every descriptor marked close-on-exec but its connection's (as an

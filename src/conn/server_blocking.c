@@ -1,5 +1,6 @@
 /* server_blocking.c: the blocking server models: a thread per connection, a process per connection, one at a time. */
 #include "conn/server_int.h"
+#include "conn/tls_int.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -53,6 +54,7 @@ struct msi_blocking {
     int nlive, caplive;
     pthread_mutex_t mu;
     ms_timer *reap_t, *stop_t, *pause_t;
+    ms_tls_ctx *tls;        /* a reference to cfg->tls, or NULL */
     atomic_int stopping;
     int stop_begun;
     int in_child;
@@ -116,12 +118,12 @@ static void w_close(ms_conn *c, int reason, void *user)
     publish(sl, c);
     if (b->cfg->cb.on_close)
         b->cfg->cb.on_close(c, reason, b->cfg->user);
-    msi_server_log_end(b->s, &sl->peer, reason, NULL);
+    msi_server_log_end(b->s, &sl->peer, reason, ms_conn_tls_error(c));
 }
 
 static int serve(msi_blocking *b, blk_slot *sl, int fd)
 {
-    return ms_conn_serve_fd(fd, &b->cfg->frame, &b->cfg->limits.conn, &b->wrap, sl);
+    return ms_conn_serve_fd_tls(fd, b->tls, &b->cfg->frame, &b->cfg->limits.conn, &b->wrap, sl);
 }
 
 static void reap_wake(ms_loop *loop, void *arg);
@@ -516,8 +518,6 @@ int msi_blocking_create(msi_blocking **out, ms_server *s, ms_addr *local)
 {
     *out = NULL;
     const ms_server_config *cfg = msi_server_cfg(s);
-    if (cfg->tls)
-        return MS_ENOTSUP;
     msi_blocking *b = calloc(1, sizeof *b);
     if (!b)
         return MS_ENOMEM;
@@ -531,6 +531,10 @@ int msi_blocking_create(msi_blocking **out, ms_server *s, ms_addr *local)
     if (rc != 0) {
         free(b);
         return ms_err_from_errno(rc);
+    }
+    if (cfg->tls) {
+        msi_tls_ctx_ref(cfg->tls);
+        b->tls = cfg->tls;
     }
     ms_loop_opts lo = {.backend = cfg->backend};
     ms_listen_opts lopts = {.backlog = cfg->backlog > 0 ? cfg->backlog : 511, .nonblock = 1};
@@ -609,6 +613,7 @@ void msi_blocking_free(msi_blocking *b)
     if (b->lfd >= 0)
         close(b->lfd);
     free(b->live);
+    ms_tls_ctx_free(b->tls);
     pthread_mutex_destroy(&b->mu);
     free(b);
 }
