@@ -1,10 +1,9 @@
 /* cmd_app.c: app-server and app-client, the tutorial's JSON-header application protocol. */
 #include "cli.h"
-#include "cli_tls.h"
+#include "client.h"
 #include "serve.h"
 #include "tutorial_app.h"
 
-#include <getopt.h>
 #include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
@@ -170,14 +169,14 @@ int cmd_app_server(int argc, char **argv)
 /* ==== app-client ========================================================== */
 
 typedef struct client_opts {
-    const char *addr;
+    const cli_client *cl;     /* the address, the timeout and TLS */
+    const char *addr;         /* cl->addr */
     const char *action, *value;
     int timeout_ms;
-    long count;
+    long count, clients;
+    size_t max_msg;
     int json;
     ms_frame_config frame;
-    ms_tls_ctx *tls;          /* NULL: plain */
-    char host[256];           /* the name the server's certificate must match */
 } client_opts;
 
 /* One client's run: its printed lines are gathered in out and written by
@@ -327,18 +326,13 @@ static int client_run(const client_opts *o, cli_app_buf *out)
         cli_app_buf_free(&req);
         return CLI_FAIL;
     }
-    int fd = ms_connect_text(o->addr, o->timeout_ms, 1);
-    if (fd < 0) {
-        cli_err("app-client", "connect %s: %s", o->addr, ms_strerror(fd));
-        goto done;
-    }
-    if (cli_io_start("app-client", &io, fd, o->tls, o->host, o->addr, o->timeout_ms) < 0)
+    if (cli_client_connect(o->cl, 1, &io) != CLI_OK)
         goto done;
     long sent_msgs = 0, got = 0;
     size_t req_off = 0, in_off = 0;
     int64_t deadline = ms_now_ms() + o->timeout_ms;
     while (got < o->count) {
-        struct pollfd p = {.fd = fd, .events = POLLIN | (sent_msgs < o->count ? POLLOUT : 0)};
+        struct pollfd p = {.fd = io.fd, .events = POLLIN | (sent_msgs < o->count ? POLLOUT : 0)};
         int64_t left = deadline - ms_now_ms();
         int r = left > 0 ? poll(&p, 1, (int)left) : 0;
         if (r < 0)
@@ -425,69 +419,56 @@ static void *client_thread(void *arg)
     return NULL;
 }
 
+static int app_client_opt(cli_client *cl, int val, const char *arg)
+{
+    client_opts *o = cl->user;
+    switch (val) {
+    case 'j': o->json = 1; return CLI_OK;
+    case 'n':
+        if (cli_parse_long(arg, 1, 100000000, &o->count) < 0)
+            return cli_usage(cl->cmd, "--count wants a number from 1, got '%s'", arg);
+        return CLI_OK;
+    case 'C':
+        if (cli_parse_long(arg, 1, 10000, &o->clients) < 0)
+            return cli_usage(cl->cmd, "--clients wants a number from 1 to 10000, got '%s'", arg);
+        return CLI_OK;
+    default:
+        if (cli_parse_size(arg, MS_FRAME_LIMIT_MAX, &o->max_msg) < 0 || o->max_msg == 0)
+            return cli_usage(cl->cmd, "--max-msg wants a size such as 64k or 16M, got '%s'", arg);
+        return CLI_OK;
+    }
+}
+
 int cmd_app_client(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"connect", required_argument, 0, 'c'},
-        {"timeout", required_argument, 0, 't'},
         {"json", no_argument, 0, 'j'},
         {"count", required_argument, 0, 'n'},
         {"clients", required_argument, 0, 'C'},
         {"max-msg", required_argument, 0, 'm'},
-        {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},
-        CLI_TLS_CLIENT_LONGOPTS,
         {0, 0, 0, 0},
     };
-    const char *connect_opt = NULL;
-    cli_tls_opts tlso = {0};
-    long timeout = 5000, clients = 1;
-    size_t max_msg = MS_FRAME_DEFAULT_MAX_MSG;
-    client_opts o = {.count = 1};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': connect_opt = optarg; break;
-        case 't':
-            if (cli_parse_long(optarg, 1, 86400000, &timeout) < 0)
-                return cli_usage("app-client", "--timeout wants milliseconds, got '%s'", optarg);
-            break;
-        case 'j': o.json = 1; break;
-        case 'n':
-            if (cli_parse_long(optarg, 1, 100000000, &o.count) < 0)
-                return cli_usage("app-client", "--count wants a number from 1, got '%s'", optarg);
-            break;
-        case 'C':
-            if (cli_parse_long(optarg, 1, 10000, &clients) < 0)
-                return cli_usage("app-client", "--clients wants a number from 1 to 10000, got '%s'", optarg);
-            break;
-        case 'm':
-            if (cli_parse_size(optarg, MS_FRAME_LIMIT_MAX, &max_msg) < 0 || max_msg == 0)
-                return cli_usage("app-client", "--max-msg wants a size such as 64k or 16M, got '%s'", optarg);
-            break;
-        case 'h': fputs(client_help, stdout); return CLI_OK;
-        case 'V': printf("msgsock %s\n", ms_version()); return CLI_OK;
-        default:
-            if (cli_tls_opt(&tlso, c, optarg))
-                break;
-            return cli_usage("app-client", "bad option");
-        }
-    }
-    int npos = argc - optind, want = connect_opt ? 2 : 4;
+    client_opts o = {.count = 1, .clients = 1, .max_msg = MS_FRAME_DEFAULT_MAX_MSG};
+    cli_client cl = {.cmd = "app-client", .help = client_help, .timeout_ms = 5000,
+                     .opts = opts, .opt = app_client_opt, .user = &o};
+    int st = cli_client_parse(&cl, argc, argv);
+    if (st >= 0)
+        return st;
+    int npos = argc - optind, want = cl.connect ? 2 : 4;
     if (npos != want)
         return cli_usage("app-client", "%s", npos < want ? "missing arguments: want HOST PORT ACTION VALUE"
                                                          : "too many arguments");
     char **pos = argv + optind;
-    char addr[512];
-    if (cli_addr_text(addr, sizeof addr, connect_opt, connect_opt ? NULL : pos[0],
-                      connect_opt ? NULL : pos[1]) < 0)
-        return cli_usage("app-client", "address too long");
+    if ((st = cli_client_addr(&cl, cl.connect ? NULL : pos[0], cl.connect ? NULL : pos[1])) != CLI_OK)
+        return st;
+    const char *addr = cl.addr;
+    long clients = o.clients;
+    o.cl = &cl;
     o.addr = addr;
     o.action = pos[want - 2];
     o.value = pos[want - 1];
-    o.timeout_ms = (int)timeout;
-    cli_app_frame_config(&o.frame, max_msg);
+    o.timeout_ms = (int)cl.timeout_ms;
+    cli_app_frame_config(&o.frame, o.max_msg);
     {
         json_t *check = strcmp(o.action, "search") == 0 ? json_string(o.value) : json_true();
         if (!check)
@@ -499,14 +480,12 @@ int cmd_app_client(int argc, char **argv)
     if (prc == MS_EBADADDR)
         return cli_usage("app-client", "bad address '%s': %s", addr, ms_strerror(prc));
 
-    int tst = cli_tls_client_ctx("app-client", &tlso, &o.tls);
-    if (tst != CLI_OK)
-        return tst;
-    cli_tls_host(o.host, sizeof o.host, addr);
+    if ((st = cli_client_tls(&cl)) != CLI_OK)
+        return st;
     client_job *jobs = calloc((size_t)clients, sizeof *jobs);
     if (!jobs) {
         cli_err("app-client", "%s", ms_strerror(MS_ENOMEM));
-        ms_tls_ctx_free(o.tls);
+        cli_client_free(&cl);
         return CLI_FAIL;
     }
     long started = 0;
@@ -536,7 +515,7 @@ int cmd_app_client(int argc, char **argv)
         cli_app_buf_free(&jobs[i].out);
     }
     free(jobs);
-    ms_tls_ctx_free(o.tls);
+    cli_client_free(&cl);
     if (fflush(stdout) != 0)
         status = CLI_FAIL;
     return status;

@@ -1,9 +1,8 @@
 /* cmd_echo.c: echo-server and echo-client, the tutorial's first two programs. */
 #include "cli.h"
-#include "cli_tls.h"
+#include "client.h"
 #include "serve.h"
 
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -48,76 +47,38 @@ int cmd_echo_server(int argc, char **argv)
 
 int cmd_echo_client(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"connect", required_argument, 0, 'c'},
-        {"timeout", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},
-        CLI_TLS_CLIENT_LONGOPTS,
-        {0, 0, 0, 0},
-    };
-    const char *connect_opt = NULL;
-    cli_tls_opts tlso = {0};
-    long timeout = 5000;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': connect_opt = optarg; break;
-        case 't':
-            if (cli_parse_long(optarg, 1, 86400000, &timeout) < 0)
-                return cli_usage("echo-client", "--timeout wants milliseconds, got '%s'", optarg);
-            break;
-        case 'h': fputs(client_help, stdout); return CLI_OK;
-        case 'V': printf("msgsock %s\n", ms_version()); return CLI_OK;
-        default:
-            if (cli_tls_opt(&tlso, c, optarg))
-                break;
-            return cli_usage("echo-client", "bad option");
-        }
-    }
+    cli_client cl = {.cmd = "echo-client", .help = client_help, .timeout_ms = 5000};
+    int st = cli_client_parse(&cl, argc, argv);
+    if (st >= 0)
+        return st;
     int npos = argc - optind;
     const char *host = NULL, *port = NULL, *msg = "Hello, world";
-    if (connect_opt) {
+    if (cl.connect) {
         if (npos > 1)
-            return cli_usage("echo-client", "too many arguments");
+            return cli_usage(cl.cmd, "too many arguments");
         if (npos == 1)
             msg = argv[optind];
     } else {
         if (npos > 3)
-            return cli_usage("echo-client", "too many arguments");
+            return cli_usage(cl.cmd, "too many arguments");
         host = npos > 0 ? argv[optind] : NULL;
         port = npos > 1 ? argv[optind + 1] : NULL;
         msg = npos > 2 ? argv[optind + 2] : msg;
     }
-    char addr[512];
-    if (cli_addr_text(addr, sizeof addr, connect_opt, host, port) < 0)
-        return cli_usage("echo-client", "address too long");
-
-    ms_tls_ctx *tls = NULL;
-    int st = cli_tls_client_ctx("echo-client", &tlso, &tls);
+    if ((st = cli_client_addr(&cl, host, port)) != CLI_OK ||
+        (st = cli_client_tls(&cl)) != CLI_OK)
+        return st;
+    const char *addr = cl.addr;
+    int64_t deadline = ms_now_ms() + cl.timeout_ms;
+    cli_io io;
+    st = cli_client_connect(&cl, 0, &io);
+    cli_client_free(&cl);
     if (st != CLI_OK)
         return st;
-    char tls_host[256];
-    cli_tls_host(tls_host, sizeof tls_host, addr);
-    int64_t deadline = ms_now_ms() + timeout;
-    int fd = ms_connect_text(addr, (int)timeout, 0);
-    if (fd < 0) {
-        ms_tls_ctx_free(tls);
-        if (fd == MS_EBADADDR)
-            return cli_usage("echo-client", "bad address '%s': %s", addr, ms_strerror(fd));
-        cli_err("echo-client", "connect %s: %s", addr, ms_strerror(fd));
-        return CLI_FAIL;
-    }
-    cli_io io;
-    int rc = cli_io_start("echo-client", &io, fd, tls, tls_host, addr, (int)timeout);
-    ms_tls_ctx_free(tls);
-    if (rc < 0)
-        return CLI_FAIL;
     size_t len = strlen(msg);
-    rc = cli_io_send_all(&io, msg, len, (int)timeout, NULL);
+    int rc = cli_io_send_all(&io, msg, len, (int)cl.timeout_ms, NULL);
     if (rc < 0) {
-        cli_err("echo-client", "send to %s: %s", addr, cli_io_strerror(&io, rc));
+        cli_err(cl.cmd, "send to %s: %s", addr, cli_io_strerror(&io, rc));
         cli_io_close(&io);
         return CLI_FAIL;
     }
@@ -138,10 +99,10 @@ int cmd_echo_client(int argc, char **argv)
     cli_io_close(&io);
     if (rc < 0) {
         if (rc == MS_EOF || rc == MS_ETRUNCATED)
-            cli_err("echo-client", "%s closed the connection after echoing %zu of %zu bytes",
+            cli_err(cl.cmd, "%s closed the connection after echoing %zu of %zu bytes",
                     addr, got, len);
         else
-            cli_err("echo-client", "receive from %s: %s (%zu of %zu bytes echoed)", addr,
+            cli_err(cl.cmd, "receive from %s: %s (%zu of %zu bytes echoed)", addr,
                     whybuf, got, len);
         free(reply);
         return CLI_FAIL;

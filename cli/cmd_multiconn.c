@@ -1,6 +1,6 @@
 /* cmd_multiconn.c: multiconn-server and multiconn-client, the tutorial's event-driven pair. */
 #include "cli.h"
-#include "cli_tls.h"
+#include "client.h"
 #include "serve.h"
 
 #include <getopt.h>
@@ -117,6 +117,7 @@ typedef struct mc_conn {
 
 struct mc_run {
     int quiet;
+    const char *backend;
     int open;
     ms_loop *loop;
     ms_timer *timer;
@@ -191,44 +192,34 @@ static void mc_timeout(ms_loop *loop, ms_timer *t, void *arg)
     ms_loop_stop(loop);
 }
 
+static int mc_client_opt(cli_client *cl, int val, const char *arg)
+{
+    mc_run *run = cl->user;
+    if (val == 'q')
+        run->quiet = 1;
+    else
+        run->backend = arg;
+    return CLI_OK;
+}
+
 int cmd_multiconn_client(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"connect", required_argument, 0, 'c'},
-        {"timeout", required_argument, 0, 't'},
         {"quiet", no_argument, 0, 'q'},
         {"backend", required_argument, 0, 'b'},
-        {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},
-        CLI_TLS_CLIENT_LONGOPTS,
         {0, 0, 0, 0},
     };
-    const char *cmd = "multiconn-client";
-    cli_tls_opts tlso = {0};
-    const char *connect_opt = NULL, *backend = NULL;
-    long timeout = 10000, nconns;
-    int quiet = 0, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "hVq", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': connect_opt = optarg; break;
-        case 't':
-            if (cli_parse_long(optarg, 1, 86400000, &timeout) < 0)
-                return cli_usage(cmd, "--timeout wants milliseconds, got '%s'", optarg);
-            break;
-        case 'q': quiet = 1; break;
-        case 'b': backend = optarg; break;
-        case 'h': fputs(client_help, stdout); return CLI_OK;
-        case 'V': printf("msgsock %s\n", ms_version()); return CLI_OK;
-        default:
-            if (cli_tls_opt(&tlso, c, optarg))
-                break;
-            return cli_usage(cmd, "bad option");
-        }
-    }
+    mc_run run = {0};
+    cli_client cl = {.cmd = "multiconn-client", .help = client_help, .timeout_ms = 10000,
+                     .shortopts = "q", .opts = opts, .opt = mc_client_opt, .user = &run};
+    int st = cli_client_parse(&cl, argc, argv);
+    if (st >= 0)
+        return st;
+    const char *cmd = cl.cmd, *backend = run.backend;
+    long timeout = cl.timeout_ms, nconns;
     int npos = argc - optind;
     const char *host = NULL, *port = NULL, *num;
-    if (connect_opt) {
+    if (cl.connect) {
         if (npos != 1)
             return cli_usage(cmd, npos ? "too many arguments" : "NUM_CONNS is missing");
         num = argv[optind];
@@ -241,28 +232,25 @@ int cmd_multiconn_client(int argc, char **argv)
     }
     if (cli_parse_long(num, 1, 1000000, &nconns) < 0)
         return cli_usage(cmd, "NUM_CONNS wants a positive number, got '%s'", num);
-    char addr[512];
-    if (cli_addr_text(addr, sizeof addr, connect_opt, host, port) < 0)
-        return cli_usage(cmd, "address too long");
+    if ((st = cli_client_addr(&cl, host, port)) != CLI_OK)
+        return st;
+    const char *addr = cl.addr;
     /* How the Python original names the server: ('127.0.0.1', 65432). */
     char shown[600];
-    if (connect_opt)
+    if (cl.connect)
         snprintf(shown, sizeof shown, "%s", addr);
     else
         snprintf(shown, sizeof shown, "('%s', %s)", host, port);
-    ms_tls_ctx *tls = NULL;
-    int tst = cli_tls_client_ctx(cmd, &tlso, &tls);
-    if (tst != CLI_OK)
-        return tst;
+    if ((st = cli_client_tls(&cl)) != CLI_OK)
+        return st;
     raise_nofile();
 
-    mc_run run = {.quiet = quiet};
     memcpy(run.expect, messages[0], 22);
     memcpy(run.expect + 22, messages[1], 22);
     ms_loop_opts lo = {.backend = backend};
     int rc = ms_loop_create(&run.loop, &lo);
     if (rc < 0) {
-        ms_tls_ctx_free(tls);
+        cli_client_free(&cl);
         if (rc == MS_EINVAL && backend)
             return cli_usage(cmd, "unknown backend '%s'", backend);
         cli_err(cmd, "event loop: %s", ms_strerror(rc));
@@ -271,7 +259,7 @@ int cmd_multiconn_client(int argc, char **argv)
     mc_conn *ks = calloc((size_t)nconns, sizeof *ks);
     if (!ks || ms_timer_create(run.loop, &run.timer) < 0) {
         cli_err(cmd, "%s", ms_strerror(MS_ENOMEM));
-        ms_tls_ctx_free(tls);
+        cli_client_free(&cl);
         free(ks);
         ms_loop_free(run.loop);
         return CLI_FAIL;
@@ -284,14 +272,12 @@ int cmd_multiconn_client(int argc, char **argv)
     for (long i = 0; i < nconns; i++) {
         ks[i].run = &run;
         ks[i].id = (int)i + 1;
-        if (!quiet)
+        if (!run.quiet)
             printf("Starting connection %d to %s\n", ks[i].id, shown);
-        rc = tls ? ms_conn_connect_tls(run.loop, addr, tls, NULL, &lim, &cb, &ks[i], (int)timeout,
-                                       &ks[i].conn)
-                 : ms_conn_connect(run.loop, addr, NULL, &lim, &cb, &ks[i], (int)timeout, &ks[i].conn);
+        rc = cli_client_conn(&cl, run.loop, &lim, &cb, &ks[i], &ks[i].conn);
         if (rc < 0) {
             if (rc == MS_EBADADDR && i == 0) {
-                ms_tls_ctx_free(tls);
+                cli_client_free(&cl);
                 free(ks);
                 ms_timer_free(run.timer);
                 ms_loop_free(run.loop);
@@ -322,12 +308,12 @@ int cmd_multiconn_client(int argc, char **argv)
     }
     if (failed > 20)
         cli_err(cmd, "... and %d more failed connections", failed - 20);
-    if (quiet)
+    if (run.quiet)
         printf("%ld connections to %s: %llu ok, %d failed\n", nconns, addr,
                (unsigned long long)ok, failed);
     ms_timer_free(run.timer);
     ms_loop_free(run.loop);
-    ms_tls_ctx_free(tls);
+    cli_client_free(&cl);
     free(ks);
     if (fflush(stdout) != 0)
         return CLI_FAIL;
