@@ -1,6 +1,7 @@
 /* server.c: the server: the event model (listeners, accept batches, N loops, stop), totals, logging, dispatch to the other models. */
 #include "conn/server_int.h"
 #include "conn/tls_int.h"
+#include "loop/ring.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -427,6 +428,10 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
             sl->loop = NULL;
             break;
         }
+        int why = msi_loop_ring_fallback(sl->loop);
+        if (i == 0 && why < 0)
+            msi_server_log(s, 2, MS_LOG_SERVER, why, NULL, "io_uring unavailable (%s): using epoll",
+                           ms_strerror(why));
         rc = msi_group_init(&sl->g, sl->loop, &cfg->frame, cl, &cfg->cb, cfg->user);
         if (rc < 0) {
             ms_loop_free(sl->loop);

@@ -77,6 +77,7 @@ struct hslot {
     uint32_t gen;
     uint8_t open, dirty, want_recv, recv, sendst, pollout, cancel_pollout, send_cqe;
     uint8_t send_notify;
+    uint8_t used;          /* not on the free list */
 };
 
 typedef struct cqe_copy {
@@ -169,8 +170,10 @@ static void ctx_put(msi_ring *r, send_ctx *c)
 static void slot_maybe_free(msi_ring *r, int h)
 {
     struct hslot *s = &r->slots[h];
-    if (s->open || s->dirty || s->recv != RECV_IDLE || s->sendst != SEND_NONE || s->pollout)
+    if (!s->used || s->open || s->dirty || s->recv != RECV_IDLE || s->sendst != SEND_NONE ||
+        s->pollout)
         return;
+    s->used = 0;
     ctx_put(r, s->send);
     s->send = NULL;
     s->gen++;
@@ -199,7 +202,8 @@ int msi_ring_open(msi_ring *r, int fd, msi_ring_fn fn, void *arg)
     struct hslot *s = &r->slots[h];
     r->free_head = s->next;
     uint32_t gen = s->gen;
-    *s = (struct hslot){.fn = fn, .arg = arg, .fd = fd, .next = -1, .gen = gen, .open = 1};
+    *s = (struct hslot){.fn = fn, .arg = arg, .fd = fd, .next = -1, .gen = gen, .open = 1,
+                        .used = 1};
     r->nlive++;
     return h;
 }
