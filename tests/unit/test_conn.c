@@ -373,6 +373,40 @@ static void test_half_close(void **state)
     srv_stop(t);
 }
 
+static int closed_n(tsrv *t, int n) { return atomic_load(&t->closes) >= n; }
+
+/* Connections that end and others that start at once reuse the loop's
+ * per-connection slots (descriptor numbers, io_uring handles): each new
+ * one must get its own bytes back. */
+static void test_reuse_after_close(void **state)
+{
+    (void)state;
+    ms_server_limits lim = {.conn = {.linger_ms = 100}};
+    tsrv *t = srv_start(M_ECHO, NULL, &lim);
+    for (int round = 0; round < 20; round++) {
+        int fd[4];
+        for (int i = 0; i < 4; i++)
+            fd[i] = dial(t);
+        for (int i = 0; i < 4; i++) {
+            char msg[16], back[16];
+            int n = snprintf(msg, sizeof msg, "r%d c%d", round, i);
+            assert_int_equal(ms_send_all(fd[i], msg, (size_t)n, 5000, NULL), 0);
+            assert_int_equal(ms_recv_exact(fd[i], back, (size_t)n, 5000, NULL), 0);
+            assert_memory_equal(back, msg, (size_t)n);
+            /* The first two end before the next round's connect. */
+            if (i < 2)
+                close(fd[i]);
+        }
+        close(fd[2]);
+        close(fd[3]);
+    }
+    int64_t end = ms_now_ms() + 5000;
+    while (!closed_n(t, 80) && ms_now_ms() < end)
+        usleep(2000);
+    assert_int_equal(atomic_load(&t->closes), 80);
+    srv_stop(t);
+}
+
 static void test_idle_timeout(void **state)
 {
     (void)state;
@@ -732,6 +766,7 @@ int main(void)
         BOTH(test_conn_limit_flood),
         BOTH(test_1000_conns),
         BOTH(test_client),
+        BOTH(test_reuse_after_close),
         BOTH(test_sockopts),
         cmocka_unit_test(test_serve_fd),
     };
