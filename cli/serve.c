@@ -81,7 +81,7 @@ static const char common_help[] =
     "                       way, queued output) and the totals; 'msgsock stats ADDR'\n"
     "                       prints it. Loopback or unix: addresses only, unless\n"
     "  --stats-public       is given too\n"
-    "  --tls-cert FILE      serve TLS (event model) with this PEM certificate chain\n"
+    "  --tls-cert FILE      serve TLS with this PEM certificate chain (every model)\n"
     "  --tls-key FILE       its PEM private key (default: read from --tls-cert)\n"
     "  --tls-ca FILE        require client certificates signed by these PEM CAs\n"
     "  -v, --verbose        log every dropped connection, resets included\n"
@@ -318,10 +318,6 @@ static int serve(cli_serve_spec *sp, serve_opts *o, const char *addr)
     ms_tls_ctx *tls = NULL;
     if ((status = cli_tls_server_ctx(sp->cmd, &o->tls, &tls)) != CLI_OK)
         return status;
-    if (tls && cfg->model != MS_MODEL_EVENT) {
-        ms_tls_ctx_free(tls);
-        return cli_usage(sp->cmd, "--tls-cert needs --model event");
-    }
     cfg->tls = tls;
     if ((status = open_stats(sp, o, &admin)) != CLI_OK) {
         ms_tls_ctx_free(tls);

@@ -247,9 +247,6 @@ class AppServerTls(MsTestCase):
         self.assertIn(c("server", "key"), p.stderr.decode())
         p = run("app-server", "--tls-key", c("server", "key"), "127.0.0.1", "0")
         self.assertExit(p, 2)
-        p = run("app-server", "--model", "iterative", *server_tls(), "127.0.0.1", "0")
-        self.assertExit(p, 2)
-        self.assertIn("--model event", p.stderr.decode())
 
     def test_stalled_handshakes_do_not_block_others(self):
         with Server("app-server", *server_tls(), "127.0.0.1", "0") as srv:
