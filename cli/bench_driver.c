@@ -775,6 +775,11 @@ static void *worker_main(void *arg)
         open_more(w);
     if (o->progress && ms_timer_create(w->loop, &w->tick) == 0)
         ms_timer_start(w->tick, 1000, 1000, on_tick, w);
+    /* Until the go: ms_loop_run would return at once with nothing watched
+     * (connection per request, or every connect already failed). */
+    while (!w->go && !w->draining)
+        if (ms_loop_run_once(w->loop, -1) < 0)
+            break;
     ms_loop_run(w->loop);
     atomic_store(&w->finished, 1);
     return NULL;
