@@ -248,7 +248,9 @@ typedef struct ms_server_config {
     int threads;                  /* event loops; 0: one per online CPU */
     int backlog;                  /* 0: 511 */
     int handle_signals;           /* 1: SIGINT and SIGTERM stop the server */
-    const char *backend;          /* loop backend, NULL: default */
+    const char *backend;          /* loop backend (ms_loop_opts); NULL: $MSGSOCK_BACKEND
+                                   * if set, else "auto" (io_uring where the kernel
+                                   * allows it, epoll otherwise) */
     ms_conn_callbacks cb;
     void *user;                   /* passed to callbacks and log */
     ms_log_fn log;                /* NULL: one line on stderr */

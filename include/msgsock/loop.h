@@ -20,8 +20,9 @@ typedef void (*ms_timer_cb)(ms_loop *loop, ms_timer *t, void *arg);
 typedef void (*ms_signal_cb)(ms_loop *loop, int signo, void *arg);
 
 typedef struct ms_loop_opts {
-    /* "epoll", "poll", "io_uring", or NULL: $MSGSOCK_BACKEND if set, else
-     * epoll. "io_uring" falls back to epoll when the kernel refuses the
+    /* "epoll", "poll", "io_uring", "auto", or NULL: $MSGSOCK_BACKEND if
+     * set, else epoll. "auto" is io_uring where the kernel allows it and
+     * epoll otherwise, silently. "io_uring" falls back to epoll when the kernel refuses the
      * ring or lacks a feature it needs (multishot receive into provided
      * buffers, Linux 6.0); ms_loop_backend() then says "epoll". With
      * io_uring the loop waits on the ring and plain connections (ms_conn)

@@ -416,7 +416,10 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
         s->loops[i].lfd = -1;
         s->loops[i].reserve_fd = -1;
     }
-    ms_loop_opts lo = {.backend = cfg->backend};
+    /* Servers take the ring when they can: it saves a system call or more
+     * per message (bench/run.py measures it). */
+    const char *be = cfg->backend ? cfg->backend : getenv("MSGSOCK_BACKEND");
+    ms_loop_opts lo = {.backend = be && *be ? be : "auto"};
     ms_listen_opts lopts = {.backlog = cfg->backlog > 0 ? cfg->backlog : 511,
                             .reuseport = s->nloops > 1,
                             .nonblock = 1};

@@ -511,7 +511,7 @@ static const msi_poller_ops *find_backend(const char *name)
         return &msi_poller_epoll;
     if (strcmp(name, "poll") == 0)
         return &msi_poller_poll;
-    if (strcmp(name, "io_uring") == 0)
+    if (strcmp(name, "io_uring") == 0 || strcmp(name, "auto") == 0)
         return &msi_poller_uring;
     return NULL;
 }
@@ -546,7 +546,8 @@ int ms_loop_create(ms_loop **out, const ms_loop_opts *opts)
     if (!rc)
         rc = ops->create(&loop->poller, max_events);
     if (rc && rc != MS_ENOMEM && ops == &msi_poller_uring) {
-        loop->ring_fallback = rc;
+        /* "auto" asked for the best there is: falling back is not news. */
+        loop->ring_fallback = strcmp(name, "auto") == 0 ? 0 : rc;
         loop->ops = ops = &msi_poller_epoll;
         rc = ops->create(&loop->poller, max_events);
     }
