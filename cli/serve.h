@@ -41,8 +41,9 @@ void cli_serve_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 typedef struct cli_monitor cli_monitor;
 
-/* Blocks SIGUSR1 in the calling thread; call before any thread starts,
- * so that every thread inherits the block and the monitor alone takes it. */
+/* Blocks SIGUSR1, SIGINT and SIGTERM in the calling thread; call before any
+ * thread starts, so that every thread inherits the block: the monitor alone
+ * takes SIGUSR1, the server's signalfd the stop signals. */
 int cli_monitor_block_signal(void);
 /* Starts the thread that answers connections to admin_fd (a listening
  * socket, or -1 for none) and SIGUSR1 with s's table. *out is the caller's

@@ -27,6 +27,11 @@ int cli_monitor_block_signal(void)
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGUSR1);
+    /* The stop signals too: the server takes them through a signalfd, and
+     * until it does (and in every thread started before it does) their
+     * default action would kill the process instead of stopping it. */
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
     int e = pthread_sigmask(SIG_BLOCK, &set, NULL);
     return e ? ms_err_from_errno(e) : 0;
 }
