@@ -43,6 +43,11 @@ test-tsan:
 # MSGSOCK_BIN points at a wrapper that execs the server under memcheck
 # (same pid, so /proc checks still hold); its exit status is 99 on any
 # error or definite/possible leak, and the tests require 0 after SIGTERM.
+# Memcheck runs the servers on epoll: under valgrind 3.19 a second io_uring
+# loop thread starves (app-server --threads 2 answered 26 of 50 clients on
+# io_uring, 50 of 50 on epoll; natively io_uring answers them all), so the
+# ring path is checked by the ASan/UBSan suite instead.
+test-valgrind: export MSGSOCK_BACKEND = epoll
 test-valgrind: all
 	$(Q)scripts/deps.sh reliability
 	$(Q)set -e; for t in $(VALGRIND_TESTS); do \
