@@ -1,4 +1,4 @@
-/* conn_int.h: what conn.c, client.c and server.c share: buffers, groups, the connection. */
+/* conn_int.h: what the conn*.c and server*.c files share: buffers, groups, the connection. */
 #ifndef MSI_CONN_INT_H
 #define MSI_CONN_INT_H
 
@@ -8,6 +8,7 @@
 
 #include <netinet/in.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 
 /* ---- byte buffers (buf.c) ----
  * One allocation: header and bytes. Used as a connection's input buffer and
@@ -97,25 +98,40 @@ struct ms_conn {
     uint8_t peer_ip[16];
 };
 
-/* conn.c, for server.c and client.c */
+/* ms_conn.flags */
+enum {
+    MSI_F_PAUSED = 1,     /* reading held by backpressure */
+    MSI_F_RDEOF = 2,      /* the peer's end of stream was seen */
+    MSI_F_DEAD = 4,       /* ends as soon as no callback of it is running */
+    MSI_F_ABORTIVE = 8,   /* end with a reset rather than a FIN */
+    MSI_F_INALL = 16,     /* linked in g->all */
+    MSI_F_STACK = 32,     /* ms_conn_serve_fd's: neither freed nor its fd closed */
+    MSI_F_HANDSHAKE = 64, /* connected; the transport's handshake runs (state CONNECTING) */
+    MSI_F_RING = 128,     /* reads and writes through the loop's io_uring (ring_h) */
+    MSI_F_EOFPEND = 256,  /* the end of stream came while paused: taken once resumed */
+};
+
+/* conn_group.c, for server.c and client.c */
 int msi_group_init(msi_group *g, ms_loop *loop, const ms_frame_config *frame,
                    const ms_conn_limits *lim, const ms_conn_callbacks *cb, void *user);
 void msi_group_fini(msi_group *g);
+/* Every connection of g: graceful close with reason (server stop). */
+void msi_group_close_all(msi_group *g, int reason, int abortive);
+/* Calls fn for each live connection of g; fn may end any of them. */
+void msi_group_foreach(msi_group *g, void (*fn)(ms_conn *c, void *arg), void *arg);
+
+/* conn.c, for server.c and client.c */
 /* Wraps a connected or connecting descriptor (taken over, also on failure:
  * then closed). connecting: wait for writability and SO_ERROR first.
  * *out is NULL if the connection already ended inside on_open. */
 int msi_conn_start(msi_group *g, int fd, const struct sockaddr *peer, socklen_t plen,
                    int connecting, ms_conn **out);
-/* Every connection of g: graceful close with reason (server stop). */
-void msi_group_close_all(msi_group *g, int reason, int abortive);
-/* Calls fn for each live connection of g; fn may end any of them. */
-void msi_group_foreach(msi_group *g, void (*fn)(ms_conn *c, void *arg), void *arg);
 /* Sets TCP_NODELAY and keepalive on a TCP socket as l says (a listener
  * too: accepted sockets inherit them). 0 or the first error. */
 int msi_sock_options(int fd, const ms_conn_limits *l);
 void msi_log(msi_group *g, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* conn.c, for conn_blocking.c: the steps of a connection the blocking
+/* conn_stack.c, for conn_blocking.c: the steps of a connection the blocking
  * driver keeps on its stack (never freed, its fd never closed; held from
  * init to end, so nothing ends it underneath the driver). */
 void msi_conn_stack_init(ms_conn *c, msi_group *g, int fd);
@@ -135,6 +151,189 @@ int msi_conn_stack_lingering(const ms_conn *c);
 /* Ends c: a clean end whose write side is still open shuts it first (TLS:
  * close_notify), then on_close. Returns the reason on_close got. */
 int msi_conn_stack_end(ms_conn *c);
+
+/* ---- between the conn*.c files ---- */
+
+/* conn.c: ending and starting. */
+/* Ends c with an error: queued output is discarded, the socket reset. */
+void msi_conn_fail(ms_conn *c, int reason);
+/* Ends c cleanly (its output is out, or it never had any). */
+void msi_conn_finish(ms_conn *c);
+/* Graceful close: output drains, then the write side is shut and input
+ * drained for the linger time. reason is what on_close gets. */
+void msi_conn_begin_close(ms_conn *c, int reason);
+/* A closing connection's next step once its output may have drained. */
+void msi_conn_progress_close(ms_conn *c);
+/* Unhooks c, runs on_close and frees c (and a client's group) unless
+ * F_STACK. Only with no callback of c running (depth 0). */
+void msi_conn_destroy(ms_conn *c);
+void msi_conn_set_peer(ms_conn *c, const struct sockaddr *sa, socklen_t len);
+/* Before any byte moves (a TLS handshake too), so no flight waits on Nagle. */
+void msi_conn_set_options(ms_conn *c);
+/* on_open, then the first interest (or flush of what on_open queued). */
+void msi_conn_opened(ms_conn *c);
+
+/* conn_sweep.c: (re)arms g's one timer for the earliest deadline. */
+void msi_conn_sweep_arm(msi_group *g);
+
+/* conn_in.c: the input path. */
+/* Input fully consumed: give the buffer and the framer back. */
+void msi_conn_in_release(ms_conn *c);
+/* Room to read into: 0, MS_ETOOLARGE or MS_ENOMEM. */
+int msi_conn_in_room(ms_conn *c);
+/* Cuts and delivers the whole messages in c->in. */
+void msi_conn_parse(ms_conn *c);
+/* The peer's end of stream: the last message (MS_FRAME_CLOSE), then close. */
+void msi_conn_eof(ms_conn *c);
+/* Readiness: one budgeted turn of reads. */
+void msi_conn_readable(ms_conn *c);
+/* Bytes received through the ring (copied out of the ring's buffer). */
+void msi_conn_ring_input(ms_conn *c, const uint8_t *p, size_t n);
+void msi_conn_ring_eof(ms_conn *c);
+
+/* conn_out.c: the output path. */
+/* Readiness: one writev of the head of the output queue. */
+void msi_conn_flush(ms_conn *c);
+/* The kernel took w bytes off the head of the output queue. */
+void msi_conn_out_taken(ms_conn *c, size_t w);
+
+/* conn_io.c: interest and the readiness and io_uring callbacks. */
+/* Tells the loop (or the ring) what c now waits for. */
+void msi_conn_interest(ms_conn *c);
+/* Moves c onto the loop's ring if it can; 1 if it did. watched: c's fd is
+ * watched by the loop (unwatched then). */
+int msi_conn_ring_adopt(ms_conn *c, int watched);
+/* The loop's readiness callback of every connection (arg: the ms_conn). */
+void msi_conn_io(ms_loop *loop, int fd, int events, void *arg);
+/* The socket's pending error: 0 or a negative code. */
+int msi_conn_sock_error(int fd);
+
+/* conn_connect.c: a client's connect and either side's handshake. */
+/* A step of the transport's handshake; on_open once it is done. */
+void msi_conn_handshake(ms_conn *c);
+/* A connect finished (events from the loop): handshake, open, or the next address. */
+void msi_conn_connected(ms_conn *c, int events);
+
+/* Small steps of the per-message path, inline so that no call is added
+ * where conn.c once made none. */
+
+static inline int64_t msi_conn_now(const msi_group *g)
+{
+    return g->loop ? ms_loop_now(g->loop) : ms_now_ms();
+}
+
+static inline void msi_conn_all_unlink(ms_conn *c)
+{
+    msi_group *g = c->g;
+    if (!(c->flags & MSI_F_INALL))
+        return;
+    if (c->aprev)
+        c->aprev->anext = c->anext;
+    else
+        g->all_head = c->anext;
+    if (c->anext)
+        c->anext->aprev = c->aprev;
+    else
+        g->all_tail = c->aprev;
+    c->aprev = c->anext = NULL;
+    c->flags &= (uint16_t)~MSI_F_INALL;
+}
+
+static inline void msi_conn_all_append(ms_conn *c)
+{
+    msi_group *g = c->g;
+    c->anext = NULL;
+    c->aprev = g->all_tail;
+    if (g->all_tail)
+        g->all_tail->anext = c;
+    else
+        g->all_head = c;
+    g->all_tail = c;
+    c->flags |= MSI_F_INALL;
+}
+
+static inline void msi_conn_dl_unlink(ms_conn *c)
+{
+    msi_group *g = c->g;
+    int w = c->dl;
+    if (w < 0)
+        return;
+    if (c->dprev)
+        c->dprev->dnext = c->dnext;
+    else
+        g->dl_head[w] = c->dnext;
+    if (c->dnext)
+        c->dnext->dprev = c->dprev;
+    else
+        g->dl_tail[w] = c->dprev;
+    c->dprev = c->dnext = NULL;
+    c->dl = -1;
+}
+
+/* Puts c at the end of deadline list w, starting its clock at t. */
+static inline void msi_conn_dl_append(ms_conn *c, int w, int64_t t)
+{
+    msi_group *g = c->g;
+    msi_conn_dl_unlink(c);
+    if (g->dl_dur[w] <= 0 || !g->loop)
+        return;
+    c->t2 = t;
+    c->dl = (int8_t)w;
+    c->dnext = NULL;
+    c->dprev = g->dl_tail[w];
+    if (g->dl_tail[w])
+        g->dl_tail[w]->dnext = c;
+    else
+        g->dl_head[w] = c;
+    g->dl_tail[w] = c;
+    if (t + g->dl_dur[w] < g->sweep_due)
+        msi_conn_sweep_arm(g);
+}
+
+/* Activity: c moves to the end of the idle list. */
+static inline void msi_conn_touch(ms_conn *c)
+{
+    msi_group *g = c->g;
+    c->active = msi_conn_now(g);
+    if (g->lim.idle_timeout_ms > 0 && (c->flags & MSI_F_INALL) && g->all_tail != c) {
+        msi_conn_all_unlink(c);
+        msi_conn_all_append(c);
+    }
+}
+
+/* The group's cache of MSI_BUF_SIZE buffers. */
+static inline msi_buf *msi_conn_buf_get(msi_group *g)
+{
+    msi_buf *b = g->bcache;
+    if (b) {
+        g->bcache = b->next;
+        g->nbcache--;
+        b->next = NULL;
+        b->start = b->len = 0;
+        return b;
+    }
+    return msi_buf_new(MSI_BUF_SIZE);
+}
+
+static inline void msi_conn_buf_put(msi_group *g, msi_buf *b)
+{
+    if (b->cap == MSI_BUF_SIZE && g->nbcache < g->maxbcache) {
+        b->next = g->bcache;
+        g->bcache = b;
+        g->nbcache++;
+    } else {
+        free(b);
+    }
+}
+
+static inline int msi_conn_reading_wanted(const ms_conn *c)
+{
+    if (c->flags & MSI_F_DEAD)
+        return 0;
+    if (c->state == MS_CONN_LINGER)
+        return 1;
+    return c->state == MS_CONN_OPEN && !(c->flags & (MSI_F_PAUSED | MSI_F_RDEOF));
+}
 
 /* server.c, for conn.c: a connection of srv ended (c->reason says why). */
 void msi_server_conn_closed(ms_server *srv, ms_conn *c);

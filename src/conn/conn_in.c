@@ -1,0 +1,264 @@
+/* conn_in.c: the input path: read, cut messages, deliver, end of stream, linger. */
+#include "conn/conn_int.h"
+
+#include <string.h>
+
+/* One readiness event reads at most this much, so one busy peer cannot
+ * starve the others (the rest waits for the next turn of the loop). */
+#define READ_CALLS 16
+#define READ_BYTES (256u << 10)
+
+/* The group's pool of framers: one is borrowed while a message is partial. */
+static int framer_borrow(ms_conn *c)
+{
+    msi_group *g = c->g;
+    if (g->nfpool > 0) {
+        c->fr = g->fpool[--g->nfpool];
+        return 0;
+    }
+    return ms_framer_create(&c->fr, &g->frame);
+}
+
+static void framer_return(ms_conn *c)
+{
+    msi_group *g = c->g;
+    if (!c->fr)
+        return;
+    ms_framer_reset(c->fr);
+    if (g->nfpool < g->capfpool)
+        g->fpool[g->nfpool++] = c->fr;
+    else
+        ms_framer_free(c->fr);
+    c->fr = NULL;
+}
+
+/* Input fully consumed: give the buffer and the framer back. */
+void msi_conn_in_release(ms_conn *c)
+{
+    if (c->in) {
+        msi_conn_buf_put(c->g, c->in);
+        c->in = NULL;
+    }
+    framer_return(c);
+    if (c->dl == MSI_DL_MSG)
+        msi_conn_dl_unlink(c);
+}
+
+static void deliver(ms_conn *c, const ms_frame *m)
+{
+    msi_group *g = c->g;
+    c->msgs_in++;
+    if (g->cb.on_message) {
+        c->depth++;
+        g->cb.on_message(c, m, g->user);
+        c->depth--;
+    }
+}
+
+void msi_conn_parse(ms_conn *c)
+{
+    msi_group *g = c->g;
+    int delivered = 0;
+    while (c->state == MS_CONN_OPEN && !(c->flags & (MSI_F_DEAD | MSI_F_PAUSED)) && c->in &&
+           c->in->start < c->in->len) {
+        msi_buf *b = c->in;
+        if (!c->fr && framer_borrow(c) < 0) {
+            msi_conn_fail(c, MS_ENOMEM);
+            return;
+        }
+        ms_frame m;
+        size_t need = 0;
+        ssize_t r = ms_framer_decode(c->fr, b->data + b->start, b->len - b->start, &m, &need);
+        if (r > 0) {
+            b->start += (size_t)r;
+            delivered = 1;
+            deliver(c, &m);
+            continue;
+        }
+        if (r == MS_ENEEDMORE) {
+            /* The framer checked need against its limit already. The buffer
+             * is not grown to need here: msi_conn_in_room doubles it as bytes
+             * arrive, so a length a peer announces costs memory only once
+             * it sends the bytes (a thousand peers each claiming 16 MiB
+             * would otherwise reserve 16 GiB). */
+            if (need > g->in_max) {
+                msi_conn_begin_close(c, MS_ETOOLARGE);
+                return;
+            }
+            break;
+        }
+        msi_conn_begin_close(c, (int)r);
+        return;
+    }
+    if (c->flags & MSI_F_DEAD)
+        return;
+    if (c->in && c->in->start == c->in->len) {
+        msi_conn_in_release(c);
+    } else if (c->in && c->state == MS_CONN_OPEN) {
+        if (c->flags & MSI_F_PAUSED)
+            msi_conn_dl_unlink(c);
+        else if (c->dl != MSI_DL_MSG || delivered)
+            msi_conn_dl_append(c, MSI_DL_MSG, msi_conn_now(g));
+    }
+}
+
+/* Room to read into: a buffer from the cache, compacted or grown when full. */
+int msi_conn_in_room(ms_conn *c)
+{
+    msi_group *g = c->g;
+    if (!c->in) {
+        c->in = msi_conn_buf_get(g);
+        return c->in ? 0 : MS_ENOMEM;
+    }
+    msi_buf *b = c->in;
+    if (b->cap - b->len >= b->cap / 4)
+        return 0;
+    if (b->start > 0 && b->len - b->start < b->cap / 2)
+        return msi_buf_reserve(b, b->cap) ? 0 : MS_ENOMEM;
+    if (b->len < b->cap)
+        return 0;
+    /* Full of one partial message of unknown length. */
+    if (b->len - b->start >= g->in_max)
+        return MS_ETOOLARGE;
+    size_t want = b->cap * 2 < g->in_max ? b->cap * 2 : g->in_max;
+    msi_buf *nb = msi_buf_reserve(b, want);
+    if (!nb)
+        return MS_ENOMEM;
+    c->in = nb;
+    return 0;
+}
+
+void msi_conn_eof(ms_conn *c)
+{
+    msi_group *g = c->g;
+    c->flags |= MSI_F_RDEOF;
+    int reason = 0;
+    size_t left = c->in ? c->in->len - c->in->start : 0;
+    if (c->state == MS_CONN_OPEN && (left > 0 || g->frame.kind == MS_FRAME_CLOSE)) {
+        if (c->fr || framer_borrow(c) == 0) {
+            ms_frame m;
+            ssize_t r = ms_framer_decode_eof(c->fr, c->in ? c->in->data + c->in->start : NULL,
+                                             left, &m);
+            if (r >= 0)
+                deliver(c, &m);
+            else if (r != MS_EOF)
+                reason = (int)r;
+        } else {
+            reason = MS_ENOMEM;
+        }
+    }
+    if (c->flags & MSI_F_DEAD)
+        return;
+    msi_conn_in_release(c);
+    msi_conn_begin_close(c, reason);
+}
+
+/* Lingering: discard what the peer still sends until its EOF; the linger
+ * deadline bounds how long (and so how much). */
+static void conn_linger_read(ms_conn *c)
+{
+    uint8_t junk[4096];
+    for (int i = 0; i < READ_CALLS; i++) {
+        ssize_t n = c->g->tops->read(c->tp, c->fd, junk, sizeof junk);
+        if (n == MS_EAGAIN)
+            return;
+        if (n <= 0) {
+            msi_conn_finish(c);
+            return;
+        }
+        c->bytes_in += (uint64_t)n;
+    }
+}
+
+void msi_conn_readable(ms_conn *c)
+{
+    msi_group *g = c->g;
+    if (c->state == MS_CONN_LINGER) {
+        conn_linger_read(c);
+        return;
+    }
+    size_t total = 0;
+    for (int i = 0; i < READ_CALLS && total < READ_BYTES && msi_conn_reading_wanted(c); i++) {
+        int rc = msi_conn_in_room(c);
+        if (rc < 0) {
+            if (rc == MS_ETOOLARGE)
+                msi_conn_begin_close(c, rc);
+            else
+                msi_conn_fail(c, rc);
+            return;
+        }
+        msi_buf *b = c->in;
+        size_t room = b->cap - b->len;
+        ssize_t n = g->tops->read(c->tp, c->fd, b->data + b->len, room);
+        if (n > 0) {
+            b->len += (size_t)n;
+            c->bytes_in += (uint64_t)n;
+            total += (size_t)n;
+            msi_conn_touch(c);
+            msi_conn_parse(c);
+            if (c->flags & MSI_F_DEAD)
+                return;
+            /* A short read means the socket is drained (as libuv assumes);
+             * the level-triggered poller reports anything that came since. */
+            if ((size_t)n < room &&
+                !(g->tops->wants && (g->tops->wants(c->tp) & MSI_TP_PENDING)))
+                break;
+            continue;
+        }
+        if (n == 0) {
+            msi_conn_eof(c);
+            return;
+        }
+        if (n != MS_EAGAIN)
+            msi_conn_fail(c, (int)n);
+        break;
+    }
+    if (!(c->flags & MSI_F_DEAD) && c->in && c->in->start == c->in->len)
+        msi_conn_in_release(c);
+}
+
+/* Bytes received through the ring (copied out of the ring's buffer). */
+void msi_conn_ring_input(ms_conn *c, const uint8_t *p, size_t n)
+{
+    c->bytes_in += n;
+    msi_conn_touch(c);
+    /* Closing or lingering: no more messages; what still comes is dropped. */
+    if (c->state != MS_CONN_OPEN)
+        return;
+    while (n > 0) {
+        int rc = msi_conn_in_room(c);
+        if (rc < 0) {
+            if (rc == MS_ETOOLARGE)
+                msi_conn_begin_close(c, rc);
+            else
+                msi_conn_fail(c, rc);
+            return;
+        }
+        msi_buf *b = c->in;
+        size_t k = b->cap - b->len < n ? b->cap - b->len : n;
+        memcpy(b->data + b->len, p, k);
+        b->len += k;
+        p += k;
+        n -= k;
+        msi_conn_parse(c);
+        if ((c->flags & MSI_F_DEAD) || c->state != MS_CONN_OPEN)
+            return;
+    }
+    if (c->in && c->in->start == c->in->len)
+        msi_conn_in_release(c);
+}
+
+void msi_conn_ring_eof(ms_conn *c)
+{
+    if (c->state == MS_CONN_LINGER) {
+        msi_conn_finish(c);
+    } else if (c->state != MS_CONN_OPEN) {
+        c->flags |= MSI_F_RDEOF;
+    } else if (c->flags & MSI_F_PAUSED) {
+        /* Messages wait in the buffer behind backpressure: the end
+         * of stream is theirs to follow, once reading resumes. */
+        c->flags |= MSI_F_RDEOF | MSI_F_EOFPEND;
+    } else {
+        msi_conn_eof(c);
+    }
+}
