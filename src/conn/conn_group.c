@@ -83,6 +83,12 @@ void msi_group_fini(msi_group *g)
         free(b);
     }
     g->nbcache = 0;
+    while (g->bigcache) {
+        msi_buf *b = g->bigcache;
+        g->bigcache = b->next;
+        free(b);
+    }
+    g->nbigcache = 0;
     for (int i = 0; i < g->nfpool; i++)
         ms_framer_free(g->fpool[i]);
     free(g->fpool);

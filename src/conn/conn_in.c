@@ -102,12 +102,30 @@ void msi_conn_parse(ms_conn *c)
     }
 }
 
+/* A fresh MSI_BUF_BIG buffer, from the group's cache if it has one. */
+static msi_buf *big_buf_get(msi_group *g)
+{
+    msi_buf *b = g->bigcache;
+    if (!b)
+        return msi_buf_new(MSI_BUF_BIG);
+    g->bigcache = b->next;
+    g->nbigcache--;
+    b->next = NULL;
+    b->start = b->len = 0;
+    return b;
+}
+
 /* Room to read into: a buffer from the cache, compacted or grown when full. */
 int msi_conn_in_room(ms_conn *c)
 {
     msi_group *g = c->g;
     if (!c->in) {
-        c->in = msi_conn_buf_get(g);
+        /* A connection whose last read filled its buffer gets a big one
+         * (released like any other once drained, so idle costs nothing). */
+        if ((c->flags & MSI_F_BIGREAD) && g->in_max >= MSI_BUF_BIG)
+            c->in = big_buf_get(g);
+        else
+            c->in = msi_conn_buf_get(g);
         return c->in ? 0 : MS_ENOMEM;
     }
     msi_buf *b = c->in;
@@ -191,6 +209,10 @@ void msi_conn_readable(ms_conn *c)
         size_t room = b->cap - b->len;
         ssize_t n = g->tops->read(c->tp, c->fd, b->data + b->len, room);
         if (n > 0) {
+            if ((size_t)n == room)
+                c->flags |= MSI_F_BIGREAD;
+            else
+                c->flags &= (uint16_t)~MSI_F_BIGREAD;
             b->len += (size_t)n;
             c->bytes_in += (uint64_t)n;
             total += (size_t)n;

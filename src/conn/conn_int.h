@@ -21,6 +21,11 @@ typedef struct msi_buf {
 
 /* The size buffers are made with and cached at. */
 #define MSI_BUF_SIZE (16384 - sizeof(msi_buf) - 16)
+/* The size of a fresh input buffer for a connection whose last read filled
+ * its buffer (a bulk sender: a 64 KiB message in one read, not four). */
+#define MSI_BUF_BIG (65536 - sizeof(msi_buf) - 16)
+/* Free MSI_BUF_BIG buffers a group keeps (one is in use per read turn). */
+#define MSI_BIGCACHE_MAX 4
 
 msi_buf *msi_buf_new(size_t cap);
 /* Grows b to hold at least cap bytes, moving live bytes to the front.
@@ -62,6 +67,9 @@ typedef struct msi_group {
 
     msi_buf *bcache;          /* free MSI_BUF_SIZE buffers */
     int nbcache, maxbcache;
+    msi_buf *bigcache;        /* free MSI_BUF_BIG buffers, at most
+                               * min(maxbcache, MSI_BIGCACHE_MAX) */
+    int nbigcache;
     ms_framer **fpool;        /* framers at a message boundary */
     int nfpool, capfpool;
 
@@ -109,6 +117,7 @@ enum {
     MSI_F_HANDSHAKE = 64, /* connected; the transport's handshake runs (state CONNECTING) */
     MSI_F_RING = 128,     /* reads and writes through the loop's io_uring (ring_h) */
     MSI_F_EOFPEND = 256,  /* the end of stream came while paused: taken once resumed */
+    MSI_F_BIGREAD = 512,  /* its last read filled the buffer: the next fresh one is MSI_BUF_BIG */
 };
 
 /* conn_group.c, for server.c and client.c */
@@ -321,6 +330,11 @@ static inline void msi_conn_buf_put(msi_group *g, msi_buf *b)
         b->next = g->bcache;
         g->bcache = b;
         g->nbcache++;
+    } else if (b->cap == MSI_BUF_BIG && g->nbigcache < g->maxbcache &&
+               g->nbigcache < MSI_BIGCACHE_MAX) {
+        b->next = g->bigcache;
+        g->bigcache = b;
+        g->nbigcache++;
     } else {
         free(b);
     }
