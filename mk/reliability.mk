@@ -12,7 +12,9 @@
 SOAK_SECONDS ?= 600
 SOAK_ARGS ?=
 REL_ARGS ?=
-VALGRIND_TESTS ?= test_app test_multiconn test_echo
+# Module names with their dot: "-k" matches substrings of test ids, and a
+# bare "test_multiconn" would also pick test_tls.*.test_multiconn.
+VALGRIND_TESTS ?= test_app. test_multiconn. test_echo.
 
 rel-deps:
 	$(Q)scripts/deps.sh reliability

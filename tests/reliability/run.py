@@ -63,6 +63,7 @@ def main():
     if a.valgrind:
         binary, logdir = valgrind_wrapper(binary)
         os.environ["MSGSOCK_SLOW"] = "1"
+        os.environ["MSGSOCK_MEMCHECK"] = "1"
     os.environ["MSGSOCK_BIN"] = binary
     os.environ["MSGSOCK_BUILD"] = os.path.abspath(a.build)
     where = HERE if a.suite == "reliability" else os.path.join(ROOT, "tests", "cli")

@@ -3,6 +3,7 @@ and peers that shut their write side; the server releases every
 descriptor, answers every byte before EOF and leaves nothing in CLOSE_WAIT."""
 import socket
 import threading
+import os
 import time
 
 import rel
@@ -69,8 +70,11 @@ class ResetTest(MsTestCase):
                 self.assertGreater(sent, 1 << 20)
                 rel.rst_close(s)
             self.assertTrue(rel.wait_for(lambda: srv.open_fds() == fds0, 5))
-            self.assertTrue(rel.wait_for(lambda: rel.rss_kb(srv) - base < 8 << 10, 5),
-                            f"VmRSS {rel.rss_kb(srv)} kB, {base} at start")
+            # memcheck holds freed blocks back (--freelist-vol, 20 MB) to catch
+            # use after free, so RSS cannot fall back there; descriptors still must.
+            if not os.environ.get("MSGSOCK_MEMCHECK"):
+                self.assertTrue(rel.wait_for(lambda: rel.rss_kb(srv) - base < 8 << 10, 5),
+                                f"VmRSS {rel.rss_kb(srv)} kB, {base} at start")
             note(f"echo server after 10 resets with MiBs queued: descriptors {fds0} -> "
                  f"{srv.open_fds()}, VmRSS {base} -> {rel.rss_kb(srv)} kB")
             rel.echo_check(srv)
