@@ -21,29 +21,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static const char *backend;
+#include "helper_backend.h"
 
-static int use_epoll(void **state)
-{
-    (void)state;
-    backend = "epoll";
-    return 0;
-}
-
-static int use_poll(void **state)
-{
-    (void)state;
-    backend = "poll";
-    return 0;
-}
-
-/* Where the kernel refuses io_uring this runs on the epoll fallback. */
-static int use_uring(void **state)
-{
-    (void)state;
-    backend = "io_uring";
-    return 0;
-}
 
 /* ---- a server on its own thread ---- */
 

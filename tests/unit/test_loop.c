@@ -26,28 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *backend;
+#include "helper_backend.h"
 
-static int use_epoll(void **state)
-{
-    (void)state;
-    backend = "epoll";
-    return 0;
-}
-
-static int use_poll(void **state)
-{
-    (void)state;
-    backend = "poll";
-    return 0;
-}
-
-static int use_uring(void **state)
-{
-    (void)state;
-    backend = "io_uring";
-    return 0;
-}
 
 /* 1 if this kernel gives the io_uring backend (else it falls back). */
 static int uring_available(void)

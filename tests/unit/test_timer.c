@@ -12,21 +12,8 @@
 #include <string.h>
 #include <time.h>
 
-static const char *backend;
+#include "helper_backend.h"
 
-static int use_epoll(void **state)
-{
-    (void)state;
-    backend = "epoll";
-    return 0;
-}
-
-static int use_poll(void **state)
-{
-    (void)state;
-    backend = "poll";
-    return 0;
-}
 
 static ms_loop *new_loop(void)
 {
