@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""run.py: msgsock's servers against libuv, libevent and Python echo peers.
+"""run.py: msgsock's servers against libuv, libevent and Python peers (echo and app protocol).
 
 Runs each scenario for every server, interleaved (A B C D A B C D ...), the
 server pinned to CPU 0 and `msgsock bench` to CPU 1, and prints one table:
@@ -7,7 +7,13 @@ each server's figures and msgsock's ratio to the best peer. Writes the raw
 figures to bench/results/latest.json. Exit status 1 only if a run found an
 error (a wrong byte, a drop, a crash), never because of the figures.
 
-Usage: bench/run.py [--quick] [--build DIR] [--reps N] [--out FILE]
+The app section loads msgsock app-server with the tutorial's application
+protocol (`msgsock bench --proto app`: searches and binary requests, every
+answer checked) against bench/peers/py_app.py, the guide's protocol on Python
+selectors; its rows' ratio is msgsock to that one peer, and a line says
+whether msgsock reached APP_TARGET times its req/s.
+
+Usage: bench/run.py [--quick] [--only SECTIONS] [--build DIR] [--reps N] [--out FILE]
 """
 import argparse
 import json
@@ -24,6 +30,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECTIONS = ("echo", "rate", "idle", "unix", "tls", "app")
+APP_TARGET = 50  # issue #6: msgsock app-server at >= 50x py_app.py's req/s
 
 
 class RunError(Exception):
@@ -103,6 +111,15 @@ def server_argvs(build, unix_path=None, tls=None):
         "libevent": [os.path.join(peers, "ev_echo"), "127.0.0.1", "0"],
         "python": [sys.executable, os.path.join(ROOT, "bench", "peers", "py_echo.py"), "127.0.0.1", "0"],
     }, has_multi
+
+
+def app_argvs(build):
+    """msgsock app-server and the Python selectors app server, one loop each."""
+    return {
+        "msgsock": [os.path.join(build, "msgsock"), "app-server", "--threads", "1",
+                    "--max-conns", "30000", "127.0.0.1", "0"],
+        "python": [sys.executable, os.path.join(ROOT, "bench", "peers", "py_app.py"), "127.0.0.1", "0"],
+    }
 
 
 def run_bench(build, srv, args, perf_window=None):
@@ -203,14 +220,37 @@ def scenarios(quick, rate):
     return [(name, a + dw) for name, a in every], ["-c", "100", "-s", "64", "--rate", str(rate)] + dw
 
 
+def app_scenarios(quick):
+    """The app protocol at the same concurrency for both servers: pipelined on
+    kept connections, and one request per connection."""
+    dw = ["-d", "1", "-w", "0.3"] if quick else ["-d", "4", "-w", "1"]
+    every = [
+        ("100c_p16", ["-c", "100", "-s", "64", "-p", "16"]),
+        ("4c_connect_per_req", ["-c", "4", "-s", "64", "--connect-per-request"]),
+    ]
+    if quick:
+        every = every[:1]
+    return [(name, ["--proto", "app"] + a + dw) for name, a in every]
+
+
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
 
 
+def parse_only(text):
+    only = [w.strip() for w in text.split(",") if w.strip()]
+    bad = [w for w in only if w not in SECTIONS]
+    if bad or not only:
+        raise argparse.ArgumentTypeError(f"sections are {', '.join(SECTIONS)}; got {text!r}")
+    return set(only)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short runs, fewer scenarios (< 1 min)")
+    ap.add_argument("--only", type=parse_only, default=set(SECTIONS), metavar="SECTIONS",
+                    help="comma-separated sections to run: " + ", ".join(SECTIONS) + " (default all)")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--reps", type=int, default=None, help="interleaved repetitions (default 3, quick 1)")
     ap.add_argument("--rate", type=int, default=20000, help="offered load of the fixed-rate scenario")
@@ -227,14 +267,16 @@ def main():
               "(one connection at a time): multi-connection scenarios are skipped for it")
     names = list(argvs)
     runs, order = scenarios(o.quick, o.rate)
+    app_runs = app_scenarios(o.quick)
+    app_argv = app_argvs(o.build)
     results = {n: {} for n in names}
     failures = []
 
-    def one(name, key, fn):
-        if name in ("msgsock", "ms-io_uring") and not has_multi and key != "1c_64B_p1":
+    def one(name, key, fn, argv=None):
+        if argv is None and name in ("msgsock", "ms-io_uring") and not has_multi and key != "1c_64B_p1":
             return
         try:
-            srv = Server(name, argvs[name])
+            srv = Server(name, argv or argvs[name])
         except RunError as e:
             failures.append(str(e))
             return
@@ -251,22 +293,31 @@ def main():
             results[name].setdefault(key, []).append(val)
 
     t_start = time.monotonic()
-    for key, args in runs:
-        for rep in range(reps):
-            for name in names:
-                print(f"  {key:14} rep {rep + 1}/{reps}  {name}", flush=True)
-                one(name, key, lambda s: run_bench(o.build, s, args))
+    if "echo" in o.only:
+        for key, args in runs:
+            for rep in range(reps):
+                for name in names:
+                    print(f"  {key:14} rep {rep + 1}/{reps}  {name}", flush=True)
+                    one(name, key, lambda s: run_bench(o.build, s, args))
+    if "app" in o.only:
+        for key, args in app_runs:
+            for rep in range(reps):
+                for name, argv in app_argv.items():
+                    print(f"  {'app ' + key:14} rep {rep + 1}/{reps}  {name}", flush=True)
+                    one(name, "app_" + key, lambda s: run_bench(o.build, s, args), argv)
     dur = float(order[order.index("-d") + 1])
     warm = float(order[order.index("-w") + 1])
-    for rep in range(reps):
+    if "rate" in o.only:
+        for rep in range(reps):
+            for name in names:
+                print(f"  {'fixed_rate':14} rep {rep + 1}/{reps}  {name}", flush=True)
+                one(name, "fixed_rate", lambda s: run_bench(o.build, s, order,
+                                                            perf_window=(warm + 0.2, max(dur - 0.4, 0.3))))
+    if "idle" in o.only:
         for name in names:
-            print(f"  {'fixed_rate':14} rep {rep + 1}/{reps}  {name}", flush=True)
-            one(name, "fixed_rate", lambda s: run_bench(o.build, s, order,
-                                                        perf_window=(warm + 0.2, max(dur - 0.4, 0.3))))
-    for name in names:
-        print(f"  {'idle_rss':14} {nidle} conns  {name}", flush=True)
-        one(name, "idle_rss", lambda s: idle_rss(s, nidle))
-    if has_multi:
+            print(f"  {'idle_rss':14} {nidle} conns  {name}", flush=True)
+            one(name, "idle_rss", lambda s: idle_rss(s, nidle))
+    if has_multi and "unix" in o.only:
         upath = os.path.join(tempfile.mkdtemp(prefix="msgsock-bench-"), "ms.sock")
         uargv = server_argvs(o.build, upath)["msgsock"]
         key, args = runs[1] if len(runs) > 1 else runs[0]
@@ -281,7 +332,7 @@ def main():
             except RunError as e:
                 failures.append(str(e))
 
-    certs = None if o.quick or not has_multi else make_certs()
+    certs = None if o.quick or not has_multi or "tls" not in o.only else make_certs()
     if certs:
         targv = server_argvs(o.build, tls=certs)["msgsock"]
         tls_args = ["--tls", "--tls-ca", os.path.join(certs, "ca.pem")]
@@ -301,21 +352,61 @@ def main():
                     failures.append(str(e))
         shutil.rmtree(certs, ignore_errors=True)
 
-    table = summarize(results, names, runs, o.rate, nidle)
+    table = summarize(results, names, runs, o.rate, nidle, app_runs)
     print_table(table, names)
+    app_target = app_verdict(table, app_runs)
+    for line in app_target["lines"]:
+        print(line)
     machine = {"cpus": os.cpu_count(), "kernel": platform.release(),
                "loadavg_at_end": os.getloadavg(), "pinned": bool(shutil.which("taskset")),
                "seconds": round(time.monotonic() - t_start, 1),
                "note": "shared 2-CPU machine; other builds may run at the same time: figures are noisy"}
-    os.makedirs(os.path.dirname(o.out), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(o.out)), exist_ok=True)
     with open(o.out, "w") as f:
-        json.dump({"machine": machine, "quick": o.quick, "reps": reps, "rate": o.rate,
-                   "idle_conns": nidle, "table": table, "runs": results, "failures": failures},
+        json.dump({"machine": machine, "quick": o.quick, "only": sorted(o.only), "reps": reps,
+                   "rate": o.rate, "idle_conns": nidle, "table": table, "app_target": app_target,
+                   "runs": results, "failures": failures},
                   f, indent=1)
     print(f"raw figures: {os.path.relpath(o.out)}")
     for msg in failures:
         print("FAILED: " + msg)
     return 1 if failures else 0
+
+
+APP_LABEL = "app vs py"
+
+
+def app_verdict(rows, app_runs):
+    """Whether msgsock app-server reached APP_TARGET times py_app.py's req/s
+    in each app scenario; returns the figures and the lines to print."""
+    by_metric = {r["metric"]: r for r in rows}
+    scen, lines = {}, []
+    for key, _ in app_runs:
+        rq = by_metric.get(f"{APP_LABEL} {key} req/s")
+        cpu = by_metric.get(f"{APP_LABEL} {key} server CPU us/msg")
+        if not rq or rq["ratio"] is None:
+            continue
+        ms_cpu = cpu["values"].get("msgsock") if cpu else None
+        py_cpu = cpu["values"].get("python") if cpu else None
+        scen[key] = {"req_per_s_ratio": rq["ratio"], "met": rq["ratio"] >= APP_TARGET,
+                     "msgsock_generator_bound": bool(rq["generator_bound"].get("msgsock")),
+                     "cpu_per_msg_ratio": (py_cpu / ms_cpu) if py_cpu and ms_cpu else None}
+    if scen:
+        met = all(v["met"] for v in scen.values())
+        each = ", ".join(f"{k} {fmt(v['req_per_s_ratio'])}x" for k, v in scen.items())
+        lines.append(f"app target: msgsock app-server >= {APP_TARGET}x py_app.py's req/s at the same "
+                     f"concurrency: {'met' if met else 'NOT met'} ({each})")
+        cpu = ", ".join(f"{k} {fmt(v['cpu_per_msg_ratio'])}x" for k, v in scen.items()
+                        if v["cpu_per_msg_ratio"])
+        if cpu:
+            lines.append(f"  server CPU per request, python / msgsock: {cpu}")
+        gen = [k for k, v in scen.items() if v["msgsock_generator_bound"]]
+        if gen:
+            lines.append(f"  generator-bound for msgsock in {', '.join(gen)}: its req/s and ratio "
+                         "there are lower bounds")
+    else:
+        met = None
+    return {"target": APP_TARGET, "met": met, "scenarios": scen, "lines": lines}
 
 
 TLS_SCENARIOS = ("100c_64B_p16", "10c_64KiB", "4c_connect_per_req")
@@ -325,12 +416,15 @@ def gen_bound(r):
     return bool(r.get("cpu", {}).get("generator_bound"))
 
 
-def summarize(results, names, runs, rate, nidle):
+def summarize(results, names, runs, rate, nidle, app_runs=()):
     """Rows of (metric, higher_is_better, {server: value}); a closed-loop
-    req/s row also says which servers' runs were mostly generator-bound."""
+    req/s row also says which servers' runs were mostly generator-bound.
+    A scenario no server ran (a section left out by --only) has no rows."""
     rows = []
 
     def row(label, better_high, key, pick, mark_gen=False):
+        if not any(results[n].get(key) for n in names):
+            return
         vals, gen = {}, {}
         for n in names:
             rs = results[n].get(key)
@@ -363,6 +457,12 @@ def summarize(results, names, runs, rate, nidle):
             row(f"tls {key} p99 us", False, "tls_" + key, lambda r: r["latency_us"]["p99"])
             row(f"tls {key} server CPU us/msg", False, "tls_" + key,
                 lambda r: r["cpu"]["server_us_per_req"])
+    # App rows: msgsock app-server against py_app.py, the one peer in these rows.
+    for key, _ in app_runs:
+        row(f"{APP_LABEL} {key} req/s", True, "app_" + key, lambda r: r["req_per_s"], mark_gen=True)
+        row(f"{APP_LABEL} {key} p99 us", False, "app_" + key, lambda r: r["latency_us"]["p99"])
+        row(f"{APP_LABEL} {key} server CPU us/msg", False, "app_" + key,
+            lambda r: r["cpu"]["server_us_per_req"])
     for r in rows:
         peers = [v for n, v in r["values"].items()
                  if n not in ("msgsock", "ms-io_uring") and v is not None]
@@ -389,6 +489,10 @@ def fmt(v):
 
 
 def print_table(rows, names):
+    if not rows:
+        print("\n(no figures)")
+        return
+    names = [n for n in names if any(r["values"].get(n) is not None for r in rows)]
     w0 = max(len(r["metric"]) for r in rows) + 2
     head = f"{'metric':{w0}}" + "".join(f"{n:>12}" for n in names) + f"{'ms/best':>10}"
     print()
@@ -410,6 +514,10 @@ def print_table(rows, names):
           "was busy >= 90 % of the window, so that req/s is the generator's limit as much as "
           "the server's; 'gen': msgsock's figure is generator-bound and its ratio a lower bound "
           "- compare server CPU us/msg instead)")
+    if any(r["metric"].startswith(APP_LABEL + " ") for r in rows):
+        print(f"('{APP_LABEL}' rows: the app protocol (msgsock bench --proto app, searches and "
+              "binary requests), msgsock app-server --threads 1 against bench/peers/py_app.py; "
+              "ms/best there is msgsock / python, the one peer)")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 # minute): builds the libuv and libevent echo peers into $(BUILD)/bench/ and
 # runs bench/run.py, which prints one table and writes
 # bench/results/latest.json. Fails only on errors (a wrong byte, a drop, a
-# crash), never on the figures. BENCH_ARGS adds run.py options.
+# crash), never on the figures. BENCH_ARGS adds run.py options (e.g.
+# BENCH_ARGS='--only echo,app'). `make bench-app` runs only the app protocol
+# section: msgsock app-server against bench/peers/py_app.py (Python selectors).
 
 BENCH_ARGS ?=
 BENCH_PEER_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN)
@@ -28,4 +30,7 @@ bench: bench-peers
 bench-quick: bench-peers
 	$(Q)$(PYTHON) bench/run.py --build $(BUILD) --quick $(BENCH_ARGS)
 
-.PHONY: bench-peers
+bench-app: all
+	$(Q)$(PYTHON) bench/run.py --build $(BUILD) --only app $(BENCH_ARGS)
+
+.PHONY: bench-peers bench-app

@@ -6,7 +6,9 @@ import os
 import shutil
 import socket
 import socketserver
+import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import unittest
@@ -92,6 +94,21 @@ class PeerEcho:
     def __exit__(self, *exc):
         self.srv.shutdown()
         self.srv.server_close()
+
+
+PY_APP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "peers",
+                      "py_app.py")
+
+
+class PyAppPeer(mstest.Server):
+    """bench/peers/py_app.py, `make bench`'s Python selectors app server, on a free port."""
+
+    def __init__(self):
+        self.args = [sys.executable, PY_APP, "127.0.0.1", "0"]
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addr_text = self._read_listening(10)
+        self.family, self.sockaddr = mstest.parse_addr(self.addr_text)
+        self._stderr = b""
 
 
 def bench(*args, timeout=60):
@@ -215,6 +232,53 @@ class BenchTest(mstest.MsTestCase):
             self.assertGreater(r["requests"], 0)
             r = self.run_json("--proto", "app", "-c", "2", "--connect-per-request", *srv.host_port())
             self.assertEqual(r["errors"]["total"], 0, r)
+
+    @unittest.skipUnless(os.path.exists(PY_APP), "no bench/peers/py_app.py")
+    def test_app_protocol_against_python_app_peer(self):
+        # bench checks every answer, so no error means py_app.py answers byte for byte.
+        with PyAppPeer() as srv:
+            r = self.run_json("--proto", "app", "-c", "3", "-p", "8", *srv.host_port())
+            self.assertEqual(r["errors"]["total"], 0, r)
+            self.assertGreater(r["requests"], 0)
+            r = self.run_json("--proto", "app", "-c", "2", "--connect-per-request", *srv.host_port())
+            self.assertEqual(r["errors"]["total"], 0, r)
+            self.assertGreater(r["requests"], 0)
+            self.assertEqual(srv.stop(), 0)
+        self.assertNotIn("closing", srv.stderr_text())
+
+    @unittest.skipUnless(os.path.exists(PY_APP), "no bench/peers/py_app.py")
+    def test_python_app_peer_closes_bad_input(self):
+        def header(**kw):
+            h = {"byteorder": "little", "content-type": "binary/x", "content-encoding": "binary",
+                 "content-length": 1}
+            h.update(kw)
+            b = json.dumps(h).encode()
+            return struct.pack(">H", len(b)) + b
+
+        bad = [struct.pack(">H", 20000) + b"{",                 # header over 16 KiB
+               header(**{"content-length": 17 << 20}),           # content over 16 MiB
+               header(**{"content-length": -1}) + b"x",
+               header(**{"content-length": True}) + b"x",
+               struct.pack(">H", 2) + b"[]"]                     # not an object
+        with PyAppPeer() as srv:
+            for msg in bad:
+                with srv.connect(timeout=5) as s:
+                    s.sendall(msg)
+                    try:
+                        self.assertEqual(s.recv(100), b"", msg)
+                    except ConnectionResetError:
+                        pass
+            # Still serving, and a kept connection answers a second request.
+            with srv.connect(timeout=5) as s:
+                for _ in range(2):
+                    s.sendall(header() + b"z")
+                    (hl,) = struct.unpack(">H", mstest.recv_exact(s, 2))
+                    h = json.loads(mstest.recv_exact(s, hl))
+                    self.assertEqual(h["content-type"], "binary/custom-server-binary-type")
+                    self.assertEqual(mstest.recv_exact(s, h["content-length"]),
+                                     b"First 10 bytes of request: z")
+            self.assertEqual(srv.stop(), 0)
+        self.assertEqual(srv.stderr_text().count("closing"), len(bad), srv.stderr_text())
 
     def test_app_protocol_against_echo_is_caught(self):
         # An echo server sends the request back: a well-framed reply of the wrong type.
