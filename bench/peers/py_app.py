@@ -52,6 +52,7 @@ class Message:
         self._recv_buffer = bytearray()
         self._send_buffer = bytearray()
         self._mask = selectors.EVENT_READ
+        self._peer_done = False  # the peer shut down its side: answer, then close
         self._reset()
 
     def _reset(self):
@@ -70,7 +71,10 @@ class Message:
         except (BlockingIOError, InterruptedError):
             return
         if not data:
-            raise ConnectionError("peer closed")
+            if not self._send_buffer:
+                raise ConnectionError("peer closed")
+            self._peer_done = True
+            return
         self._recv_buffer += data
 
     def _write(self):
@@ -81,7 +85,11 @@ class Message:
                 sent = 0
             del self._send_buffer[:sent]
         # A peer that does not read its replies is not read from until it does.
-        if not self._send_buffer:
+        if self._peer_done:
+            if not self._send_buffer:
+                raise ConnectionError("peer closed, every answer sent")
+            self._set_selector_events_mask(selectors.EVENT_WRITE)
+        elif not self._send_buffer:
             self._set_selector_events_mask(selectors.EVENT_READ)
         elif len(self._send_buffer) >= OUT_HIGH:
             self._set_selector_events_mask(selectors.EVENT_WRITE)

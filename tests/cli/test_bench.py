@@ -247,7 +247,7 @@ class BenchTest(mstest.MsTestCase):
         self.assertNotIn("closing", srv.stderr_text())
 
     @unittest.skipUnless(os.path.exists(PY_APP), "no bench/peers/py_app.py")
-    def test_python_app_peer_closes_bad_input(self):
+    def test_python_app_peer_bounds_and_half_close(self):
         def header(**kw):
             h = {"byteorder": "little", "content-type": "binary/x", "content-encoding": "binary",
                  "content-length": 1}
@@ -277,6 +277,15 @@ class BenchTest(mstest.MsTestCase):
                     self.assertEqual(h["content-type"], "binary/custom-server-binary-type")
                     self.assertEqual(mstest.recv_exact(s, h["content-length"]),
                                      b"First 10 bytes of request: z")
+            # A client that shuts down its side after a pipelined burst still
+            # gets every answer, then the end of the stream.
+            with srv.connect(timeout=5) as s:
+                s.sendall((header(**{"content-length": 13}) + b"0123456789abc") * 3000)
+                s.shutdown(socket.SHUT_WR)
+                got = bytearray()
+                while chunk := s.recv(65536):
+                    got += chunk
+            self.assertEqual(got.count(b"First 10 bytes of request: 0123456789"), 3000)
             self.assertEqual(srv.stop(), 0)
         self.assertEqual(srv.stderr_text().count("closing"), len(bad), srv.stderr_text())
 
