@@ -105,8 +105,9 @@ def server_argvs(build, unix_path=None, tls=None):
     peers = os.path.join(build, "bench")
     return {
         "msgsock": ms,
-        # The same server on the io_uring backend (epoll where the kernel refuses it).
-        "ms-io_uring": ms + ["--backend", "io_uring"],
+        # The same server on the readiness backend (the default is io_uring
+        # where the kernel allows it, epoll otherwise).
+        "ms-epoll": ms + ["--backend", "epoll"],
         "libuv": [os.path.join(peers, "uv_echo"), "127.0.0.1", "0"],
         "libevent": [os.path.join(peers, "ev_echo"), "127.0.0.1", "0"],
         "python": [sys.executable, os.path.join(ROOT, "bench", "peers", "py_echo.py"), "127.0.0.1", "0"],
@@ -273,7 +274,7 @@ def main():
     failures = []
 
     def one(name, key, fn, argv=None):
-        if argv is None and name in ("msgsock", "ms-io_uring") and not has_multi and key != "1c_64B_p1":
+        if argv is None and name in ("msgsock", "ms-epoll") and not has_multi and key != "1c_64B_p1":
             return
         try:
             srv = Server(name, argv or argvs[name])
@@ -465,7 +466,7 @@ def summarize(results, names, runs, rate, nidle, app_runs=()):
             lambda r: r["cpu"]["server_us_per_req"])
     for r in rows:
         peers = [v for n, v in r["values"].items()
-                 if n not in ("msgsock", "ms-io_uring") and v is not None]
+                 if n not in ("msgsock", "ms-epoll") and v is not None]
         ms = r["values"].get("msgsock")
         best = (max(peers) if r["higher_is_better"] else min(peers)) if peers else None
         r["best_peer"] = best
