@@ -6,6 +6,7 @@
 
 #include <liburing.h>
 #include <limits.h>
+#include <stddef.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,11 +40,26 @@
 
 #define SQ_ENTRIES 512
 #define CQ_ENTRIES 4096
-/* Provided receive buffers: NBUFS of BUF_SIZE bytes, shared by every
- * handle of the ring; a completion's buffer goes back once it is reported. */
+/*
+ * Provided receive buffers, POOL_BYTES shared by every handle of the ring
+ * (a connection holds none while nothing arrives). Where the kernel
+ * consumes them incrementally (IOU_PBUF_RING_INC, Linux 6.12), the pool is
+ * INC_NBUFS big buffers: a receive takes what the socket holds, up to what
+ * is left of the head buffer, and the next receive goes on where it ended,
+ * so a 64 KiB message arrives in one completion (two where it straddles
+ * the end of a buffer), not sixteen, and a 64-byte one uses 64 bytes of
+ * the pool, not a page. A buffer goes back once the kernel has moved past
+ * it and its last piece is reported. Older kernels refuse the flag: there
+ * the pool is NBUFS of POOL_BYTES / NBUFS (4 KiB), each going back once
+ * reported.
+ */
+#define POOL_BYTES (4u << 20)
+#define INC_NBUFS 4
 #define NBUFS 1024
-#define BUF_SIZE 4096
 #define BGID 0
+/* Not in every liburing's headers (2.3 has neither). */
+#define PBUF_RING_INC 2u            /* IOU_PBUF_RING_INC */
+#define CQE_F_BUF_MORE (1u << 4)    /* IORING_CQE_F_BUF_MORE */
 /* Send contexts (1 KiB each) kept for reuse rather than freed. */
 #define CTX_CACHE 64
 
@@ -99,6 +115,9 @@ struct msi_ring {
     struct io_uring_buf_ring *br;
     size_t br_size;
     uint8_t *bufs;
+    unsigned nbufs, buf_size;
+    int inc;               /* buffers consumed incrementally */
+    unsigned *buf_off;     /* inc: where each buffer's next piece starts */
     struct hslot *slots;   /* mmap'd, grown with mremap */
     int nslots, cap;
     int free_head;
@@ -146,9 +165,40 @@ static struct io_uring_sqe *get_sqe(msi_ring *r)
 
 static void buf_recycle(msi_ring *r, int bid)
 {
-    io_uring_buf_ring_add(r->br, r->bufs + (size_t)bid * BUF_SIZE, BUF_SIZE, (unsigned short)bid,
-                          io_uring_buf_ring_mask(NBUFS), 0);
+    io_uring_buf_ring_add(r->br, r->bufs + (size_t)bid * r->buf_size, r->buf_size,
+                          (unsigned short)bid, io_uring_buf_ring_mask(r->nbufs), 0);
     io_uring_buf_ring_advance(r->br, 1);
+}
+
+/* The bytes a receive completion reported, or NULL if it carries no
+ * buffer; *bid is the buffer to give back with buf_done (-1: none). The
+ * pieces of a buffer are reported in the order the kernel filled them. */
+static const uint8_t *buf_take(msi_ring *r, uint32_t flags, int res, int *bid)
+{
+    *bid = -1;
+    if (!(flags & IORING_CQE_F_BUFFER))
+        return NULL;
+    int b = (int)(flags >> IORING_CQE_BUFFER_SHIFT);
+    if ((unsigned)b >= r->nbufs)
+        return NULL;
+    const uint8_t *p = r->bufs + (size_t)b * r->buf_size;
+    if (r->inc) {
+        p += r->buf_off[b];
+        if (flags & CQE_F_BUF_MORE) {
+            /* The kernel goes on in this buffer: not ours to give back. */
+            r->buf_off[b] += res > 0 ? (unsigned)res : 0;
+            return p;
+        }
+        r->buf_off[b] = 0;
+    }
+    *bid = b;
+    return p;
+}
+
+static void buf_done(msi_ring *r, int bid)
+{
+    if (bid >= 0)
+        buf_recycle(r, bid);
 }
 
 /* ---- handles ---- */
@@ -385,7 +435,8 @@ static void flush_dirty(msi_ring *r)
 static int on_recv(msi_ring *r, int h, const cqe_copy *e)
 {
     struct hslot *s = &r->slots[h];
-    int bid = (e->flags & IORING_CQE_F_BUFFER) ? (int)(e->flags >> IORING_CQE_BUFFER_SHIFT) : -1;
+    int bid;
+    const uint8_t *data = buf_take(r, e->flags, e->res, &bid);
     int more = (e->flags & IORING_CQE_F_MORE) != 0;
     int called = 0;
     if (!more) {
@@ -397,15 +448,13 @@ static int on_recv(msi_ring *r, int h, const cqe_copy *e)
             s->want_recv = 0;
     }
     if (s->open && e->res != -ENOBUFS && e->res != -ECANCELED) {
-        const void *data = bid >= 0 ? r->bufs + (size_t)bid * BUF_SIZE : NULL;
         int res = e->res >= 0 ? e->res : ms_err_from_errno(-e->res);
         if (res > 0 && !data)
             res = MS_EIO;
         s->fn(s->arg, MSI_RING_RECV, res, data);
         called = 1;
     }
-    if (bid >= 0)
-        buf_recycle(r, bid);
+    buf_done(r, bid);
     s = &r->slots[h]; /* the callback may have grown the table */
     if (!s->open)
         slot_maybe_free(r, h);
@@ -475,8 +524,11 @@ static int uring_dispatch(msi_poller *p)
         if (h < 0 || h >= r->nslots || r->slots[h].gen != tag_gen(e->ud)) {
             /* Cannot happen (slots wait for their last completion); the
              * buffer still goes back. */
-            if (op == OP_RECV && (e->flags & IORING_CQE_F_BUFFER))
-                buf_recycle(r, (int)(e->flags >> IORING_CQE_BUFFER_SHIFT));
+            if (op == OP_RECV) {
+                int bid;
+                buf_take(r, e->flags, e->res, &bid);
+                buf_done(r, bid);
+            }
             continue;
         }
         if (op == OP_RECV)
@@ -578,10 +630,11 @@ static int probe_recv(msi_ring *r)
     struct __kernel_timespec ts = {.tv_sec = 1};
     if (io_uring_wait_cqe_timeout(&r->ring, &cqe, &ts) < 0)
         goto out;
-    if (cqe->res == 1 && (cqe->flags & IORING_CQE_F_BUFFER) && (cqe->flags & IORING_CQE_F_MORE))
+    int bid;
+    const uint8_t *p = buf_take(r, cqe->flags, cqe->res, &bid);
+    if (cqe->res == 1 && p && *p == 'x' && (cqe->flags & IORING_CQE_F_MORE))
         rc = 0;
-    if (cqe->flags & IORING_CQE_F_BUFFER)
-        buf_recycle(r, (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
+    buf_done(r, bid);
     io_uring_cqe_seen(&r->ring, cqe);
 out:
     /* Closing both ends ends the receive (end of stream); drain its completion. */
@@ -598,8 +651,9 @@ out:
         if (io_uring_wait_cqe_timeout(&r->ring, &c, &t) < 0)
             break;
         int probe_done = tag_op(c->user_data) == OP_PROBE && !(c->flags & IORING_CQE_F_MORE);
-        if (c->flags & IORING_CQE_F_BUFFER)
-            buf_recycle(r, (int)(c->flags >> IORING_CQE_BUFFER_SHIFT));
+        int cbid;
+        buf_take(r, c->flags, c->res, &cbid);
+        buf_done(r, cbid);
         io_uring_cqe_seen(&r->ring, c);
         if (probe_done)
             break;
@@ -646,6 +700,57 @@ static int probe_send(msi_ring *r)
 
 static void uring_free(msi_poller *p);
 
+/* Registers the buffer ring: nbufs entries, flags (PBUF_RING_INC or 0). */
+static int pool_register(msi_ring *r, unsigned nbufs, uint16_t flags)
+{
+    io_uring_buf_ring_init(r->br);
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.ring_addr = (uint64_t)(uintptr_t)r->br;
+    reg.ring_entries = nbufs;
+    reg.bgid = BGID;
+    /* The field after bgid is 'flags' in new headers, 'pad' in old ones. */
+    memcpy((unsigned char *)&reg + offsetof(struct io_uring_buf_reg, bgid) + sizeof reg.bgid,
+           &flags, sizeof flags);
+    int rc = io_uring_register_buf_ring(&r->ring, &reg, 0);
+    if (rc < 0)
+        return rc;
+    r->nbufs = nbufs;
+    r->buf_size = POOL_BYTES / nbufs;
+    r->inc = flags != 0;
+    for (unsigned i = 0; i < nbufs; i++)
+        io_uring_buf_ring_add(r->br, r->bufs + (size_t)i * r->buf_size, r->buf_size,
+                              (unsigned short)i, io_uring_buf_ring_mask(nbufs), (int)i);
+    io_uring_buf_ring_advance(r->br, (int)nbufs);
+    return 0;
+}
+
+/* The provided buffers: incremental where the kernel has it. */
+static int pool_setup(msi_ring *r)
+{
+    r->br_size = NBUFS * sizeof(struct io_uring_buf);
+    void *br = mmap(NULL, r->br_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (br == MAP_FAILED)
+        return ms_err_from_errno(errno);
+    r->br = br;
+    /* Populated now: the buffers are a fixed cost of the loop, whichever
+     * connections happen to use them later. */
+    void *bufs = mmap(NULL, POOL_BYTES, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (bufs == MAP_FAILED)
+        return ms_err_from_errno(errno);
+    r->bufs = bufs;
+    r->buf_off = calloc(INC_NBUFS, sizeof *r->buf_off);
+    if (!r->buf_off)
+        return MS_ENOMEM;
+    int rc = pool_register(r, INC_NBUFS, PBUF_RING_INC);
+    if (rc == -EINVAL)
+        rc = pool_register(r, NBUFS, 0);
+    if (rc < 0)
+        return rc == -EINVAL ? MS_ENOTSUP : ms_err_from_errno(-rc);
+    return 0;
+}
+
 static int ring_setup(msi_ring *r)
 {
     struct io_uring_params prm;
@@ -677,29 +782,8 @@ static int ring_setup(msi_ring *r)
     if (!ok)
         return MS_ENOTSUP;
 
-    r->br_size = NBUFS * sizeof(struct io_uring_buf);
-    void *br = mmap(NULL, r->br_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (br == MAP_FAILED)
-        return ms_err_from_errno(errno);
-    r->br = br;
-    /* Populated now: the buffers are a fixed cost of the loop, whichever
-     * connections happen to use them later. */
-    void *bufs = mmap(NULL, (size_t)NBUFS * BUF_SIZE, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    if (bufs == MAP_FAILED)
-        return ms_err_from_errno(errno);
-    r->bufs = bufs;
-    io_uring_buf_ring_init(r->br);
-    struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)r->br,
-                                   .ring_entries = NBUFS,
-                                   .bgid = BGID};
-    rc = io_uring_register_buf_ring(&r->ring, &reg, 0);
-    if (rc < 0)
-        return rc == -EINVAL ? MS_ENOTSUP : ms_err_from_errno(-rc);
-    for (int i = 0; i < NBUFS; i++)
-        io_uring_buf_ring_add(r->br, r->bufs + (size_t)i * BUF_SIZE, BUF_SIZE, (unsigned short)i,
-                              io_uring_buf_ring_mask(NBUFS), i);
-    io_uring_buf_ring_advance(r->br, NBUFS);
+    if ((rc = pool_setup(r)) < 0)
+        return rc;
     r->cq_cap = CQ_ENTRIES;
     r->cq = malloc((size_t)r->cq_cap * sizeof *r->cq);
     if (!r->cq)
@@ -749,7 +833,8 @@ static void uring_free(msi_poller *p)
         free(c);
     }
     if (r->bufs)
-        munmap(r->bufs, (size_t)NBUFS * BUF_SIZE);
+        munmap(r->bufs, POOL_BYTES);
+    free(r->buf_off);
     if (r->br)
         munmap(r->br, r->br_size);
     if (r->slots)
