@@ -239,7 +239,42 @@ void msi_conn_readable(ms_conn *c)
         msi_conn_in_release(c);
 }
 
-/* Bytes received through the ring (copied out of the ring's buffer). */
+/* Cuts and delivers whole messages straight out of p[0..n) (the ring's
+ * buffer, valid for the whole completion) while c takes them. Returns the
+ * bytes consumed, or -1 once c is ending. */
+static ssize_t ring_cut(ms_conn *c, const uint8_t *p, size_t n)
+{
+    msi_group *g = c->g;
+    size_t used = 0;
+    while (used < n && c->state == MS_CONN_OPEN && !(c->flags & (MSI_F_DEAD | MSI_F_PAUSED))) {
+        if (!c->fr && framer_borrow(c) < 0) {
+            msi_conn_fail(c, MS_ENOMEM);
+            return -1;
+        }
+        ms_frame m;
+        size_t need = 0;
+        ssize_t r = ms_framer_decode(c->fr, p + used, n - used, &m, &need);
+        if (r > 0) {
+            used += (size_t)r;
+            deliver(c, &m);
+            continue;
+        }
+        if (r == MS_ENEEDMORE) {
+            if (need > g->in_max) {
+                msi_conn_begin_close(c, MS_ETOOLARGE);
+                return -1;
+            }
+            break;
+        }
+        msi_conn_begin_close(c, (int)r);
+        return -1;
+    }
+    return (c->flags & MSI_F_DEAD) ? -1 : (ssize_t)used;
+}
+
+/* Bytes received through the ring: with nothing buffered, whole messages
+ * are delivered from the ring's buffer itself; the rest (a partial message,
+ * or input held by backpressure) is copied into c->in. */
 void msi_conn_ring_input(ms_conn *c, const uint8_t *p, size_t n)
 {
     c->bytes_in += n;
@@ -247,6 +282,18 @@ void msi_conn_ring_input(ms_conn *c, const uint8_t *p, size_t n)
     /* Closing or lingering: no more messages; what still comes is dropped. */
     if (c->state != MS_CONN_OPEN)
         return;
+    if (!c->in) {
+        ssize_t used = ring_cut(c, p, n);
+        if (used < 0 || c->state != MS_CONN_OPEN)
+            return;
+        p += used;
+        n -= (size_t)used;
+        if (n == 0) {
+            /* At a message boundary: the framer goes back. */
+            msi_conn_in_release(c);
+            return;
+        }
+    }
     while (n > 0) {
         int rc = msi_conn_in_room(c);
         if (rc < 0) {
