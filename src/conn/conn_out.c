@@ -55,8 +55,11 @@ static int conn_write(ms_conn *c, const struct iovec *iov, int n)
         return 0;
     }
     /* Through the ring the bytes are queued and sent in the batch the loop
-     * submits with its wait: one system call for the whole iteration. */
-    if (c->olen == 0 && c->state == MS_CONN_OPEN && n <= IOV_MAX && !(c->flags & MSI_F_RING)) {
+     * submits with its wait: one system call for the whole iteration. A
+     * send that would need a buffer of its own goes at once all the same:
+     * copying it costs more than the system call. */
+    if (c->olen == 0 && c->state == MS_CONN_OPEN && n <= IOV_MAX &&
+        (!(c->flags & MSI_F_RING) || total >= MSI_BUF_SIZE)) {
         ssize_t w = g->tops->writev(c->tp, c->fd, iov, n);
         if (w < 0 && w != MS_EAGAIN) {
             msi_conn_fail(c, (int)w);
