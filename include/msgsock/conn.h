@@ -38,6 +38,12 @@ typedef enum ms_conn_state {
 /*
  * Limits and timeouts of a connection. Zero-initialised means the defaults
  * below; a timeout of -1 means none.
+ *
+ * Backpressure: once out_high bytes are queued, reading pauses. Input
+ * already received by then (on io_uring, also what the ring took in before
+ * the pause reached it) is held and delivered once the queue drains to
+ * out_low, one message at a time, the check repeated after each: the queue
+ * passes out_high by at most the replies to one message.
  */
 typedef struct ms_conn_limits {
     size_t out_high;      /* queued output at which reading pauses (default 1 MiB) */
@@ -289,7 +295,8 @@ MS_EXPORT int ms_server_run(ms_server *s);
 MS_EXPORT void ms_server_stop(ms_server *s);
 /* Frees a server that is not running. Closes the listeners. */
 MS_EXPORT void ms_server_free(ms_server *s);
-/* Totals so far; safe from any thread. */
+/* Totals so far; safe from any thread. A connection's end is counted once
+ * its on_close has returned. */
 MS_EXPORT void ms_server_stats_get(const ms_server *s, ms_server_stats *out);
 /* Calls fn for each open connection. Only from the thread of a server
  * callback with threads == 1, or while the server is not running; event
