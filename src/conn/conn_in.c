@@ -55,6 +55,17 @@ static void deliver(ms_conn *c, const ms_frame *m)
     }
 }
 
+/* How much of avail bytes the framer is shown at once. RAW: at most what
+ * one read into a big buffer brings (MSI_BUF_BIG), however much is there
+ * (a ring completion of up to a whole provided buffer, input held behind
+ * backpressure), so the reply to each piece meets the out_high check
+ * before the next piece goes out, and a RAW message is as big on every
+ * backend. */
+static size_t decode_span(const msi_group *g, size_t avail)
+{
+    return g->frame.kind == MS_FRAME_RAW && avail > MSI_BUF_BIG ? MSI_BUF_BIG : avail;
+}
+
 void msi_conn_parse(ms_conn *c)
 {
     msi_group *g = c->g;
@@ -68,7 +79,8 @@ void msi_conn_parse(ms_conn *c)
         }
         ms_frame m;
         size_t need = 0;
-        ssize_t r = ms_framer_decode(c->fr, b->data + b->start, b->len - b->start, &m, &need);
+        ssize_t r = ms_framer_decode(c->fr, b->data + b->start, decode_span(g, b->len - b->start),
+                                     &m, &need);
         if (r > 0) {
             b->start += (size_t)r;
             delivered = 1;
@@ -135,10 +147,16 @@ int msi_conn_in_room(ms_conn *c)
         return msi_buf_reserve(b, b->cap) ? 0 : MS_ENOMEM;
     if (b->len < b->cap)
         return 0;
-    /* Full of one partial message of unknown length. */
-    if (b->len - b->start >= g->in_max)
+    /* Full. Paused by backpressure, it holds what arrived before the pause
+     * took effect (through the ring: what the receive took in until its
+     * cancellation landed, an amount the ring's buffers bound, not the
+     * peer), to be delivered message by message once output drains: no
+     * message limit applies to the whole. Otherwise it is full of one
+     * partial message of unknown length. */
+    int held = (c->flags & MSI_F_PAUSED) != 0;
+    if (!held && b->len - b->start >= g->in_max)
         return MS_ETOOLARGE;
-    size_t want = b->cap * 2 < g->in_max ? b->cap * 2 : g->in_max;
+    size_t want = held || b->cap * 2 < g->in_max ? b->cap * 2 : g->in_max;
     msi_buf *nb = msi_buf_reserve(b, want);
     if (!nb)
         return MS_ENOMEM;
@@ -253,7 +271,7 @@ static ssize_t ring_cut(ms_conn *c, const uint8_t *p, size_t n)
         }
         ms_frame m;
         size_t need = 0;
-        ssize_t r = ms_framer_decode(c->fr, p + used, n - used, &m, &need);
+        ssize_t r = ms_framer_decode(c->fr, p + used, decode_span(g, n - used), &m, &need);
         if (r > 0) {
             used += (size_t)r;
             deliver(c, &m);

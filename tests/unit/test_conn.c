@@ -1,5 +1,6 @@
 /* test_conn.c: buffered connections and the event server, each test on both
- * loop backends (and io_uring): echo, framing, backpressure, output limit, half-close,
+ * loop backends (and io_uring): echo, framing, backpressure (also with a
+ * message limit below what it holds), output limit, half-close,
  * timeouts, self-closing callbacks, connection limit, 1000 connections,
  * event-driven clients and the blocking driver. */
 #include <stdarg.h>
@@ -266,27 +267,28 @@ static int paused_seen(tsrv *t) { return atomic_load(&t->saw_paused); }
  * and whatever was received before the pause took effect is held and
  * delivered once the queue drains to out_low, one message at a time, each
  * reply meeting the out_high check before the next message goes out. So
- * the queue passes out_high by at most the reply to one message. (How much
- * is held differs: readiness stops at the read that paused; io_uring keeps
- * reporting what its multishot receive took in until the cancellation
- * lands, megabytes at a time.) Backpressure that did not pause, or that
- * delivered held input regardless, queues megabytes of 4-64 KiB replies
- * here: the 48 MiB the writer pushes would hit out_max. */
+ * the queue passes out_high by at most the reply to one message, and a RAW
+ * message is at most one read's worth (64 KiB). (How much is held differs:
+ * readiness stops at the read that paused; io_uring keeps reporting what
+ * its multishot receive took in until the cancellation lands, megabytes at
+ * a time.) Backpressure that did not pause, or that delivered held input
+ * regardless, queues megabytes of 4-64 KiB replies here: the 48 MiB the
+ * writer pushes would hit out_max. */
 static void check_queue_bound(tsrv *t)
 {
     size_t queued = atomic_load(&t->max_queued), len = atomic_load(&t->max_len);
+    if (len > 65536)
+        fail_msg("%s: a RAW message of %zu bytes, more than one read brings", backend, len);
     if (queued > 65536 + len)
         fail_msg("%s: %zu bytes queued, bound out_high + largest message %zu = %zu", backend,
                  queued, len, 65536 + len);
 }
 
-static void test_backpressure(void **state)
+static void backpressure(size_t max_msg)
 {
-    (void)state;
-    /* out_max well above any one reply (io_uring can deliver several MiB of
-     * held RAW input as one message), well below the 48 MiB sent. */
-    ms_server_limits lim = {.conn = {.out_high = 65536, .out_low = 16384, .out_max = 16u << 20}};
-    tsrv *t = srv_start(M_BACKPRESSURE, NULL, &lim);
+    ms_server_limits lim = {.conn = {.out_high = 65536, .out_low = 16384, .out_max = 8u << 20}};
+    ms_frame_config fc = {.kind = MS_FRAME_RAW, .max_msg = max_msg};
+    tsrv *t = srv_start(M_BACKPRESSURE, &fc, &lim);
     int fd = dial(t);
     /* On the heap: after a failure the writer runs on, and must not write
      * through a frame the next test reuses. */
@@ -323,6 +325,21 @@ static void test_backpressure(void **state)
     check_queue_bound(t);
     close(fd);
     srv_stop(t);
+}
+
+static void test_backpressure(void **state)
+{
+    (void)state;
+    backpressure(0);
+}
+
+/* Input held behind backpressure is many messages, not one: a message
+ * limit below what is held must not end the connection (io_uring held
+ * megabytes and closed it with MS_ETOOLARGE). */
+static void test_backpressure_small_msg(void **state)
+{
+    (void)state;
+    backpressure(16384);
 }
 
 static int closed_once(tsrv *t) { return atomic_load(&t->closes) >= 1; }
@@ -788,6 +805,7 @@ int main(void)
         BOTH(test_echo),
         BOTH(test_len32_framing),
         BOTH(test_backpressure),
+        BOTH(test_backpressure_small_msg),
         BOTH(test_output_limit),
         BOTH(test_half_close),
         BOTH(test_idle_timeout),
