@@ -128,7 +128,7 @@ static msi_buf *big_buf_get(msi_group *g)
 }
 
 /* Room to read into: a buffer from the cache, compacted or grown when full. */
-int msi_conn_in_room(ms_conn *c)
+static int in_room(ms_conn *c)
 {
     msi_group *g = c->g;
     if (!c->in) {
@@ -162,6 +162,16 @@ int msi_conn_in_room(ms_conn *c)
         return MS_ENOMEM;
     c->in = nb;
     return 0;
+}
+
+int msi_conn_in_room(ms_conn *c)
+{
+    int rc = in_room(c);
+    if (rc == MS_ETOOLARGE)
+        msi_conn_begin_close(c, rc);
+    else if (rc < 0)
+        msi_conn_fail(c, rc);
+    return rc;
 }
 
 void msi_conn_eof(ms_conn *c)
@@ -215,14 +225,8 @@ void msi_conn_readable(ms_conn *c)
     }
     size_t total = 0;
     for (int i = 0; i < READ_CALLS && total < READ_BYTES && msi_conn_reading_wanted(c); i++) {
-        int rc = msi_conn_in_room(c);
-        if (rc < 0) {
-            if (rc == MS_ETOOLARGE)
-                msi_conn_begin_close(c, rc);
-            else
-                msi_conn_fail(c, rc);
+        if (msi_conn_in_room(c) < 0)
             return;
-        }
         msi_buf *b = c->in;
         size_t room = b->cap - b->len;
         ssize_t n = g->tops->read(c->tp, c->fd, b->data + b->len, room);
@@ -313,14 +317,8 @@ void msi_conn_ring_input(ms_conn *c, const uint8_t *p, size_t n)
         }
     }
     while (n > 0) {
-        int rc = msi_conn_in_room(c);
-        if (rc < 0) {
-            if (rc == MS_ETOOLARGE)
-                msi_conn_begin_close(c, rc);
-            else
-                msi_conn_fail(c, rc);
+        if (msi_conn_in_room(c) < 0)
             return;
-        }
         msi_buf *b = c->in;
         size_t k = b->cap - b->len < n ? b->cap - b->len : n;
         memcpy(b->data + b->len, p, k);

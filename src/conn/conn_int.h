@@ -188,7 +188,8 @@ void msi_conn_sweep_arm(msi_group *g);
 /* conn_in.c: the input path. */
 /* Input fully consumed: give the buffer and the framer back. */
 void msi_conn_in_release(ms_conn *c);
-/* Room to read into: 0, MS_ETOOLARGE or MS_ENOMEM. */
+/* Room to read into: 0, or the code c is now ending with (MS_ETOOLARGE:
+ * a graceful close; MS_ENOMEM: a failure). */
 int msi_conn_in_room(ms_conn *c);
 /* Cuts and delivers the whole messages in c->in. */
 void msi_conn_parse(ms_conn *c);

@@ -34,12 +34,7 @@ int msi_conn_stack_reading(const ms_conn *c)
 
 int msi_conn_stack_room(ms_conn *c)
 {
-    int rc = msi_conn_in_room(c);
-    if (rc == MS_ETOOLARGE)
-        msi_conn_begin_close(c, rc);
-    else if (rc < 0)
-        msi_conn_fail(c, rc);
-    return rc;
+    return msi_conn_in_room(c);
 }
 
 void msi_conn_stack_input(ms_conn *c, size_t n)
