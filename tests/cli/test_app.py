@@ -14,7 +14,7 @@ import time
 import unittest
 
 import pyapp
-from mstest import BIN, MsTestCase, Server, fresh_unix_path, recv_exact, run
+from mstest import BIN, MsTestCase, Server, fresh_unix_path, recv_exact, run, unread_bytes, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RABBIT = "Follow the white rabbit. \U0001f430"
@@ -89,7 +89,7 @@ class AppServerTest(MsTestCase):
         self.host, self.port = self.srv.host_port()
 
     def tearDown(self):
-        self.srv.kill()
+        self.srv.check_ended()
 
     def exchange(self, request, timeout=10):
         with self.srv.connect(timeout) as s:
@@ -214,7 +214,7 @@ class AppServerTest(MsTestCase):
         with self.start() as srv2:
             s = srv2.connect()
             s.sendall(search("ring")[:5])  # in the middle of a request
-            time.sleep(0.1)
+            wait_for(lambda: unread_bytes(s) == 0, 10, "the server to read the 5 bytes sent")
             self.assertEqual(srv2.stop(signal.SIGTERM), 0)
             s.close()
 

@@ -27,7 +27,7 @@ class EchoServerTest(MsTestCase):
             self.assertEqual(guide_client(srv), b"Hello, world")
             self.assertEqual(srv.stop(), 0)
 
-    @unittest.skipUnless(have_ipv6(), "no IPv6 loopback")
+    @unittest.skipUnless(have_ipv6(), "no IPv6 loopback: binding [::1]:0 fails")
     def test_ipv6(self):
         with Server("echo-server", "::1", "0") as srv:
             self.assertRegex(srv.addr_text, r"^\[::1\]:\d+$")
@@ -107,7 +107,7 @@ class EchoClientTest(MsTestCase):
             self.assertEqual(p.stdout, b"Received b'Hello, world'\n")
             self.assertEqual(py.received, [b"Hello, world"])
 
-    @unittest.skipUnless(have_ipv6(), "no IPv6 loopback")
+    @unittest.skipUnless(have_ipv6(), "no IPv6 loopback: binding [::1]:0 fails")
     def test_against_python_server_ipv6(self):
         with PyEchoServer(socket.AF_INET6, ("::1", 0)) as py:
             p = run("echo-client", "::1", str(py.addr[1]), "hello six")

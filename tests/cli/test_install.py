@@ -30,7 +30,7 @@ int main(void)
 class InstallTest(MsTestCase):
     def test_install_and_pkg_config(self):
         if not shutil.which("pkg-config"):
-            self.skipTest("pkg-config not installed")
+            self.skipTest("the pkg-config command is not installed (not on PATH)")
         tmp = tempfile.mkdtemp(prefix="msgsock-install-")
         env = {k: v for k, v in os.environ.items() if k not in ("SANITIZE", "TSAN", "BUILD", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
         p = subprocess.run(["make", "-s", "-C", ROOT, "install", f"DESTDIR={tmp}", "PREFIX=/usr"],

@@ -3,6 +3,7 @@ the process, a vanished peer is timed out, a connection flood is refused
 while the server keeps serving, and idle connections cost little memory."""
 import os
 import resource
+import select
 import socket
 import sys
 import threading
@@ -10,7 +11,7 @@ import time
 import unittest
 
 import mstest
-from mstest import MsTestCase, Server
+from mstest import MsTestCase, Server, wait_for
 
 
 def raise_nofile(want):
@@ -29,19 +30,10 @@ def settled_fds(srv):
     c = srv.connect()
     c.sendall(b"p")
     mstest.recv_exact(c, 1)
+    n0 = srv.open_fds()  # the server surely holds c's descriptor now
     c.close()
-    n0 = srv.open_fds()
-    wait_for(lambda: srv.open_fds() < n0, 0.3)
+    wait_for(lambda: srv.open_fds() < n0, 10, "the server to close the warm-up connection")
     return srv.open_fds()
-
-
-def wait_for(cond, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 class LimitsTest(MsTestCase):
@@ -73,7 +65,7 @@ class LimitsTest(MsTestCase):
                     sent += n
                     last_progress = time.monotonic()
                 except BlockingIOError:
-                    time.sleep(0.01)
+                    select.select([], [s], [], 1.5)
                 except OSError:
                     break
             st = srv.status()
@@ -84,8 +76,8 @@ class LimitsTest(MsTestCase):
             self.assertLess(sent, total, "the server never pushed back")
             self.assertLess(grew, self.SLOW_READER_BOUND_KB)
             # The stuck peer is dropped by the idle timeout...
-            self.assertTrue(wait_for(lambda: srv.open_fds() == fds0, 10),
-                            f"{srv.open_fds()} descriptors still open")
+            wait_for(lambda: srv.open_fds() == fds0, 10,
+                     f"the server back to {fds0} descriptors (the stuck peer dropped)")
             s.close()
             # ...and the server still serves.
             c = srv.connect()
@@ -110,7 +102,7 @@ class LimitsTest(MsTestCase):
             took = time.monotonic() - t0
             self.assertGreater(took, 0.3)
             self.assertLess(took, 3)
-            self.assertTrue(wait_for(lambda: srv.open_fds() == fds0, 2))
+            wait_for(lambda: srv.open_fds() == fds0, 2, f"the server back to {fds0} descriptors")
             s.close()
             self.assertEqual(srv.stop(), 0)
 
@@ -134,7 +126,7 @@ class LimitsTest(MsTestCase):
                 s.sendall(b"yz")
                 self.assertEqual(mstest.recv_exact(s, 2), b"yz")
                 s.close()
-            self.assertTrue(wait_for(lambda: srv.open_fds() == fds0, 5))
+            wait_for(lambda: srv.open_fds() == fds0, 5, f"the server back to {fds0} descriptors")
             c = srv.connect()
             c.sendall(b"after")
             self.assertEqual(mstest.recv_exact(c, 5), b"after")
@@ -144,15 +136,17 @@ class LimitsTest(MsTestCase):
 
     def test_memory_per_idle_connection(self):
         n = 10000
-        if raise_nofile(n + 200) < n + 200:
-            self.skipTest("cannot open 10000 descriptors")
+        got = raise_nofile(n + 200)
+        if got < n + 200:
+            self.skipTest(f"RLIMIT_NOFILE hard limit is {got}: cannot open the {n + 200} "
+                          "descriptors this test needs")
         with Server("multiconn-server", "--listen", "127.0.0.1:0", "--threads", "1",
                     "--max-conns", str(n + 10)) as srv:
             # Warm up: one connection that moves data, so caches exist.
             w = srv.connect()
             w.sendall(b"warm")
             mstest.recv_exact(w, 4)
-            time.sleep(0.1)
+            fds0 = srv.open_fds()
             before = srv.status()["VmRSS"]
             socks = []
             try:
@@ -160,8 +154,8 @@ class LimitsTest(MsTestCase):
                     s = socket.socket()
                     s.connect(srv.sockaddr)
                     socks.append(s)
-                self.assertTrue(wait_for(lambda: srv.open_fds() >= n + 5, 20))
-                time.sleep(0.2)
+                wait_for(lambda: srv.open_fds() >= fds0 + n, 20,
+                         f"the server to accept all {n} connections")
                 after = srv.status()["VmRSS"]
                 per = (after - before) * 1024 / n
                 sys.stderr.write(f"\n  {n} idle connections: server VmRSS {before} -> {after} kB, "

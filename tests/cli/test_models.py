@@ -15,18 +15,9 @@ import mstest
 import pyapp
 import test_app
 import test_multiconn
-from mstest import MsTestCase, Server, recv_exact
+from mstest import MsTestCase, Server, recv_exact, wait_for
 
 MODELS = ("event", "thread", "fork", "iterative")
-
-
-def wait_for(cond, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 def children(pid):
@@ -169,8 +160,7 @@ class ForkModelTest(MsTestCase):
                 self.assertEqual(echo_once(srv, msg), msg)
                 seen.update(children(srv.pid))
             # Each child is reaped as it exits: none lingers as a zombie.
-            self.assertTrue(wait_for(lambda: not children(srv.pid), 3),
-                            f"children left: {children(srv.pid)}")
+            wait_for(lambda: not children(srv.pid), 3, "every child reaped")
             # Children at once, then gone with the clients.
             socks = [srv.connect() for _ in range(10)]
             for s in socks:
@@ -182,7 +172,7 @@ class ForkModelTest(MsTestCase):
             seen.update(kids)
             for s in socks[:5]:
                 s.close()
-            self.assertTrue(wait_for(lambda: len(children(srv.pid)) == 5, 3), children(srv.pid))
+            wait_for(lambda: len(children(srv.pid)) == 5, 3, "5 children left after 5 clients closed")
             self.assertNotIn("Z", children(srv.pid).values())
             self.assertEqual(srv.stop(), 0)
             for s in socks[5:]:
@@ -199,7 +189,7 @@ class ForkModelTest(MsTestCase):
             with srv.connect() as extra:
                 assert_closed(self, extra)
             socks.pop().close()
-            self.assertTrue(wait_for(lambda: len(children(srv.pid)) == 2, 3))
+            wait_for(lambda: len(children(srv.pid)) == 2, 3, "2 children left after one client closed")
             self.assertEqual(echo_once(srv, b"room again"), b"room again")
             for s in socks:
                 s.close()
@@ -222,7 +212,7 @@ class ThreadModelTest(MsTestCase):
                 s.sendall(b"again %03d" % i)
                 self.assertEqual(recv_exact(s, 9), b"again %03d" % i)
                 s.close()
-            self.assertTrue(wait_for(lambda: threads_of(srv.pid) < 10, 5), threads_of(srv.pid))
+            wait_for(lambda: threads_of(srv.pid) < 10, 5, "the connection threads to end")
             self.assertEqual(srv.stop(), 0)
 
 

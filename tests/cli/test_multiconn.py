@@ -13,7 +13,7 @@ import types
 import unittest
 
 import mstest
-from mstest import MsTestCase, Server, run
+from mstest import MsTestCase, Server, run, wait_for
 
 
 def raise_nofile(want):
@@ -197,7 +197,7 @@ class MulticonnClientTest(MsTestCase):
                 got = b"".join(eval(m) for m in re.findall(
                     rf"^Received (b'.*') from connection {i}$", out, re.M))
                 self.assertEqual(got, b"Message 1 from client.Message 2 from client.")
-            time.sleep(0.3)
+            wait_for(lambda: len(py.received) >= 3, 10, "the Python server to see the 3 connections close")
             self.assertEqual(sorted(py.received),
                              [b"Message 1 from client.Message 2 from client."] * 3)
 

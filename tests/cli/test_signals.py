@@ -10,8 +10,8 @@ class StopSignalRaceTest(MsTestCase):
     def check(self, *args, rounds=15):
         for i in range(rounds):
             sig = signal.SIGTERM if i % 2 else signal.SIGINT
-            srv = Server(*args)
-            self.assertEqual(srv.stop(sig), 0, f"{args} round {i}: {srv.stderr_text()}")
+            with Server(*args) as srv:
+                self.assertEqual(srv.stop(sig), 0, f"{args} round {i}: {srv.stderr_text()}")
 
     def test_event_with_stats(self):
         self.check("app-server", "--stats", "127.0.0.1:0", "127.0.0.1", "0")

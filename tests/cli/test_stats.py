@@ -9,7 +9,7 @@ import time
 import unittest
 
 import mstest
-from mstest import MsTestCase, Server, fresh_unix_path, recv_exact, run
+from mstest import MsTestCase, Server, fresh_unix_path, recv_exact, run, wait_for
 
 MODELS = ("event", "thread", "fork", "iterative")
 
@@ -25,14 +25,24 @@ def stats_json(addr):
     return json.loads(stats(addr, "--json"))
 
 
-def wait_json(addr, cond, timeout=5):
-    """Polls the stats until cond(doc) holds; returns the last document."""
-    end = time.monotonic() + timeout
-    doc = stats_json(addr)
-    while not cond(doc) and time.monotonic() < end:
-        time.sleep(0.05)
-        doc = stats_json(addr)
-    return doc
+def wait_json(addr, cond, what, timeout=10):
+    """Polls the stats until cond(doc) holds and returns that document;
+    fails with what and the last document otherwise."""
+    last = []
+
+    def check():
+        last[:] = [stats_json(addr)]
+        return cond(last[0])
+    try:
+        wait_for(check, timeout, what)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; last stats: {last and last[0]}") from None
+    return last[0]
+
+
+def totals_are(**want):
+    """A wait_json condition: these totals have exactly these values."""
+    return lambda d: all(d["totals"][k] == v for k, v in want.items())
 
 
 def stats_server(cmd, model, *args):
@@ -52,7 +62,9 @@ class StatsTest(MsTestCase):
                     self.assertEqual(recv_exact(s, 11), b"hello stats")
                     peer = "127.0.0.1:%d" % s.getsockname()[1]
                     doc = wait_json(addr, lambda d: d["connections"]
-                                    and d["connections"][0]["bytes_out"] == 11)
+                                    and d["connections"][0]["bytes_out"] == 11
+                                    and totals_are(open=1, accepted=1)(d),
+                                    "the echo counted: 11 bytes out, 1 open")
                     self.assertEqual(doc["model"], model)
                     self.assertEqual(doc["listen"], srv.addr_text)
                     self.assertEqual(len(doc["connections"]), 1, doc)
@@ -76,7 +88,8 @@ class StatsTest(MsTestCase):
                     self.assertIn("accepted 1, refused 0", table)
                     s.close()
                     # closed: gone from the table, open back to 0
-                    doc = wait_json(addr, lambda d: d["totals"]["open"] == 0)
+                    doc = wait_json(addr, lambda d: d["totals"]["open"] == 0 and not d["connections"],
+                                    "the closed connection gone")
                     self.assertEqual(doc["connections"], [])
                     self.assertEqual(srv.stop(), 0)
 
@@ -96,7 +109,9 @@ class StatsTest(MsTestCase):
                                 self.assertEqual(extra.recv(1), b"")
                             except ConnectionResetError:
                                 pass
-                    doc = wait_json(addr, lambda d: d["totals"]["refused"] == 3)
+                    doc = wait_json(addr, lambda d: totals_are(refused=3, accepted=2, open=2)(d)
+                                    and len(d["connections"]) == 2,
+                                    "3 refused, 2 accepted and open")
                     self.assertEqual(doc["totals"]["refused"], 3)
                     self.assertEqual(doc["totals"]["accepted"], 2)
                     self.assertEqual(doc["totals"]["open"], 2)
@@ -118,7 +133,8 @@ class StatsTest(MsTestCase):
                             bad.recv(1)
                         except ConnectionResetError:
                             pass
-                    doc = wait_json(addr, lambda d: d["totals"]["dropped_bad_input"] == 1)
+                    doc = wait_json(addr, totals_are(dropped_bad_input=1, open=0),
+                                    "the bad connection counted and closed")
                     self.assertEqual(doc["totals"]["dropped_bad_input"], 1, doc)
                     with srv.connect() as idle:
                         idle.settimeout(5)
@@ -126,7 +142,8 @@ class StatsTest(MsTestCase):
                             self.assertEqual(idle.recv(1), b"")
                         except ConnectionResetError:
                             pass
-                    doc = wait_json(addr, lambda d: d["totals"]["timed_out"] == 1)
+                    doc = wait_json(addr, totals_are(timed_out=1, open=0),
+                                    "the idle connection counted and closed")
                     self.assertEqual(doc["totals"]["timed_out"], 1, doc)
                     self.assertEqual(doc["totals"]["open"], 0)
                     self.assertEqual(srv.stop(), 0)
@@ -155,15 +172,19 @@ class StatsTest(MsTestCase):
 
     def test_sigusr1_prints_the_table(self):
         for model in ("event", "fork"):
-            with self.subTest(model=model), Server("echo-server", "--model", model,
-                                                   "127.0.0.1", "0") as srv:
-                with srv.connect() as s:
+            with self.subTest(model=model):
+                srv, addr = stats_server("echo-server", model)
+                with srv, srv.connect() as s:
                     s.sendall(b"1234")
                     self.assertEqual(recv_exact(s, 4), b"1234")
                     peer = "127.0.0.1:%d" % s.getsockname()[1]
-                    time.sleep(0.1)
+                    # the fork model's counters reach the parent after the echo
+                    wait_json(addr, lambda d: [c for c in d["connections"]
+                                               if c["peer"] == peer and c["msgs_in"] == 1],
+                              f"{peer}'s message counted")
                     srv.proc.send_signal(signal.SIGUSR1)
-                    time.sleep(0.5)
+                    wait_for(lambda: "totals: " in srv.stderr_text(), 10,
+                             "the SIGUSR1 table on stderr")
                     self.assertIsNone(srv.proc.poll(), "SIGUSR1 killed the server")
                 self.assertEqual(srv.stop(), 0)
                 err = srv.stderr_text()

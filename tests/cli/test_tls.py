@@ -14,7 +14,7 @@ import tempfile
 import time
 import unittest
 
-from mstest import BIN, MsTestCase, Server, run
+from mstest import BIN, MsTestCase, Server, run, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MKCERTS = os.path.join(HERE, "..", "tls", "mkcerts.sh")
@@ -25,7 +25,7 @@ HAVE_OPENSSL = shutil.which("openssl") is not None
 def setUpModule():
     global CERTS
     if not HAVE_OPENSSL:
-        raise unittest.SkipTest("no openssl command")
+        raise unittest.SkipTest("the openssl command is not installed (not on PATH)")
     CERTS = tempfile.mkdtemp(prefix="msgsock-tls-")
     subprocess.run(["sh", MKCERTS, CERTS], check=True, timeout=120)
 
@@ -120,16 +120,13 @@ def s_client_echo(port, *extra, send=b"ping\n", timeout=20):
 
 
 def wait_listening(port, proc):
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    def listening():
         if proc.poll() is not None:
-            raise AssertionError("openssl s_server exited early")
+            raise AssertionError(f"openssl s_server exited {proc.returncode} early")
         # A probing connect would be taken as the one client; ask the kernel.
         out = subprocess.run(["ss", "-ltn", f"sport = :{port}"], capture_output=True, text=True)
-        if f":{port}" in out.stdout:
-            return
-        time.sleep(0.05)
-    raise AssertionError("openssl s_server is not listening")
+        return f":{port}" in out.stdout
+    wait_for(listening, 10, f"openssl s_server to listen on port {port}")
 
 
 def s_server(port, *extra):

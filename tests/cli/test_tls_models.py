@@ -25,7 +25,7 @@ RABBIT = "Follow the white rabbit. \U0001f430"
 def setUpModule():
     global CERTS
     if shutil.which("openssl") is None:
-        raise unittest.SkipTest("no openssl command")
+        raise unittest.SkipTest("the openssl command is not installed (not on PATH)")
     CERTS = tempfile.mkdtemp(prefix="msgsock-tls-models-")
     subprocess.run(["sh", MKCERTS, CERTS], check=True, timeout=120)
 

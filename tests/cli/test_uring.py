@@ -5,6 +5,7 @@ framed traffic through the ring's shared receive buffers, and the
 fallback to epoll where the kernel refuses io_uring (a seccomp filter, as
 container runtimes install)."""
 import ctypes
+import errno
 import os
 import random
 import signal
@@ -16,30 +17,41 @@ import threading
 import unittest
 
 import mstest
-from mstest import MsTestCase, Server
+from mstest import MsTestCase, Server, ring_fds
 from test_multiconn import py_multiconn_client, raise_nofile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+NR_IO_URING_SETUP = 425  # the same number on every architecture
 
 
-def ring_fds(pid):
-    """How many io_uring instances pid holds open."""
-    n = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:[io_uring]":
-                n += 1
-        except OSError:
-            pass
-    return n
-
-
-def kernel_has_uring():
+def uring_refusal():
+    """Why the kernel refuses this process an io_uring instance, or None
+    where it grants one: io_uring_disabled=2, else what io_uring_setup(2)
+    itself answers (ENOSYS under a seccomp filter or without
+    CONFIG_IO_URING, EPERM for io_uring_disabled=1 outside io_uring_group)."""
     try:
         with open("/proc/sys/kernel/io_uring_disabled") as f:
-            return f.read().strip() == "0"
-    except OSError:
-        return True
+            disabled = f.read().strip()
+    except FileNotFoundError:
+        disabled = None
+    if disabled == "2":
+        return "kernel refuses io_uring: /proc/sys/kernel/io_uring_disabled=2"
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    params = ctypes.create_string_buffer(120)  # struct io_uring_params, zeroed
+    fd = libc.syscall(ctypes.c_long(NR_IO_URING_SETUP), ctypes.c_uint(1), params)
+    if fd >= 0:
+        os.close(fd)
+        return None
+    err = ctypes.get_errno()
+    if err not in (errno.ENOSYS, errno.EPERM):
+        return None  # not a refusal: let the tests show what goes wrong
+    why = f"kernel refuses io_uring: io_uring_setup(2) fails with {errno.errorcode[err]}"
+    return why + (f" (/proc/sys/kernel/io_uring_disabled={disabled})" if disabled else "")
+
+
+URING_REFUSED = uring_refusal()
+needs_uring = unittest.skipIf(URING_REFUSED is not None, URING_REFUSED or "")
 
 
 def refuse_io_uring():
@@ -53,10 +65,9 @@ def refuse_io_uring():
     class SockFprog(ctypes.Structure):
         _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
 
-    nr_io_uring_setup = 425  # the same number on every architecture
     prog = (SockFilter * 4)(
         SockFilter(0x20, 0, 0, 0),                       # ld seccomp_data.nr
-        SockFilter(0x15, 0, 1, nr_io_uring_setup),       # jeq
+        SockFilter(0x15, 0, 1, NR_IO_URING_SETUP),       # jeq
         SockFilter(0x06, 0, 0, 0x00050000 | 38),         # ret ERRNO(ENOSYS)
         SockFilter(0x06, 0, 0, 0x7fff0000),              # ret ALLOW
     )
@@ -89,20 +100,26 @@ def exchange(sock, chunks, expect_len):
 
 
 class UringTest(MsTestCase):
+    def assertRing(self, srv):
+        """srv runs its loop on a ring: it holds an io_uring instance and
+        did not fall back."""
+        self.assertGreaterEqual(ring_fds(srv.pid), 1, "the loop should run on a ring")
+        self.assertNotIn("io_uring unavailable", srv.stderr_text())
+
+    @needs_uring
     def test_500_python_clients(self):
         raise_nofile(1100)
         with Server("multiconn-server", "--listen", "127.0.0.1:0", "--threads", "1",
                     "--backend", "io_uring", "-v") as srv:
-            if kernel_has_uring():
-                self.assertEqual(ring_fds(srv.pid), 1, "the loop should run on a ring")
+            self.assertRing(srv)
             expected, results = py_multiconn_client(srv.family, srv.sockaddr, 500)
             self.assertEqual(len(results), 500)
             bad = [k for k in expected if results.get(k) != expected[k]]
             self.assertEqual(bad, [], f"{len(bad)} connections got wrong bytes")
+            self.assertRing(srv)
             self.assertEqual(srv.stop(signal.SIGINT), 0)
-            if kernel_has_uring():
-                self.assertNotIn("io_uring unavailable", srv.stderr_text())
 
+    @needs_uring
     def test_bulk_echo_through_shared_buffers(self):
         """Four connections at once each push 6 MiB in writes of random size
         (1 B to 300 KiB) and read it back: 24 MiB through a 4 MiB pool of
@@ -110,8 +127,7 @@ class UringTest(MsTestCase):
         them, every byte where it belongs."""
         with Server("multiconn-server", "--threads", "1", "--backend", "io_uring",
                     "127.0.0.1", "0") as srv:
-            if kernel_has_uring():
-                self.assertEqual(ring_fds(srv.pid), 1, "the loop should run on a ring")
+            self.assertRing(srv)
             results = {}
 
             def client(k):
@@ -135,8 +151,10 @@ class UringTest(MsTestCase):
                 self.assertEqual(err, [], f"connection {k}")
                 self.assertEqual(n, 6 << 20, f"connection {k}: bytes back")
                 self.assertTrue(same, f"connection {k}: bytes differ")
+            self.assertRing(srv)
             self.assertEqual(srv.stop(signal.SIGINT), 0)
 
+    @needs_uring
     def test_framed_messages_across_completions(self):
         """len32 messages of 0 B to 200 KiB, many to a write and split at
         random points, from three connections at once: messages cut out of
@@ -144,6 +162,7 @@ class UringTest(MsTestCase):
         buffer, each echoed whole once."""
         with Server("multiconn-server", "--threads", "1", "--backend", "io_uring",
                     "--framing", "len32", "127.0.0.1", "0") as srv:
+            self.assertRing(srv)
             results = {}
 
             def client(k):
@@ -170,11 +189,15 @@ class UringTest(MsTestCase):
             for k, (same, err) in sorted(results.items()):
                 self.assertEqual(err, [], f"connection {k}")
                 self.assertTrue(same, f"connection {k}: echoed messages differ")
+            self.assertRing(srv)
             self.assertEqual(srv.stop(signal.SIGINT), 0)
 
+    @needs_uring
     def test_suites_on_io_uring(self):
-        """The echo, multiconn and app black-box suites, every server on io_uring."""
-        env = dict(os.environ, MSGSOCK_BACKEND="io_uring")
+        """The echo, multiconn and app black-box suites, every server on
+        io_uring: each event-model server started there must hold a ring
+        (MSGSOCK_EXPECT_RING, checked by mstest.Server)."""
+        env = dict(os.environ, MSGSOCK_BACKEND="io_uring", MSGSOCK_EXPECT_RING="1")
         p = subprocess.run([sys.executable, "-m", "unittest", "-q", "test_echo", "test_multiconn",
                             "test_app"], cwd=HERE, env=env, capture_output=True, text=True,
                            timeout=600)
@@ -195,6 +218,7 @@ class UringTest(MsTestCase):
         finally:
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=10)
+        mstest.check_reports(f"{args} (pid {proc.pid})", proc.pid, err.decode("utf-8", "replace"))
         self.assertEqual(proc.returncode, 0, err)
         lines = [l for l in err.decode().splitlines() if "io_uring" in l]
         self.assertEqual(len(lines), 1, err)
