@@ -9,7 +9,7 @@ import time
 import unittest
 
 from mstest import (BIN, MsTestCase, PyEchoServer, Server, fresh_unix_path, have_ipv6,
-                    recv_exact, run)
+                    recv_exact, run, wait_for)
 
 
 def guide_client(srv, message=b"Hello, world"):
@@ -105,6 +105,8 @@ class EchoClientTest(MsTestCase):
             p = run("echo-client", "127.0.0.1", str(py.addr[1]))
             self.assertExit(p, 0)
             self.assertEqual(p.stdout, b"Received b'Hello, world'\n")
+            # the server thread records the stream once it sees the client's close
+            wait_for(lambda: py.received, 10, "the Python server to see the connection close")
             self.assertEqual(py.received, [b"Hello, world"])
 
     @unittest.skipUnless(have_ipv6(), "no IPv6 loopback: binding [::1]:0 fails")

@@ -197,7 +197,8 @@ class MulticonnClientTest(MsTestCase):
                 got = b"".join(eval(m) for m in re.findall(
                     rf"^Received (b'.*') from connection {i}$", out, re.M))
                 self.assertEqual(got, b"Message 1 from client.Message 2 from client.")
-            wait_for(lambda: len(py.received) >= 3, 10, "the Python server to see the 3 connections close")
+            wait_for(lambda: len(py.received) >= 3, 10,
+                     "the Python server to see the 3 connections close")
             self.assertEqual(sorted(py.received),
                              [b"Message 1 from client.Message 2 from client."] * 3)
 
