@@ -2,14 +2,13 @@
 
 Servers are started on port 0 or a fresh Unix socket path; the test reads the
 `listening on ADDR` line to learn where they are."""
+import glob
 import os
 import re
-import glob
 import selectors
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -142,8 +141,12 @@ class Server:
         self.addr_text = self._read_listening(ready_timeout)
         self.family, self.sockaddr = parse_addr(self.addr_text)
         if self.expects_ring():
-            wait_for(lambda: ring_fds(self.pid) >= 1, 5,
-                     f"{self.args} (MSGSOCK_EXPECT_RING=1) to hold an io_uring instance")
+            try:
+                wait_for(lambda: ring_fds(self.pid) >= 1, 5,
+                         f"{self.args} (MSGSOCK_EXPECT_RING=1) to hold an io_uring instance")
+            except AssertionError:
+                self.kill(reason="it runs without the ring it must have")
+                raise
 
     def expects_ring(self):
         """MSGSOCK_EXPECT_RING=1 (set by test_uring's suites on io_uring):
@@ -151,7 +154,8 @@ class Server:
         if os.environ.get("MSGSOCK_EXPECT_RING") != "1" or _MSGSOCK_BIN not in self.args:
             return False
         opt = dict(zip(self.args, self.args[1:]))
-        return opt.get("--model", "event") == "event" and opt.get("--backend", "io_uring") == "io_uring"
+        return (opt.get("--model", "event") == "event"
+                and opt.get("--backend", "io_uring") == "io_uring")
 
     def _drain(self):
         fd = self.proc.stderr.fileno()

@@ -9,7 +9,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -186,7 +185,7 @@ class AppServerTest(MsTestCase):
             for i in range(len(data)):
                 s.sendall(data[i:i + 1])
                 if i % 16 == 0:
-                    time.sleep(0.001)
+                    time.sleep(0.001)  # pacing so the bytes arrive apart, not a wait for state
             self.assertEqual(json.loads(read_message(s)[2]), {"result": BALL})
             self.assertEqual(read_message(s)[2], b"First 10 bytes of request: foobar")
             self.assertEqual(json.loads(read_message(s)[2]), {"result": RING})

@@ -141,7 +141,7 @@ class EchoClientTest(MsTestCase):
                 data = recv_exact(conn, 12)
                 for b in data:
                     conn.sendall(bytes([b]))
-                    time.sleep(0.02)
+                    time.sleep(0.02)  # pacing so the reply arrives in pieces, not a wait for state
 
         t = threading.Thread(target=trickle)
         t.start()

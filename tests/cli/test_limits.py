@@ -6,7 +6,6 @@ import resource
 import select
 import socket
 import sys
-import threading
 import time
 import unittest
 

@@ -5,7 +5,6 @@ import json
 import signal
 import socket
 import struct
-import time
 import unittest
 
 import mstest
