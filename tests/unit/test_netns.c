@@ -5,12 +5,17 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "msgsock.h"
+
+#include "helper_skip.h"
 
 /* 10.213.0.0/24 lives on a discard interface: a SYN sent to 10.213.0.2 is
  * dropped and never answered. The kernel may lack the dummy driver; ifb
@@ -20,28 +25,59 @@
     "{ ip link add d0 type dummy 2>/dev/null || ip link add d0 type ifb; } && " \
     "ip addr add 10.213.0.1/24 dev d0 && ip link set d0 up"
 
-static const char *skip_reason;
+/* Why the tests cannot run here: a skip when the feature is truly absent
+ * (not root, no ip command), a failure for anything else. */
+static char skip_reason[160], fail_reason[512];
+
+/* 1 if an executable ip is on PATH. */
+static int have_ip(void)
+{
+    const char *path = getenv("PATH");
+    char dir[4096];
+    while (path && *path) {
+        size_t n = strcspn(path, ":");
+        if (n > 0 && n < sizeof dir - 4) {
+            snprintf(dir, sizeof dir, "%.*s/ip", (int)n, path);
+            if (access(dir, X_OK) == 0)
+                return 1;
+        }
+        path += n + (path[n] == ':');
+    }
+    return 0;
+}
 
 static int enter_namespace(void **state)
 {
     (void)state;
     if (unshare(CLONE_NEWNET) < 0) {
-        skip_reason = errno == EPERM ? "cannot create network namespace (not root)"
-                                     : "cannot create network namespace";
+        int e = errno;
+        snprintf(e == EPERM ? skip_reason : fail_reason, sizeof skip_reason,
+                 "cannot create a network namespace: %s%s", strerror(e),
+                 e == EPERM ? " (not root)" : "");
+        return 0;
+    }
+    if (!have_ip()) {
+        snprintf(skip_reason, sizeof skip_reason, "no ip command on PATH (iproute2)");
         return 0;
     }
     /* Children inherit the namespace, so ip configures this one. */
-    if (system(SETUP_CMD) != 0)
-        skip_reason = "cannot configure the namespace's discard interface with ip";
+    int rc = system(SETUP_CMD);
+    if (rc != 0)
+        snprintf(fail_reason, sizeof fail_reason,
+                 "configuring the namespace's discard interface with ip failed (%s %d): %s",
+                 WIFEXITED(rc) ? "exit status" : "wait status", WIFEXITED(rc) ? WEXITSTATUS(rc) : rc,
+                 SETUP_CMD);
     return 0;
 }
 
-static void need_namespace(void)
+#define need_namespace() need_namespace_for(__func__)
+
+static void need_namespace_for(const char *test)
 {
-    if (skip_reason) {
-        print_message("SKIP: %s\n", skip_reason);
-        skip();
-    }
+    if (fail_reason[0])
+        fail_msg("%s", fail_reason);
+    if (skip_reason[0])
+        skip_because(test, "%s", skip_reason);
 }
 
 static void test_connect_timeout_silent_host(void **state)

@@ -17,6 +17,8 @@
 
 #include "msgsock.h"
 
+#include "helper_skip.h"
+
 static char tmpdir[64];
 
 static int setup_dir(void **state)
@@ -126,14 +128,20 @@ static void test_listen_ipv4(void **state)
     assert_int_equal(round_trip("127.0.0.1:0", AF_INET), 0);
 }
 
+/* Skips test where listening on [::1] failed because this host has no
+ * IPv6 (or no IPv6 loopback address); any other error is the test's. */
+static void skip_unless_ipv6(const char *test, int listen_rc)
+{
+    if (listen_rc == MS_EAFNOSUPPORT || listen_rc == MS_EADDRNOTAVAIL)
+        skip_because(test, "no IPv6 loopback: listen on [::1]:0 gave %s (%s)",
+                     ms_err_name(listen_rc), ms_strerror(listen_rc));
+}
+
 static void test_listen_ipv6(void **state)
 {
     (void)state;
     int rc = round_trip("[::1]:0", AF_INET6);
-    if (rc == MS_EAFNOSUPPORT || rc == MS_EADDRNOTAVAIL) {
-        print_message("SKIP: no IPv6 loopback (%s)\n", ms_strerror(rc));
-        skip();
-    }
+    skip_unless_ipv6(__func__, rc);
     assert_int_equal(rc, 0);
 }
 
@@ -263,10 +271,9 @@ static void test_connect_hp_ipv6(void **state)
     ms_addr a;
     char port[8];
     int lfd = ms_listen_text("[::1]:0", NULL);
-    if (lfd < 0) {
-        print_message("SKIP: no IPv6 loopback (%s)\n", ms_strerror(lfd));
-        skip();
-    }
+    skip_unless_ipv6(__func__, lfd);
+    if (lfd < 0)
+        fail_msg("listen on [::1]:0: %s", ms_err_name(lfd));
     assert_int_equal(ms_sock_local(lfd, &a), 0);
     snprintf(port, sizeof port, "%d", ms_addr_port(&a));
     int c = ms_connect_hp("::1", port, 1000, 1);
