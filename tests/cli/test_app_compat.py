@@ -552,6 +552,22 @@ class PythonStrTest(MsTestCase):
         self.assertEqual(result_of(ask(self.addr, json_request({}))), "Error: invalid action 'None'.")
 
 
+class DataTableTest(MsTestCase):
+    def test_empty_answer_is_no_match(self):
+        # The original's `request_search.get(query) or f"No match ..."`.
+        fd, path = tempfile.mkstemp(prefix="msgsock-app-data-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"empty": "", "full": "yes"}, f)
+        try:
+            srv, addr = start_msgsock("event", "--data", path)
+            with srv:
+                self.assertEqual(result_of(ask(addr, search("empty"))), "No match for 'empty'.")
+                self.assertEqual(result_of(ask(addr, search("full"))), "yes")
+                self.assertEqual(srv.stop(), 0)
+        finally:
+            os.unlink(path)
+
+
 class StricterThanOriginalTest(MsTestCase):
     """Where msgsock closes and the original answers: documented in msgsock(1)."""
 
