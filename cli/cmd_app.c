@@ -253,20 +253,8 @@ static int client_take(const client_opts *o, const ms_frame *msg, cli_app_buf *o
     *why = NULL;
     if (is_json) {
         /* As the tutorial's app-client: decoded with its content-encoding. */
-        cli_app_buf text = {0};
-        json_error_t e;
-        if ((rc = cli_app_decode_text(h->content_encoding, h->content_encoding_len, msg->data,
-                                      msg->len, &text, why)) < 0)
+        if ((rc = cli_app_load_json(msg, 1, &content, why)) < 0)
             return rc;
-        content = json_loadb(text.data ? (const char *)text.data : "", text.len,
-                             JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
-        cli_app_buf_free(&text);
-        if (!content || !json_is_object(content)) {
-            *why = content ? "response content is not a JSON object"
-                           : "response content is not valid JSON";
-            json_decref(content);
-            return MS_EBADCONTENT;
-        }
         result = json_object_get(content, "result");
     }
     if (o->json) {

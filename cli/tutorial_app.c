@@ -482,6 +482,8 @@ static int normalize_codec_name(const char *name, size_t len, char *out)
 
 static const text_codec *codec_find(const char *name, size_t len)
 {
+    if (len == 5 && memcmp(name, "utf-8", 5) == 0)
+        return &codecs[0];
     char norm[CODEC_NAME_MAX + 1], under[CODEC_NAME_MAX + 1];
     if (normalize_codec_name(name, len, norm) < 0)
         return NULL;
@@ -504,14 +506,27 @@ static const text_codec *codec_find(const char *name, size_t len)
     return NULL;
 }
 
-int cli_app_decode_text(const char *encoding, size_t enc_len, const uint8_t *in, size_t n,
-                        cli_app_buf *out, const char **why)
+/* The phrases of cli_app_load_json, for a request and for a response. */
+enum { WHY_CODEC, WHY_BOM, WHY_BYTES, WHY_NUMBER, WHY_JSON, WHY_OBJECT, WHY_N };
+static const char *const why_text[2][WHY_N] = {
+    {"content-encoding names no codec msgsock decodes",
+     "request content in UTF-16 or UTF-32 does not start with a BOM",
+     "request content is not valid in its content-encoding",
+     "request content holds a number msgsock cannot represent",
+     "request content is not valid UTF-8 JSON", "request content is not a JSON object"},
+    {"content-encoding names no codec msgsock decodes",
+     "response content in UTF-16 or UTF-32 does not start with a BOM",
+     "response content is not valid in its content-encoding",
+     "response content holds a number msgsock cannot represent",
+     "response content is not valid UTF-8 JSON", "response content is not a JSON object"},
+};
+
+/* Decodes in[0..n) with the codec tc into UTF-8 in out: 0, MS_ENOMEM, or
+ * one of WHY_* as a positive number. UTF-8 is left to the JSON parser:
+ * *text is then in itself. */
+static int decode_text(const text_codec *tc, const uint8_t *in, size_t n, cli_app_buf *out,
+                       const uint8_t **text, size_t *text_len)
 {
-    const text_codec *tc = codec_find(encoding, enc_len);
-    if (!tc) {
-        *why = "content-encoding names no codec msgsock decodes";
-        return MS_EBADCONTENT;
-    }
     const char *cs = tc->iconv;
     if (tc->bom == BOM_UTF8 && n >= 3 && memcmp(in, "\xef\xbb\xbf", 3) == 0) {
         in += 3;
@@ -527,30 +542,63 @@ int cli_app_decode_text(const char *encoding, size_t enc_len, const uint8_t *in,
         in += 4;
         n -= 4;
     } else if (tc->bom == BOM_UTF16 || tc->bom == BOM_UTF32) {
-        *why = "request content in UTF-16 or UTF-32 does not start with a BOM";
-        return MS_EBADCONTENT;
+        return WHY_BOM;
     }
-    out->len = 0;
+    *text = in;
+    *text_len = n;
     if (!cs)
-        return cli_app_buf_put(out, in, n);
+        return 0;
     /* At most 3 bytes of UTF-8 for each byte in (a one-byte charset's
      * U+0800..U+FFFF); UTF-16 and UTF-32 need less. */
     if (n > SIZE_MAX / 3 - 1 || cli_app_buf_reserve(out, 3 * n + 1) < 0)
         return MS_ENOMEM;
     iconv_t cd = iconv_open("UTF-8", cs);
-    if (cd == (iconv_t)-1) {
-        *why = "content-encoding names no codec msgsock decodes";
-        return MS_EBADCONTENT;
-    }
-    char *ip = (char *)(uintptr_t)in, *op = (char *)out->data;
-    size_t il = n, ol = out->cap;
+    if (cd == (iconv_t)-1)
+        return WHY_CODEC;
+    char *ip = (char *)(uintptr_t)in, *op = (char *)out->data + out->len;
+    size_t il = n, ol = out->cap - out->len;
     size_t r = iconv(cd, &ip, &il, &op, &ol);
     iconv_close(cd);
-    if (r == (size_t)-1 || il != 0) {
-        *why = "request content is not valid in its content-encoding";
+    if (r == (size_t)-1 || il != 0)
+        return WHY_BYTES;
+    *text = out->data + out->len;
+    *text_len = (size_t)(op - (char *)*text);
+    return 0;
+}
+
+int cli_app_load_json(const ms_frame *msg, int response, json_t **out, const char **why)
+{
+    const char *const *phrase = why_text[response ? 1 : 0];
+    const ms_app_header *h = msg->app;
+    const text_codec *tc = codec_find(h->content_encoding, h->content_encoding_len);
+    *out = NULL;
+    if (!tc) {
+        *why = phrase[WHY_CODEC];
         return MS_EBADCONTENT;
     }
-    out->len = (size_t)(op - (char *)out->data);
+    cli_app_buf buf = {0};
+    const uint8_t *text;
+    size_t len;
+    int rc = decode_text(tc, msg->data, msg->len, &buf, &text, &len);
+    if (rc != 0) {
+        cli_app_buf_free(&buf);
+        if (rc < 0)
+            return rc;
+        *why = phrase[rc];
+        return MS_EBADCONTENT;
+    }
+    json_error_t e;
+    /* jansson refuses invalid UTF-8 itself; JSON_ALLOW_NUL lets "\u0000"
+     * through as Python's json does, so lengths come from json_string_length. */
+    json_t *root = json_loadb(len ? (const char *)text : "", len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+    cli_app_buf_free(&buf);
+    if (!root || !json_is_object(root)) {
+        *why = root ? phrase[WHY_OBJECT]
+                    : phrase[json_error_code(&e) == json_error_numeric_overflow ? WHY_NUMBER : WHY_JSON];
+        json_decref(root);
+        return MS_EBADCONTENT;
+    }
+    *out = root;
     return 0;
 }
 
@@ -577,42 +625,22 @@ static int put_result(cli_app_buf *c, const char *prefix, const json_t *value, c
 static int respond_json(const cli_app_table *t, const ms_frame *req, cli_app_buf *content,
                         const char **why)
 {
-    cli_app_buf text = {0};
-    int rc = cli_app_decode_text(req->app->content_encoding, req->app->content_encoding_len,
-                                 req->data, req->len, &text, why);
+    json_t *root;
+    int rc = cli_app_load_json(req, 0, &root, why);
     if (rc < 0)
         return rc;
-    json_error_t e;
-    /* jansson refuses invalid UTF-8 itself; JSON_ALLOW_NUL lets "\u0000"
-     * through as Python's json does, so lengths come from json_string_length. */
-    json_t *root = json_loadb(text.data ? (const char *)text.data : "", text.len,
-                              JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
-    cli_app_buf_free(&text);
-    if (!root) {
-        *why = json_error_code(&e) == json_error_numeric_overflow
-                   ? "request content holds a number msgsock cannot represent"
-                   : "request content is not valid UTF-8 JSON";
-        return MS_EBADCONTENT;
-    }
-    if (!json_is_object(root)) {
-        *why = "request content is not a JSON object";
-        json_decref(root);
-        return MS_EBADCONTENT;
-    }
     /* As the tutorial's dict.get(): a missing key is None. */
     json_t *action = json_object_get(root, "action");
     json_t *value = json_object_get(root, "value");
     if (json_is_string(action) && json_string_length(action) == 6 &&
         !memcmp(json_string_value(action), "search", 6)) {
-        const char *answer = json_is_string(value)
-                                 ? cli_app_table_lookup(t, json_string_value(value),
-                                                        json_string_length(value))
-                                 : NULL;
+        const json_t *answer = json_is_string(value)
+                                   ? json_object_getn(t->obj, json_string_value(value),
+                                                      json_string_length(value))
+                                   : NULL;
         /* Python's `answer or ...`: an empty answer is no match either. */
-        if (answer && *answer) {
-            json_t *a = json_string(answer);
-            rc = a ? put_result(content, "", a, "") : MS_ENOMEM;
-            json_decref(a);
+        if (json_string_length(answer) > 0) {
+            rc = put_result(content, "", answer, "");
         } else {
             rc = put_result(content, "No match for '", value, "'.");
         }

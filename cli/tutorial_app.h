@@ -39,13 +39,11 @@ const char *cli_app_table_lookup(const cli_app_table *t, const char *value, size
  * app-server does, appending the whole response message (2-byte length,
  * JSON header, content) to out. The request stays the caller's; nothing of
  * it is kept. A text/json request (content-type exactly "text/json") is
- * decoded with its content-encoding (cli_app_decode_text) and its "action"
+ * read with cli_app_load_json and its "action"
  * and "value" read as Python's dict.get() reads them, the answer formatting
  * the value with Python's str(). Returns 0; MS_ENOMEM (out unchanged); or
- * MS_EBADCONTENT when a text/json request's content-encoding is unknown or
- * its bytes invalid in it, or the content is not a JSON object (or holds a
- * number past 64-bit integers or doubles): the connection should then be
- * closed. On MS_EBADCONTENT, *why (if why is not NULL) is a static phrase
+ * MS_EBADCONTENT when cli_app_load_json refuses a text/json request: the
+ * connection should then be closed. On MS_EBADCONTENT, *why (if why is not NULL) is a static phrase
  * saying which.
  *
  * This is the whole per-message logic: a blocking loop and an event
@@ -68,18 +66,19 @@ int cli_app_request(cli_app_buf *out, const char *action, const char *value);
 int cli_app_is_json(const ms_app_header *h);
 
 /*
- * Decodes in[0..n) with the codec Python's bytes.decode(encoding) would use
- * for the content-encoding encoding[0..enc_len) (Python's name rules:
- * case, '-', '_' and spaces alike, its aliases such as latin1, l1, utf8,
- * u16), into UTF-8 in out (its old bytes dropped). Known: utf-8,
- * utf-8-sig, latin-1, ascii, cp1252, utf-16 and utf-32 (which must start
- * with a BOM, as the tutorial's io.TextIOWrapper wants), utf-16/32-le/-be. Returns 0,
- * MS_ENOMEM, or MS_EBADCONTENT with *why a static phrase (unknown
- * encoding, bytes invalid in it). UTF-8 is copied unchecked (the JSON
- * parser checks it). out holds at most 3 * n bytes.
+ * The JSON object in a text/json message, as the tutorial's _json_decode
+ * reads it: the content decoded with the codec Python would use for its
+ * content-encoding (Python's name rules: case, '-', '_' and spaces alike,
+ * its aliases such as latin1, l1, utf8, u16). Known: utf-8, utf-8-sig,
+ * latin-1, ascii, cp1252, utf-16 and utf-32 (which must start with a BOM,
+ * as io.TextIOWrapper wants), utf-16/32-le/-be. On success *out is the
+ * caller's (json_decref). Returns 0, MS_ENOMEM, or MS_EBADCONTENT with *why
+ * a static phrase naming the request's (response 0) or the response's
+ * content: unknown encoding, bytes invalid in it, not JSON, a number past
+ * 64-bit integers or doubles, not an object. Uses at most 3 * msg->len
+ * bytes besides jansson's parse.
  */
-int cli_app_decode_text(const char *encoding, size_t enc_len, const uint8_t *in, size_t n,
-                        cli_app_buf *out, const char **why);
+int cli_app_load_json(const ms_frame *msg, int response, json_t **out, const char **why);
 
 /* Appends Python's str() of v (NULL: None) to b: strings as they are,
  * True/False/None, floats in repr's shortest form, lists and dicts with
