@@ -23,13 +23,17 @@ static const char *server_help =
     "Answers the tutorial's application protocol (2-byte length, JSON header,\n"
     "content): a text/json request {\"action\": \"search\", \"value\": V} gets the\n"
     "answer for V from the search table, any other content-type gets back its\n"
-    "first 10 bytes. Connections stay open for more requests (pipelining is\n"
-    "fine); a malformed request closes its connection and is logged once on\n"
-    "stderr with the peer's address: 'PEER: closing: WHY'.\n"
+    "first 10 bytes. As the guide's app-server: the content is decoded with its\n"
+    "content-encoding (utf-8, latin-1, utf-16, ascii, cp1252... as Python names\n"
+    "them) and the answer shows a value that is not a string as Python's str().\n"
+    "Connections stay open for more requests (pipelining is fine); a malformed\n"
+    "request closes its connection and is logged once on stderr with the\n"
+    "peer's address: 'PEER: closing: WHY'.\n"
     "\n"
     "  --data FILE          search table: a JSON object of string values (default:\n"
     "                       the tutorial's morpheus, ring and dog emoji)\n"
-    "  --max-header SIZE    largest JSON header accepted (default 16k, at most 65535)\n"
+    "  --max-header SIZE    largest JSON header accepted (default and most: 65535,\n"
+    "                       all the 2-byte length can say)\n"
     "  (--max-msg is the largest request content accepted)\n";
 
 static const char *client_help =
@@ -38,7 +42,7 @@ static const char *client_help =
     "\n"
     "Sends one request of the tutorial's application protocol and prints the\n"
     "answer: for ACTION 'search' a text/json request whose result is printed as\n"
-    "text; for any other ACTION a binary request of ACTION followed by VALUE,\n"
+    "Python's print() shows it (True, None, 0.1, ['a', 1]); for any other ACTION a binary request of ACTION followed by VALUE,\n"
     "whose binary answer is printed as Python's repr of bytes (b'...').\n"
     "Exits 1 if the server closes early, answers malformed, or is silent too long.\n"
     "\n"
@@ -243,25 +247,15 @@ static int put_line(cli_app_buf *out, const char *s, size_t n)
 static int client_take(const client_opts *o, const ms_frame *msg, cli_app_buf *out, const char **why)
 {
     const ms_app_header *h = msg->app;
-    int is_json = strcmp(h->content_type, "text/json") == 0;
+    int is_json = cli_app_is_json(h);
     json_t *content = NULL, *result = NULL;
     int rc = 0;
     *why = NULL;
     if (is_json) {
-        json_error_t e;
-        content = json_loadb((const char *)msg->data, msg->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
-        if (!content || !json_is_object(content)) {
-            *why = content ? "response content is not a JSON object"
-                           : "response content is not valid UTF-8 JSON";
-            json_decref(content);
-            return MS_EBADCONTENT;
-        }
+        /* As the tutorial's app-client: decoded with its content-encoding. */
+        if ((rc = cli_app_load_json(msg, 1, &content, why)) < 0)
+            return rc;
         result = json_object_get(content, "result");
-        if (!o->json && !result) {
-            *why = "response has no \"result\"";
-            json_decref(content);
-            return MS_EBADCONTENT;
-        }
     }
     if (o->json) {
         json_error_t e;
@@ -278,13 +272,10 @@ static int client_take(const client_opts *o, const ms_frame *msg, cli_app_buf *o
         json_decref(body);
         json_decref(hdr);
     } else if (is_json) {
-        if (json_is_string(result)) {
-            rc = put_line(out, json_string_value(result), json_string_length(result));
-        } else {
-            char *text = json_dumps(result, JSON_ENCODE_ANY);
-            rc = text ? put_line(out, text, strlen(text)) : MS_ENOMEM;
-            free(text);
-        }
+        /* Python's print(): str() of the result, None when there is none. */
+        rc = cli_app_pystr(out, result);
+        if (rc == 0)
+            rc = cli_app_buf_put(out, "\n", 1);
     } else {
         /* Python's repr of bytes, written through a memory stream. */
         char *text = NULL;

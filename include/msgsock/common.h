@@ -78,7 +78,7 @@
     X(EHDRJSON, -30011, "Header is not valid UTF-8 JSON (or repeats a key)")   \
     X(EHDRNOTOBJ, -30012, "Header is not a JSON object")                       \
     X(EHDRKEY, -30013, "Header is missing a required key (byteorder, content-type, content-encoding, content-length)") \
-    X(EHDRVALUE, -30014, "Header key has a value of the wrong type (byteorder, content-type, content-encoding: strings of at most 127 bytes)") \
+    X(EHDRVALUE, -30014, "Header key has a value of the wrong type (byteorder, content-type and content-encoding must be strings)") \
     X(EBADLEN, -30015, "Content-length is not a non-negative integer")         \
     X(EDELIM, -30016, "Payload contains the delimiter (use a length-prefixed framing for such data)") \
     X(EBADCONTENT, -30017, "Content is not valid for its content-type")        \

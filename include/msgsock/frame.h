@@ -42,16 +42,13 @@ typedef enum ms_frame_kind {
 } ms_frame_kind;
 
 #define MS_FRAME_DEFAULT_MAX_MSG (16u << 20)
-#define MS_FRAME_DEFAULT_MAX_HEADER 16384u
+#define MS_FRAME_DEFAULT_MAX_HEADER 65535u
 #define MS_FRAME_MAX_DELIM 16
 /* The most bytes any framing puts before a payload (APP aside). */
 #define MS_FRAME_HDR_MAX 24
 /* The largest max_msg / max_line accepted, so that a message with its
  * framing always fits the ssize_t a decoder returns. */
 #define MS_FRAME_LIMIT_MAX ((size_t)1 << 40)
-/* APP: the longest byteorder, content-type or content-encoding string
- * accepted, in bytes (a longer one is MS_EHDRVALUE). */
-#define MS_APP_MAX_STRLEN 127
 
 /*
  * Zero-initialise and set what the kind needs; 0 in a limit means its
@@ -71,9 +68,10 @@ typedef struct ms_frame_config {
                                   * 0 = max_msg; at most max_msg */
 } ms_frame_config;
 
-/* APP messages: the header's four keys. Strings are NUL-terminated copies
- * (at most MS_APP_MAX_STRLEN bytes, no NUL inside) owned by the framer,
- * valid until its next decode or reset call. Extra keys are ignored. */
+/* APP messages: the header's four keys. The strings are decoded UTF-8 of
+ * any length the header holds, owned by the framer and valid until its next
+ * decode, reset or free call; each is NUL-terminated but may hold a NUL
+ * (sent as "\u0000"), so compare *_len bytes. Extra keys are ignored. */
 typedef struct ms_app_header {
     const char *byteorder;
     const char *content_type;
@@ -81,6 +79,9 @@ typedef struct ms_app_header {
     uint64_t content_length;
     const char *json;            /* the raw JSON header bytes, in the input */
     size_t json_len;
+    size_t byteorder_len;
+    size_t content_type_len;
+    size_t content_encoding_len;
 } ms_app_header;
 
 /* One decoded message. data points into the buffer given to the decoder
@@ -116,8 +117,9 @@ MS_EXPORT ms_frame_kind ms_framer_kind(const ms_framer *f);
  * The framer remembers how far it got between MS_ENEEDMORE calls (DELIM
  * resumes its search, APP parses its JSON header once), so feeding a
  * message byte by byte costs linear time. Nothing is allocated but, for
- * APP, jansson's transient parse of a header already checked against
- * max_header. buf stays the caller's; out->data points into it.
+ * APP, jansson's parse of a header already checked against max_header, of
+ * which only the three header strings are kept until the next message.
+ * buf stays the caller's; out->data points into it.
  *
  * Per kind: RAW returns every non-empty buffer (at most max_msg bytes of it).
  * DELIM: MS_ETOOLARGE as soon as max_line + 1 bytes are known to hold no
@@ -126,11 +128,10 @@ MS_EXPORT ms_frame_kind ms_framer_kind(const ms_framer *f);
  * CLOSE: always MS_ENEEDMORE (or MS_ETOOLARGE past max_msg); the message
  * comes from ms_framer_decode_eof(). APP, in this order: MS_EHDRSIZE (the
  * 2-byte length exceeds max_header, known from those 2 bytes alone),
- * MS_EHDRJSON (not UTF-8 JSON, an escaped NUL in a string, a repeated key, or a
- * number no double or 64-bit integer holds in a key other than
- * content-length), MS_EHDRNOTOBJ, MS_EHDRKEY (one of the four keys missing),
- * MS_EHDRVALUE (byteorder, content-type or content-encoding not a string,
- * or longer than MS_APP_MAX_STRLEN), MS_EBADLEN (content-length negative
+ * MS_EHDRJSON (not UTF-8 JSON, a repeated key, or a number no double or
+ * 64-bit integer holds in a key other than content-length), MS_EHDRNOTOBJ,
+ * MS_EHDRKEY (one of the four keys missing), MS_EHDRVALUE (byteorder,
+ * content-type or content-encoding not a string), MS_EBADLEN (content-length negative
  * or not a JSON integer: "12", 1.5, 1e3, true, null), MS_ETOOLARGE
  * (content-length over max_msg, including integers past 64 bits); all
  * before the content arrives.

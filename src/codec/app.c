@@ -58,17 +58,13 @@ static int overflow_code(const uint8_t *p, size_t n, const json_error_t *e)
     return integer && p[start] != '-' ? MS_ETOOLARGE : MS_EBADLEN;
 }
 
-static int copy_string(char *dst, const json_t *v)
+void msi_app_release(msi_app_state *st)
 {
-    if (!json_is_string(v))
-        return MS_EHDRVALUE;
-    size_t n = json_string_length(v);
-    if (n > MS_APP_MAX_STRLEN)
-        return MS_EHDRVALUE;
-    /* Without JSON_ALLOW_NUL jansson refuses a NUL inside a string. */
-    memcpy(dst, json_string_value(v), n);
-    dst[n] = '\0';
-    return 0;
+    for (int i = 0; i < MSI_APP_NSTR; i++) {
+        json_decref(st->str[i]);
+        st->str[i] = NULL;
+    }
+    st->have_hdr = 0;
 }
 
 int msi_app_parse_header(msi_app_state *st, const uint8_t *json, size_t len, size_t max_msg)
@@ -76,9 +72,10 @@ int msi_app_parse_header(msi_app_state *st, const uint8_t *json, size_t len, siz
     json_error_t err;
     /* DECODE_ANY so that a scalar header parses and is told apart as "not an
      * object"; duplicate keys are refused because two readers could disagree
-     * on which one counts. */
-    json_t *root = json_loadb((const char *)json, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
-                              &err);
+     * on which one counts. ALLOW_NUL: a value is compared with all its bytes
+     * ("text/json\u0000x" is not "text/json"), as Python compares strings. */
+    json_t *root = json_loadb((const char *)json, len,
+                              JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
     if (!root)
         return json_error_code(&err) == json_error_numeric_overflow
                    ? overflow_code(json, len, &err)
@@ -88,17 +85,19 @@ int msi_app_parse_header(msi_app_state *st, const uint8_t *json, size_t len, siz
         rc = MS_EHDRNOTOBJ;
         goto out;
     }
-    json_t *bo = json_object_get(root, key_byteorder);
-    json_t *ct = json_object_get(root, key_type);
-    json_t *ce = json_object_get(root, key_encoding);
+    static const char *const keys[MSI_APP_NSTR] = {key_byteorder, key_type, key_encoding};
+    json_t *v[MSI_APP_NSTR];
+    for (int i = 0; i < MSI_APP_NSTR; i++)
+        v[i] = json_object_get(root, keys[i]);
     json_t *cl = json_object_get(root, key_length);
-    if (!bo || !ct || !ce || !cl) {
+    if (!v[0] || !v[1] || !v[2] || !cl) {
         rc = MS_EHDRKEY;
         goto out;
     }
-    if ((rc = copy_string(st->byteorder, bo)) < 0 || (rc = copy_string(st->content_type, ct)) < 0 ||
-        (rc = copy_string(st->content_encoding, ce)) < 0)
+    if (!json_is_string(v[0]) || !json_is_string(v[1]) || !json_is_string(v[2])) {
+        rc = MS_EHDRVALUE;
         goto out;
+    }
     /* json_is_integer is false for 1.5, 1e3 (jansson reads both as reals),
      * strings, booleans and null. */
     if (!json_is_integer(cl) || json_integer_value(cl) < 0) {
@@ -111,6 +110,11 @@ int msi_app_parse_header(msi_app_state *st, const uint8_t *json, size_t len, siz
         goto out;
     }
     st->content_length = clen;
+    /* Only the strings outlive the parse: the rest of the tree is freed now. */
+    for (int i = 0; i < MSI_APP_NSTR; i++) {
+        json_decref(st->str[i]);
+        st->str[i] = json_incref(v[i]);
+    }
 out:
     json_decref(root);
     return rc;
@@ -119,6 +123,9 @@ out:
 ssize_t msi_app_decode(msi_app_state *st, size_t max_header, size_t max_msg,
                        const uint8_t *buf, size_t len, ms_frame *out, size_t *need)
 {
+    /* The previous message's strings were valid until this call. */
+    if (!st->have_hdr)
+        msi_app_release(st);
     if (len < APP_PREFIX) {
         *need = APP_PREFIX;
         return MS_ENEEDMORE;
@@ -143,9 +150,12 @@ ssize_t msi_app_decode(msi_app_state *st, size_t max_header, size_t max_msg,
         *need = total;
         return MS_ENEEDMORE;
     }
-    st->pub.byteorder = st->byteorder;
-    st->pub.content_type = st->content_type;
-    st->pub.content_encoding = st->content_encoding;
+    st->pub.byteorder = json_string_value(st->str[MSI_APP_BYTEORDER]);
+    st->pub.byteorder_len = json_string_length(st->str[MSI_APP_BYTEORDER]);
+    st->pub.content_type = json_string_value(st->str[MSI_APP_TYPE]);
+    st->pub.content_type_len = json_string_length(st->str[MSI_APP_TYPE]);
+    st->pub.content_encoding = json_string_value(st->str[MSI_APP_ENCODING]);
+    st->pub.content_encoding_len = json_string_length(st->str[MSI_APP_ENCODING]);
     st->pub.content_length = st->content_length;
     st->pub.json = (const char *)buf + APP_PREFIX;
     st->pub.json_len = st->hdr_len;

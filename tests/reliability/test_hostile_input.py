@@ -141,16 +141,11 @@ MALFORMED = {
     "raw NUL in a value": b'{"byteorder": "lit\x00tle", "content-type": "binary/x", '
                           b'"content-encoding": "binary", "content-length": 3}',
     "raw NUL between tokens": b'{' + BASE + b',\x00 "y": 1}',
-    "escaped NUL in a value": b'{"byteorder": "little", "content-type": "binary\\u0000x", '
-                              b'"content-encoding": "binary", "content-length": 3}',
-    "escaped NUL in a key": b'{"a\\u0000b": 1, ' + BASE + b"}",
     "trailing garbage": b"{" + BASE + b"} xyz",
     "two objects": b"{" + BASE + b"}{}",
     "duplicate key": b"{" + BASE + b', "content-length": 3}',
     "wrong type": b'{"byteorder": 1, "content-type": "binary/x", '
                   b'"content-encoding": "binary", "content-length": 3}',
-    "overlong value": b'{"byteorder": "' + b"l" * 200 + b'", "content-type": "binary/x", '
-                      b'"content-encoding": "binary", "content-length": 3}',
     "20000-level array nesting": b"[" * 20000 + b"]" * 20000,
     "20000-level nesting in a value": b'{"x": ' + b"[" * 20000 + b"]" * 20000 + b", " + BASE + b"}",
     "13000-level object nesting": b'{"":' * 13000 + b"1" + b"}" * 13000,
@@ -170,7 +165,7 @@ class MalformedHeadersTest(MsTestCase):
                         self.assertTrue(rel.closed_without_answer(s), name)
                     rel.app_search(srv)
             # The same again, fed one byte at a time on one connection each.
-            for name in ("truncated", "invalid UTF-8", "escaped NUL in a value", "trailing garbage"):
+            for name in ("truncated", "invalid UTF-8", "duplicate key", "trailing garbage"):
                 with srv.connect() as s:
                     for b in app_message(MALFORMED[name]):
                         send_quietly(s, bytes([b]))

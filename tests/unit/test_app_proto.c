@@ -32,6 +32,16 @@ static const char *jstr(json_t *o, const char *key)
     return json_string_value(v);
 }
 
+/* A header string (NUL-terminated, maybe with NULs inside) against a vector's. */
+static void assert_jstr_equal(const char *got, size_t got_len, json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    assert_non_null(v);
+    assert_int_equal(got_len, json_string_length(v));
+    assert_memory_equal(got, json_string_value(v), got_len);
+    assert_int_equal(got[got_len], 0);
+}
+
 /* Decodes one vector whole at a guard page and checks it. */
 static void check_vector(json_t *v)
 {
@@ -57,9 +67,10 @@ static void check_vector(json_t *v)
             fail_msg("%s: message %zu not expected", name, i);
         size_t clen = hex_decode(jstr(want, "content"), content, sizeof content);
         assert_non_null(m.app);
-        assert_string_equal(m.app->byteorder, jstr(want, "byteorder"));
-        assert_string_equal(m.app->content_type, jstr(want, "content-type"));
-        assert_string_equal(m.app->content_encoding, jstr(want, "content-encoding"));
+        assert_jstr_equal(m.app->byteorder, m.app->byteorder_len, want, "byteorder");
+        assert_jstr_equal(m.app->content_type, m.app->content_type_len, want, "content-type");
+        assert_jstr_equal(m.app->content_encoding, m.app->content_encoding_len, want,
+                          "content-encoding");
         assert_int_equal(m.app->content_length, clen);
         assert_int_equal(m.len, clen);
         assert_memory_equal(m.data, content, clen);
@@ -107,7 +118,7 @@ static void test_python_vectors(void **state)
     int count = 0;
     while (fgets(line, sizeof line, p)) {
         json_error_t err;
-        json_t *v = json_loads(line, 0, &err);
+        json_t *v = json_loads(line, JSON_ALLOW_NUL, &err);
         if (!v)
             fail_msg("bad vector line: %s", err.text);
         check_vector(v);
@@ -254,14 +265,14 @@ static void test_limits(void **state)
     ms_frame m;
     static const uint8_t ffff[2] = {0xff, 0xff};
     size_t need = 0;
-    /* 65535 from the 2-byte prefix alone (default limit 16 KiB). */
-    assert_int_equal(ms_framer_decode(f, msf_guard(ffff, 2), 2, &m, &need), MS_EHDRSIZE);
-    ms_framer_free(f);
-    /* With max_header 65535 the same prefix just waits for its bytes. */
-    cfg.max_header = 65535;
-    assert_int_equal(ms_framer_create(&f, &cfg), 0);
+    /* By default (65535, what the 2-byte field holds) the prefix waits for its bytes. */
     assert_int_equal(ms_framer_decode(f, msf_guard(ffff, 2), 2, &m, &need), MS_ENEEDMORE);
     assert_int_equal(need, 2 + 65535);
+    ms_framer_free(f);
+    /* A lower max_header refuses it from the 2-byte prefix alone. */
+    cfg.max_header = 16384;
+    assert_int_equal(ms_framer_create(&f, &cfg), 0);
+    assert_int_equal(ms_framer_decode(f, msf_guard(ffff, 2), 2, &m, &need), MS_EHDRSIZE);
     ms_framer_free(f);
     cfg.max_header = 0;
 
@@ -341,6 +352,78 @@ static void test_need_and_progress(void **state)
     ms_framer_free(f);
 }
 
+/* jansson's allocations with their sizes, to count what stays live. */
+static size_t live_bytes;
+static void *live_malloc(size_t n)
+{
+    size_t *p = malloc(n + sizeof(max_align_t));
+    if (!p)
+        return NULL;
+    *p = n;
+    live_bytes += n;
+    return (char *)p + sizeof(max_align_t);
+}
+static void live_free(void *q)
+{
+    if (!q)
+        return;
+    size_t *p = (size_t *)(void *)((char *)q - sizeof(max_align_t));
+    live_bytes -= *p;
+    free(p);
+}
+
+/* While the content of a message arrives, only the header's three strings
+ * are held: not the rest of a big header's parse. They stay valid (with a
+ * NUL inside) while the input bytes change, until the next message. */
+static void test_only_strings_kept(void **state)
+{
+    (void)state;
+    size_t cap = 2 + 65535 + 3, n = 2;
+    uint8_t *buf = malloc(cap);
+    assert_non_null(buf);
+    n += (size_t)sprintf((char *)buf + n, "{\"x\": [");
+    while (n < 60000)
+        n += (size_t)sprintf((char *)buf + n, "{\"a\": 1}, ");
+    n += (size_t)sprintf((char *)buf + n, "0], \"byteorder\": \"big\", \"content-type\": "
+                                          "\"text/json\\u0000x\", \"content-encoding\": "
+                                          "\"utf-16\", \"content-length\": 3}");
+    ms_put_be16(buf, (uint16_t)(n - 2));
+    memcpy(buf + n, "abc", 3);
+    json_set_alloc_funcs(live_malloc, live_free);
+    live_bytes = 0;
+    ms_frame_config cfg = {.kind = MS_FRAME_APP};
+    ms_framer *f = NULL;
+    assert_int_equal(ms_framer_create(&f, &cfg), 0);
+    ms_frame m;
+    assert_int_equal(ms_framer_decode(f, buf, n + 1, &m, NULL), MS_ENEEDMORE);
+    assert_true(live_bytes > 0);
+    assert_true(live_bytes < 512);
+    memset(buf + 2, '!', n - 2); /* the header bytes are not looked at again */
+    assert_int_equal(ms_framer_decode(f, buf, n + 3, &m, NULL), (ssize_t)n + 3);
+    assert_int_equal(m.app->content_type_len, 11);
+    assert_memory_equal(m.app->content_type, "text/json\0x", 12);
+    assert_string_equal(m.app->content_encoding, "utf-16");
+    assert_int_equal(m.app->byteorder_len, 3);
+    /* Kept until the next decode, reset or free; none leaks. */
+    assert_int_equal(ms_framer_decode(f, buf, 1, &m, NULL), MS_ENEEDMORE);
+    assert_int_equal(live_bytes, 0);
+    assert_int_equal(ms_framer_decode(f, buf, n + 1, &m, NULL), MS_EHDRJSON);
+    ms_framer_reset(f);
+    memset(buf + 2, ' ', n - 2);
+    static const char empty[] = "{\"byteorder\": \"\", \"content-type\": \"\", "
+                                "\"content-encoding\": \"\", \"content-length\": 9}";
+    memcpy(buf + 2, empty, strlen(empty));
+    assert_int_equal(ms_framer_decode(f, buf, n, &m, NULL), MS_ENEEDMORE);
+    assert_true(live_bytes > 0);
+    ms_framer_reset(f);
+    assert_int_equal(live_bytes, 0);
+    assert_int_equal(ms_framer_decode(f, buf, n, &m, NULL), MS_ENEEDMORE);
+    ms_framer_free(f);
+    assert_int_equal(live_bytes, 0);
+    json_set_alloc_funcs(malloc, free);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_python_decodes_c),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_need_and_progress),
+        cmocka_unit_test(test_only_strings_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
