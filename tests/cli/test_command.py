@@ -1,5 +1,6 @@
 """Black-box tests of the command's edges: host '' (every interface), the
 listen backlog, option and port errors, --help layout, the man page."""
+import errno
 import os
 import re
 import resource
@@ -121,7 +122,7 @@ class BacklogTest(MsTestCase):
             with self.subTest(bad=bad):
                 p = run("echo-server", "--backlog", bad, "127.0.0.1", "0")
                 self.assertExit(p, 2)
-                self.assertIn(b"--backlog", p.stderr)
+                self.assertIn(b"--backlog wants a positive number", p.stderr)
 
     def test_help_shows_default(self):
         p = run("app-server", "--help")
@@ -137,6 +138,9 @@ class BurstTest(MsTestCase):
     leaving ESTABLISHED connections nobody will ever close."""
 
     N = 2000
+    # One burst on a short queue leaves connections behind now and then (1
+    # run in 5 here); three make it likely.
+    ROUNDS = 3
 
     def setUp(self):
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -150,30 +154,34 @@ class BurstTest(MsTestCase):
     def tearDown(self):
         resource.setrlimit(resource.RLIMIT_NOFILE, self.old_nofile)
 
+    def burst(self, addr):
+        socks, sel = [], selectors.DefaultSelector()
+        try:
+            for _ in range(self.N):
+                s = socket.socket()
+                s.setblocking(False)
+                socks.append(s)
+                if s.connect_ex(addr) not in (0, errno.EINPROGRESS):
+                    self.fail("connect failed at once")
+                sel.register(s, selectors.EVENT_WRITE)
+            # Every client sees its handshake done (or failed) before closing.
+            pending, deadline = self.N, time.monotonic() + 30
+            while pending and time.monotonic() < deadline:
+                for key, _ in sel.select(0.5):
+                    sel.unregister(key.fileobj)
+                    pending -= 1
+        finally:
+            sel.close()
+            for s in socks:
+                s.close()
+
     def test_burst_leaves_nothing_open(self):
         if somaxconn() < self.N:
             self.skipTest(f"net.core.somaxconn {somaxconn()} < {self.N}")
         with Server("echo-server", "127.0.0.1", "0") as srv:
             base = open_sockets(srv.pid)
-            socks, sel = [], selectors.DefaultSelector()
-            try:
-                for _ in range(self.N):
-                    s = socket.socket()
-                    s.setblocking(False)
-                    socks.append(s)
-                    if s.connect_ex(srv.sockaddr) not in (0, 115):  # EINPROGRESS
-                        self.fail("connect failed at once")
-                    sel.register(s, selectors.EVENT_WRITE)
-                # Every client sees its handshake done (or gives up) first.
-                pending, deadline = self.N, time.monotonic() + 30
-                while pending and time.monotonic() < deadline:
-                    for key, _ in sel.select(0.5):
-                        sel.unregister(key.fileobj)
-                        pending -= 1
-            finally:
-                sel.close()
-                for s in socks:
-                    s.close()
+            for _ in range(self.ROUNDS):
+                self.burst(srv.sockaddr)
             deadline = time.monotonic() + 20
             held = open_sockets(srv.pid) - base
             while held > 0 and time.monotonic() < deadline:
