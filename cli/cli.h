@@ -34,10 +34,22 @@ int cli_parse_long(const char *s, long min, long max, long *out);
 /* Parses a size with an optional k/K, m/M, g/G suffix (powers of 1024). */
 int cli_parse_size(const char *s, size_t max, size_t *out);
 
+/* For getopt_long's '?' or ':' (the option string starts with ':', so
+ * getopt prints nothing): one line naming the option, "unknown option
+ * '--x'" or "option '--x' needs a value"; returns CLI_USAGE. */
+int cli_opt_error(const char *cmd, int c, int argc, char **argv);
+
+/* CLI_OK, or CLI_USAGE after "port N is out of range 0-65535" when the port
+ * of the address text is a number out of range. */
+int cli_check_port(const char *cmd, const char *addr);
+
 /* Address text from an --listen/--connect option, or positional HOST and
- * PORT (either may be NULL: defaults). A bare IPv6 host becomes [h]:p and a
- * "unix:" host is taken as is. Writes into buf; returns 0 or -1. */
-int cli_addr_text(char *buf, size_t cap, const char *opt, const char *host, const char *port);
+ * PORT (either may be NULL: defaults; an empty HOST is every interface). A
+ * bare IPv6 host becomes [h]:p and a "unix:" host is taken as is. Writes
+ * into buf; returns CLI_OK, or CLI_USAGE after printing why (too long, port
+ * out of range). */
+int cli_addr_text(const char *cmd, char *buf, size_t cap, const char *opt, const char *host,
+                  const char *port);
 
 /* The server contract: one line "listening on ADDR" on stdout, flushed. */
 void cli_print_listening(int listen_fd);

@@ -43,7 +43,7 @@ static int is_own(const cli_client *cl, int c)
 int cli_client_parse(cli_client *cl, int argc, char **argv)
 {
     struct option all[NOWN + NCOMMON + 1];
-    char shortopts[32] = "hV";
+    char shortopts[32] = ":hV";
     size_t n = 0;
     while (cl->opts && cl->opts[n].name && n < NOWN) {
         all[n] = cl->opts[n];
@@ -57,6 +57,8 @@ int cli_client_parse(cli_client *cl, int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, shortopts, all, NULL)) != -1) {
         int st;
+        if (c == '?' || c == ':')
+            return cli_opt_error(cl->cmd, c, argc, argv);
         if (cl->opt && is_own(cl, c)) {
             if ((st = cl->opt(cl, c, optarg)) != CLI_OK)
                 return st;
@@ -69,9 +71,7 @@ int cli_client_parse(cli_client *cl, int argc, char **argv)
 
 int cli_client_addr(cli_client *cl, const char *host, const char *port)
 {
-    if (cli_addr_text(cl->addr, sizeof cl->addr, cl->connect, host, port) < 0)
-        return cli_usage(cl->cmd, "address too long");
-    return CLI_OK;
+    return cli_addr_text(cl->cmd, cl->addr, sizeof cl->addr, cl->connect, host, port);
 }
 
 int cli_client_tls(cli_client *cl)

@@ -29,10 +29,11 @@ static const char *bench_help =
     "                         connection is up (default 1)\n"
     "  --rate R               open loop: R requests/s in total on a fixed schedule;\n"
     "                         latency counts from the scheduled time (-p is ignored)\n"
-    "  --threads N            event loops (threads); connections are split (default 1)\n"
-    "  --proto P              echo (raw bytes echoed), len16|len32|len64 (length-\n"
-    "                         prefixed messages echoed), app (the app-server protocol:\n"
-    "                         searches and binary requests of --size bytes)\n"
+    "  --threads N            event loops (threads), the connections split among them\n"
+    "                         (default 1)\n"
+    "  --proto P              echo (raw bytes echoed), len16|len32|len64\n"
+    "                         (length-prefixed messages echoed), app (the app-server\n"
+    "                         protocol: searches and binary requests of --size bytes)\n"
     "  --connect-per-request  connect, send one request, read the reply, close\n"
     "  --tls                  speak TLS (handshake after each connect); the server's\n"
     "                         certificate is verified and must match HOST\n"
@@ -42,16 +43,17 @@ static const char *bench_help =
     "  --tls-cert FILE        client certificate (PEM), --tls-key FILE its key\n"
     "  --pid PID              also report the CPU time of process PID (the server)\n"
     "  --timeout MS           connect limit and the wait for the last replies (5000)\n"
-    "  --json                 print one JSON object instead of the table; keys: target,\n"
-    "                         proto, connections, threads, size, pipeline, rate,\n"
-    "                         connect_per_request, tls, warmup_s, duration_s, requests,\n"
-    "                         req_per_s, mb_per_s, latency_us {min, mean, p50, p90, p99,\n"
-    "                         p99_9, max}, errors {total, mismatch, drop, lost, excess,\n"
-    "                         connect, io, protocol}, reconnects, cpu {client_s,\n"
-    "                         client_us_per_req, client_busy, generator_bound,\n"
-    "                         server_s, server_us_per_req}; generator_bound: each\n"
-    "                         generator thread was busy >= 90 % of the window, so\n"
-    "                         closed-loop figures are the generator's limit too\n"
+    "  --json                 print one JSON object instead of the table; keys:\n"
+    "                         target, proto, connections, threads, size, pipeline,\n"
+    "                         rate, connect_per_request, tls, warmup_s, duration_s,\n"
+    "                         requests, req_per_s, mb_per_s, latency_us {min, mean,\n"
+    "                         p50, p90, p99, p99_9, max}, errors {total, mismatch,\n"
+    "                         drop, lost, excess, connect, io, protocol}, reconnects,\n"
+    "                         cpu {client_s, client_us_per_req, client_busy,\n"
+    "                         generator_bound, server_s, server_us_per_req};\n"
+    "                         generator_bound: each generator thread was busy >= 90 %\n"
+    "                         of the window, so closed-loop figures are the\n"
+    "                         generator's limit too\n"
     "  --plot FILE.svg        draw the latency percentile curve\n"
     "  -q, --quiet            no progress line (shown once a second on a terminal)\n"
     "  -h, --help             show this help\n"
@@ -204,7 +206,7 @@ static int parse_args(int argc, char **argv, bench_opts *o)
     int quiet = 0, c;
     long v;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:s:p:d:w:qhV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":c:s:p:d:w:qhV", opts, NULL)) != -1) {
         switch (c) {
         case 'C': connect_opt = optarg; break;
         case 'c':
@@ -259,18 +261,20 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         case 'q': quiet = 1; break;
         case 'h': fputs(bench_help, stdout); return CLI_OK;
         case 'V': printf("msgsock %s\n", ms_version()); return CLI_OK;
+        case '?':
+        case ':': return cli_opt_error("bench", c, argc, argv);
         default:
             if (cli_tls_opt(&o->tls, c, optarg))
                 break;
-            return cli_usage("bench", "bad option");
+            return cli_opt_error("bench", '?', argc, argv);
         }
     }
     int npos = argc - optind;
     if (npos > 2 || (connect_opt && npos > 0))
         return cli_usage("bench", "too many arguments");
-    if (cli_addr_text(o->addr, sizeof o->addr, connect_opt, npos > 0 ? argv[optind] : NULL,
-                      npos > 1 ? argv[optind + 1] : NULL) < 0)
-        return cli_usage("bench", "address too long");
+    if (cli_addr_text("bench", o->addr, sizeof o->addr, connect_opt,
+                      npos > 0 ? argv[optind] : NULL, npos > 1 ? argv[optind + 1] : NULL) != CLI_OK)
+        return CLI_USAGE;
     if (o->threads > o->conns)
         o->threads = o->conns;
     if (o->proto == BENCH_LEN16 && o->size > 65535)

@@ -32,13 +32,13 @@ static const char *client_help =
     "back and closes. Prints what each connection does, as the Python original\n"
     "does. Exits 1 if any connection failed.\n"
     "\n"
-    "  --connect ADDR       HOST:PORT, [IPv6]:PORT, unix:/path or unix:@name\n"
-    "  --timeout MS         limit for connecting and for the whole run (default 10000)\n"
-    "  -q, --quiet          print one summary line instead\n"
-    "  --backend NAME       event loop backend: epoll or poll (default epoll)\n"
+    "  --connect ADDR     HOST:PORT, [IPv6]:PORT, unix:/path or unix:@name\n"
+    "  --timeout MS       limit for connecting and for the whole run (default 10000)\n"
+    "  -q, --quiet        print one summary line instead\n"
+    "  --backend NAME     event loop backend: epoll or poll (default epoll)\n"
     CLI_TLS_CLIENT_HELP
-    "  -h, --help           show this help\n"
-    "  -V, --version        show the version\n";
+    "  -h, --help         show this help\n"
+    "  -V, --version      show the version\n";
 
 /* Connections at once need descriptors: take what the hard limit allows. */
 static void raise_nofile(void)

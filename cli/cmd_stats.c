@@ -31,7 +31,7 @@ int cmd_stats(int argc, char **argv)
     long timeout = 5000;
     int json = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":hV", opts, NULL)) != -1) {
         switch (c) {
         case 'j': json = 1; break;
         case 't':
@@ -40,16 +40,16 @@ int cmd_stats(int argc, char **argv)
             break;
         case 'h': fputs(help, stdout); return CLI_OK;
         case 'V': printf("msgsock %s\n", ms_version()); return CLI_OK;
-        default: return cli_usage("stats", "bad option");
+        default: return cli_opt_error("stats", c, argc, argv);
         }
     }
     int npos = argc - optind;
     if (npos < 1 || npos > 2)
         return cli_usage("stats", npos ? "too many arguments" : "ADDR is missing");
     char addr[512];
-    if (cli_addr_text(addr, sizeof addr, npos == 1 ? argv[optind] : NULL, argv[optind],
-                      npos == 2 ? argv[optind + 1] : NULL) < 0)
-        return cli_usage("stats", "address too long");
+    if (cli_addr_text("stats", addr, sizeof addr, npos == 1 ? argv[optind] : NULL, argv[optind],
+                      npos == 2 ? argv[optind + 1] : NULL) != CLI_OK)
+        return CLI_USAGE;
     int64_t deadline = ms_now_ms() + timeout;
     int fd = ms_connect_text(addr, (int)timeout, 0);
     if (fd < 0) {

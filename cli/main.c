@@ -14,10 +14,10 @@ static const struct {
     {"echo-client", cmd_echo_client, "send a message to an echo server and print the reply"},
     {"multiconn-server", cmd_multiconn_server, "echo on any number of connections at once (event loops)"},
     {"multiconn-client", cmd_multiconn_client, "open many connections at once, each sending two messages"},
-    {"bench", cmd_bench, "load a server with requests, check every reply, report latency"},
+    {"bench", cmd_bench, "load a server, check every reply, report latency"},
     {"app-server", cmd_app_server, "answer the tutorial's JSON-header application protocol"},
     {"app-client", cmd_app_client, "send one application-protocol request and print the answer"},
-    {"stats", cmd_stats, "print a server's table of connections and totals (its --stats address)"},
+    {"stats", cmd_stats, "print a server's --stats table of connections and totals"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -29,7 +29,8 @@ static void usage(FILE *f)
                "wire-compatible with the originals.\n\nCommands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-18s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\n'msgsock COMMAND --help' describes a command. 'msgsock --version' prints the version.\n"
+    fprintf(f, "\n'msgsock COMMAND --help' describes a command; 'msgsock --version' prints\n"
+               "the version.\n"
                "Addresses: HOST PORT, or --listen/--connect with HOST:PORT, [IPv6]:PORT,\n"
                "unix:/path or unix:@abstract. Servers listen on 127.0.0.1:65432 by default.\n");
 }

@@ -3,6 +3,7 @@
 #include "cli_tls.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,7 +18,7 @@
 enum {
     O_LISTEN = 1000, O_MODEL, O_THREADS, O_MAX_CONNS, O_MAX_MSG, O_IDLE, O_MSG_TIMEOUT,
     O_OUT_HIGH, O_OUT_LOW, O_OUT_MAX, O_LINGER, O_KEEPALIVE, O_BACKEND, O_STATS,
-    O_STATS_PUBLIC, O_NO_NODELAY,
+    O_STATS_PUBLIC, O_NO_NODELAY, O_BACKLOG,
 };
 
 static const struct option common_opts[] = {
@@ -35,6 +36,7 @@ static const struct option common_opts[] = {
     {"keepalive", required_argument, 0, O_KEEPALIVE},
     {"no-nodelay", no_argument, 0, O_NO_NODELAY},
     {"backend", required_argument, 0, O_BACKEND},
+    {"backlog", required_argument, 0, O_BACKLOG},
     {"stats", required_argument, 0, O_STATS},
     {"stats-public", no_argument, 0, O_STATS_PUBLIC},
     {"verbose", no_argument, 0, 'v'},
@@ -47,7 +49,9 @@ static const struct option common_opts[] = {
 static const char common_help[] =
     "\n"
     "Server options (every model unless marked):\n"
-    "  HOST PORT            address to listen on (default 127.0.0.1 65432; 0 = any free port)\n"
+    "  HOST PORT            address to listen on (default 127.0.0.1 65432); HOST ''\n"
+    "                       is every interface ([::], IPv4 included; else 0.0.0.0),\n"
+    "                       PORT 0 any free port\n"
     "  --listen ADDR        HOST:PORT, [IPv6]:PORT, unix:/path or unix:@name\n"
     "  --model MODEL        how connections are served: 'event' (default): event\n"
     "                       loops, any number at once; 'thread': a thread per\n"
@@ -59,23 +63,30 @@ static const char common_help[] =
     "                       default: the descriptor limit minus a reserve of 32 + 4\n"
     "                       per thread)\n"
     "  --max-msg SIZE       largest message accepted (default 16M)\n"
-    "  --idle-timeout MS    drop a connection idle this long (default 300000; 0 = never)\n"
+    "  --idle-timeout MS    drop a connection idle this long (default 300000;\n"
+    "                       0 = never)\n"
     "  --msg-timeout MS     drop a peer whose started message is not complete this\n"
     "                       long after it began (default 30000)\n"
     "  --out-high SIZE      queued output that pauses reading (event; default 1M)\n"
-    "  --out-low SIZE       queued output that resumes reading (event; default out-high/4)\n"
+    "  --out-low SIZE       queued output that resumes reading (event; default\n"
+    "                       out-high/4)\n"
     "  --out-max SIZE       drop a peer that lets more than this queue up unread\n"
     "                       (event; default 64M). The blocking models queue nothing:\n"
     "                       a peer that does not read stalls its own connection for\n"
     "                       at most the idle timeout\n"
-    "  --linger MS          after closing, drain unread input this long (default 2000)\n"
-    "  --keepalive SECS[,INTVL,COUNT]  TCP keepalive: first probe after SECS idle,\n"
-    "                       then COUNT probes INTVL s apart (default 60,10,6); 0 = off\n"
-    "  --no-nodelay         leave Nagle's algorithm on (TCP_NODELAY is set by default)\n"
+    "  --linger MS          after closing, drain unread input this long (default\n"
+    "                       2000)\n"
+    "  --keepalive SECS[,INTVL,COUNT]\n"
+    "                       TCP keepalive: first probe after SECS idle, then COUNT\n"
+    "                       probes INTVL s apart (default 60,10,6); 0 = off\n"
+    "  --no-nodelay         leave Nagle's algorithm on (TCP_NODELAY is set by\n"
+    "                       default)\n"
     "  --backend NAME       event loop backend: auto, epoll, poll or io_uring\n"
     "                       (default $MSGSOCK_BACKEND, else auto: io_uring where the\n"
     "                       kernel allows it, epoll otherwise; the blocking models\n"
     "                       use it for accepting only)\n"
+    "  --backlog N          connections the kernel queues until accepted (default\n"
+    "                       net.core.somaxconn, %d here, which also caps it)\n"
     "  --stats ADDR         answer each connection to ADDR with a table of the\n"
     "                       connections (peer, state, age, bytes and messages each\n"
     "                       way, queued output) and the totals; 'msgsock stats ADDR'\n"
@@ -146,7 +157,7 @@ static void print_help(const cli_serve_spec *sp)
     else
         snprintf(threads, sizeof threads, "one per CPU");
     fputs(sp->help, stdout);
-    printf(common_help, threads);
+    printf(common_help, threads, ms_listen_backlog_default());
 }
 
 /* Only loopback and Unix addresses, unless the user says otherwise: the
@@ -245,6 +256,14 @@ static int parse_common(cli_serve_spec *sp, serve_opts *o, int c, const char *ar
         return 0;
     case O_NO_NODELAY: l->nodelay = -1; return 0;
     case O_BACKEND: cfg->backend = arg; return 0;
+    case O_BACKLOG:
+        if (cli_parse_long(arg, 1, INT_MAX, &v) < 0)
+            return cli_usage(cmd, "--backlog wants a positive number, got '%s'", arg);
+        if (v > ms_listen_backlog_default())
+            cli_serve_say("--backlog %ld: the kernel caps it at net.core.somaxconn, %d", v,
+                          ms_listen_backlog_default());
+        cfg->backlog = (int)v;
+        return 0;
     case O_STATS: o->stats = arg; return 0;
     case O_STATS_PUBLIC: o->stats_public = 1; return 0;
     case CLI_OPT_TLS_CERT:
@@ -275,6 +294,8 @@ static int open_stats(const cli_serve_spec *sp, const serve_opts *o, int *fd)
     *fd = -1;
     if (!o->stats)
         return CLI_OK;
+    if (cli_check_port(sp->cmd, o->stats) != CLI_OK)
+        return CLI_USAGE;
     int priv = stats_addr_private(o->stats);
     if (priv < 0)
         return cli_usage(sp->cmd, "bad --stats address '%s': %s", o->stats, ms_strerror(priv));
@@ -377,7 +398,7 @@ int cli_serve_main(cli_serve_spec *sp, int argc, char **argv)
     }
     int c, status = CLI_OK;
     optind = 1;
-    while (status == CLI_OK && (c = getopt_long(argc, argv, "hVv", opts, NULL)) != -1) {
+    while (status == CLI_OK && (c = getopt_long(argc, argv, ":hVv", opts, NULL)) != -1) {
         if (c == 'h') {
             print_help(sp);
             free(opts);
@@ -388,7 +409,9 @@ int cli_serve_main(cli_serve_spec *sp, int argc, char **argv)
             free(opts);
             return CLI_OK;
         }
-        if (c >= 256 && c < O_LISTEN && sp->opt) {
+        if (c == '?' || c == ':') {
+            status = cli_opt_error(sp->cmd, c, argc, argv);
+        } else if (c >= 256 && c < O_LISTEN && sp->opt) {
             status = sp->opt(sp, c, optarg);
         } else {
             status = parse_common(sp, &o, c, optarg);
@@ -401,9 +424,9 @@ int cli_serve_main(cli_serve_spec *sp, int argc, char **argv)
     if (npos > 2 || (o.listen && npos > 0))
         return cli_usage(sp->cmd, "too many arguments");
     char addr[512];
-    if (cli_addr_text(addr, sizeof addr, o.listen, npos > 0 ? argv[optind] : NULL,
-                      npos > 1 ? argv[optind + 1] : NULL) < 0)
-        return cli_usage(sp->cmd, "address too long");
+    if (cli_addr_text(sp->cmd, addr, sizeof addr, o.listen, npos > 0 ? argv[optind] : NULL,
+                      npos > 1 ? argv[optind + 1] : NULL) != CLI_OK)
+        return CLI_USAGE;
     if (sp->prepare && (status = sp->prepare(sp)) != CLI_OK)
         return status;
     o.cfg.frame = sp->frame;

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <ctype.h>
+#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -28,6 +29,19 @@ int cli_usage(const char *cmd, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, "\nTry 'msgsock %s --help'.\n", cmd);
+    return CLI_USAGE;
+}
+
+/* The same in one line, for option errors. */
+static int cli_usage1(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int cli_usage1(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "msgsock %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see 'msgsock %s --help')\n", cmd);
     return CLI_USAGE;
 }
 
@@ -69,7 +83,49 @@ int cli_parse_size(const char *s, size_t max, size_t *out)
     return 0;
 }
 
-int cli_addr_text(char *buf, size_t cap, const char *opt, const char *host, const char *port)
+int cli_opt_error(const char *cmd, int c, int argc, char **argv)
+{
+    /* getopt leaves optind past a long option, and on a short option's
+     * cluster ("-qx") until the cluster is used up. */
+    const char *cur = optind < argc ? argv[optind] : NULL;
+    const char *prev = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    int in_cluster = optopt > 0 && optopt < 128 && cur && cur[0] == '-' && cur[1] != '-' &&
+                     strchr(cur + 1, optopt);
+    if (!in_cluster && strncmp(prev, "--", 2) == 0 && prev[2]) {
+        int len = (int)strcspn(prev, "=");
+        if (c == ':')
+            return cli_usage1(cmd, "option '%.*s' needs a value", len, prev);
+        if (optopt && strchr(prev, '='))
+            return cli_usage1(cmd, "option '%.*s' takes no value", len, prev);
+        return cli_usage1(cmd, "unknown option '%.*s'", len, prev);
+    }
+    if (c == ':')
+        return cli_usage1(cmd, "option '-%c' needs a value", optopt);
+    if (optopt > 0x20 && optopt < 0x7f)
+        return cli_usage1(cmd, "unknown option '-%c'", optopt);
+    return cli_usage1(cmd, "unknown option");
+}
+
+int cli_check_port(const char *cmd, const char *addr)
+{
+    if (strncmp(addr, "unix:", 5) == 0)
+        return CLI_OK;
+    const char *port = strrchr(addr, ':');
+    if (!port)
+        return CLI_OK;
+    port++;
+    const char *d = port + (*port == '-' || *port == '+');
+    if (!*d || strspn(d, "0123456789") != strlen(d))
+        return CLI_OK; /* not a number: the library says it is malformed */
+    errno = 0;
+    long v = strtol(port, NULL, 10);
+    if (errno || v < 0 || v > 65535)
+        return cli_usage(cmd, "port %s is out of range 0-65535", port);
+    return CLI_OK;
+}
+
+int cli_addr_text(const char *cmd, char *buf, size_t cap, const char *opt, const char *host,
+                  const char *port)
 {
     int n;
     if (opt)
@@ -84,7 +140,9 @@ int cli_addr_text(char *buf, size_t cap, const char *opt, const char *host, cons
         else
             n = snprintf(buf, cap, "%s:%s", host, port);
     }
-    return (n < 0 || (size_t)n >= cap) ? -1 : 0;
+    if (n < 0 || (size_t)n >= cap)
+        return cli_usage(cmd, "address too long");
+    return cli_check_port(cmd, buf);
 }
 
 void cli_print_listening(int listen_fd)

@@ -252,7 +252,7 @@ typedef struct ms_server_config {
     ms_frame_config frame;        /* zero: RAW */
     ms_server_limits limits;
     int threads;                  /* event loops; 0: one per online CPU */
-    int backlog;                  /* 0: 511 */
+    int backlog;                  /* 0: ms_listen_backlog_default() */
     int handle_signals;           /* 1: SIGINT and SIGTERM stop the server */
     const char *backend;          /* loop backend (ms_loop_opts); NULL: $MSGSOCK_BACKEND
                                    * if set, else "auto" (io_uring where the kernel

@@ -41,7 +41,10 @@ MS_EXPORT int ms_addr_parse(ms_addr *out, const char *text);
 
 /* Resolves text to addresses: any form ms_addr_parse() takes, or
  * "name:port" through getaddrinfo (IPv4 and IPv6, stream sockets, in the
- * resolver's order). Fills at most cap (>= 1) entries of out and returns
+ * resolver's order). An empty host, ":port", means every interface, as
+ * Python's '': "[::]:port" (dual-stack, see ms_listen) then "0.0.0.0:port",
+ * so that a host without IPv6 listens on the second; connecting to it
+ * reaches this host. Fills at most cap (>= 1) entries of out and returns
  * how many (>= 1); or MS_EBADADDR, MS_ENAMETOOLONG, MS_ENONAME (no such
  * host), MS_EAINAGAIN (resolver temporarily failed), MS_ENOMEM or another
  * -errno. May block for the duration of a DNS lookup. */
@@ -49,7 +52,8 @@ MS_EXPORT int ms_addr_resolve(ms_addr *out, int cap, const char *text);
 
 /* Same, with host and port given apart, as commands take them: host may be
  * an IPv4 literal, a bare or bracketed IPv6 literal ("::1", "[::1]"), a
- * name, or "unix:..." (then port is ignored and may be NULL). */
+ * name, "" (every interface, as above), or "unix:..." (then port is
+ * ignored and may be NULL). */
 MS_EXPORT int ms_addr_resolve_hp(ms_addr *out, int cap, const char *host,
                                  const char *port);
 
@@ -68,16 +72,23 @@ MS_EXPORT int ms_addr_port(const ms_addr *a);
 
 /* ---- sockets -------------------------------------------------------------- */
 
-/* Listen options. Zero-initialised (or a NULL pointer) means: backlog 511,
- * SO_REUSEADDR on (TCP), SO_REUSEPORT off, blocking listening socket. */
+/* Listen options. Zero-initialised (or a NULL pointer) means: backlog
+ * ms_listen_backlog_default(), SO_REUSEADDR on (TCP), SO_REUSEPORT off,
+ * blocking listening socket. */
 typedef struct ms_listen_opts {
-    int backlog;    /* <= 0: 511 */
+    int backlog;    /* <= 0: ms_listen_backlog_default(); the kernel caps it at somaxconn */
     int reuseport;  /* 1: set SO_REUSEPORT */
     int nonblock;   /* 1: listening socket is O_NONBLOCK */
 } ms_listen_opts;
 
+/* The listen backlog used when none is given: net.core.somaxconn, the
+ * most the kernel accepts (read from /proc once; 4096 if unreadable), so
+ * that a burst of connects is not dropped from a short accept queue. */
+MS_EXPORT int ms_listen_backlog_default(void);
+
 /* Creates a stream socket (CLOEXEC) bound to addr and listening; opts may
- * be NULL. Port 0 picks a free port: read it back with ms_sock_local().
+ * be NULL. On the IPv6 wildcard [::] the socket takes IPv4 connections too
+ * (IPV6_V6ONLY off, whatever net.ipv6.bindv6only says). Port 0 picks a free port: read it back with ms_sock_local().
  * For a Unix path, an existing file there is removed first only if it is a
  * socket nobody accepts on (a stale one); a live socket gives
  * MS_EADDRINUSE and any other file is left alone (MS_EADDRINUSE too).

@@ -393,6 +393,8 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
     s->cfg.listen = s->listen_text;
     if (s->cfg.limits.max_conns == 0)
         s->cfg.limits.max_conns = default_max_conns(s->nloops);
+    if (s->cfg.backlog <= 0)
+        s->cfg.backlog = ms_listen_backlog_default();
     ms_conn_limits *cl = &s->cfg.limits.conn;
     if (cl->keepalive == 0) {
         cl->keepalive = 1;
@@ -420,7 +422,7 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
      * per message (bench/run.py measures it). */
     const char *be = cfg->backend ? cfg->backend : getenv("MSGSOCK_BACKEND");
     ms_loop_opts lo = {.backend = be && *be ? be : "auto"};
-    ms_listen_opts lopts = {.backlog = cfg->backlog > 0 ? cfg->backlog : 511,
+    ms_listen_opts lopts = {.backlog = s->cfg.backlog,
                             .reuseport = s->nloops > 1,
                             .nonblock = 1};
     for (int i = 0; i < s->nloops && rc == 0; i++) {

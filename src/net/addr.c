@@ -90,7 +90,7 @@ static int split_hostport(const char *text, struct hostport *hp)
             return MS_EBADADDR;
     }
     hp->port = colon + 1;
-    if (hp->hostlen == 0 || hp->hostlen > HOST_MAX)
+    if ((hp->hostlen == 0 && hp->bracketed) || hp->hostlen > HOST_MAX)
         return MS_EBADADDR;
     return 0;
 }
@@ -185,6 +185,25 @@ static int lookup(ms_addr *out, int cap, const char *host, uint16_t port)
     return n > 0 ? n : MS_ENONAME;
 }
 
+/* The empty host: [::] first (dual-stack where IPv6 exists), then 0.0.0.0,
+ * which Python's '' means. */
+static int any_addrs(ms_addr *out, int cap, uint16_t port)
+{
+    struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons(port),
+                                .sin6_addr = IN6ADDR_ANY_INIT};
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port),
+                              .sin_addr.s_addr = htonl(INADDR_ANY)};
+    memset(out, 0, sizeof *out);
+    memcpy(&out[0].ss, &sin6, sizeof sin6);
+    out[0].len = sizeof sin6;
+    if (cap < 2)
+        return 1;
+    memset(&out[1], 0, sizeof out[1]);
+    memcpy(&out[1].ss, &sin, sizeof sin);
+    out[1].len = sizeof sin;
+    return 2;
+}
+
 /* Resolves a split host (not NUL-terminated) and a NUL-terminated port. */
 static int resolve_split(ms_addr *out, int cap, const struct hostport *hp, int numeric_only)
 {
@@ -193,6 +212,8 @@ static int resolve_split(ms_addr *out, int cap, const struct hostport *hp, int n
     int rc = parse_port(hp->port, &port);
     if (rc < 0)
         return rc;
+    if (hp->hostlen == 0)
+        return numeric_only ? MS_EBADADDR : any_addrs(out, cap, port);
     memcpy(host, hp->host, hp->hostlen);
     host[hp->hostlen] = '\0';
     if (parse_numeric(host, hp->bracketed, port, &out[0]) == 0)
@@ -250,7 +271,7 @@ int ms_addr_resolve_hp(ms_addr *out, int cap, const char *host, const char *port
         hp.hostlen -= 2;
         hp.bracketed = 1;
     }
-    if (hp.hostlen == 0 || hp.hostlen > HOST_MAX)
+    if ((hp.hostlen == 0 && hp.bracketed) || hp.hostlen > HOST_MAX)
         return MS_EBADADDR;
     return resolve_split(out, cap, &hp, 0);
 }

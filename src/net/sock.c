@@ -6,12 +6,15 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#define DEFAULT_BACKLOG 511
+/* Linux's somaxconn default since 5.4, for when /proc cannot tell. */
+#define FALLBACK_BACKLOG 4096
 
 static int addr_ok(const ms_addr *a)
 {
@@ -70,6 +73,43 @@ static int unlink_if_stale(const ms_addr *a)
     return stale;
 }
 
+static int read_somaxconn(void)
+{
+    char buf[32];
+    int fd = open("/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return FALLBACK_BACKLOG;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return FALLBACK_BACKLOG;
+    buf[n] = '\0';
+    char *end;
+    errno = 0;
+    long v = strtol(buf, &end, 10);
+    if (errno || end == buf || (*end && *end != '\n') || v < 1 || v > INT32_MAX)
+        return FALLBACK_BACKLOG;
+    return (int)v;
+}
+
+int ms_listen_backlog_default(void)
+{
+    /* Threads racing here each read the same file; the value is stable. */
+    static atomic_int cached;
+    int v = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (v == 0) {
+        v = read_somaxconn();
+        atomic_store_explicit(&cached, v, memory_order_relaxed);
+    }
+    return v;
+}
+
+static int is_v6_any(const ms_addr *a)
+{
+    return a->ss.ss_family == AF_INET6 &&
+           IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+}
+
 int ms_listen(const ms_addr *addr, const ms_listen_opts *opts)
 {
     ms_listen_opts o = {0};
@@ -84,6 +124,9 @@ int ms_listen(const ms_addr *addr, const ms_listen_opts *opts)
         return ms_err_from_errno(errno);
     if (fam != AF_UNIX)
         rc = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    /* [::] takes IPv4 too whatever net.ipv6.bindv6only says, as in Go. */
+    if (rc == 0 && is_v6_any(addr))
+        rc = set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 0);
     if (rc == 0 && o.reuseport)
         rc = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
     if (rc == 0 && bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0) {
@@ -92,7 +135,7 @@ int ms_listen(const ms_addr *addr, const ms_listen_opts *opts)
             rc = bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0
                      ? ms_err_from_errno(errno) : 0;
     }
-    if (rc == 0 && listen(fd, o.backlog > 0 ? o.backlog : DEFAULT_BACKLOG) < 0)
+    if (rc == 0 && listen(fd, o.backlog > 0 ? o.backlog : ms_listen_backlog_default()) < 0)
         rc = ms_err_from_errno(errno);
     if (rc < 0) {
         close(fd);

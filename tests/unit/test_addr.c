@@ -228,6 +228,25 @@ static void test_resolve_numeric(void **state)
     assert_int_equal(ms_addr_resolve(a, 0, "127.0.0.1:9"), MS_EINVAL);
 }
 
+/* An empty host is every interface, as Python's '': [::] then 0.0.0.0. */
+static void test_resolve_any(void **state)
+{
+    (void)state;
+    ms_addr a[4];
+    assert_int_equal(ms_addr_resolve(a, 4, ":65432"), 2);
+    expect_ip(&a[0], AF_INET6, "::", 65432);
+    expect_ip(&a[1], AF_INET, "0.0.0.0", 65432);
+    assert_int_equal(ms_addr_resolve(a, 1, ":7"), 1);
+    expect_ip(&a[0], AF_INET6, "::", 7);
+    assert_int_equal(ms_addr_resolve_hp(a, 4, "", "0"), 2);
+    expect_ip(&a[0], AF_INET6, "::", 0);
+    expect_ip(&a[1], AF_INET, "0.0.0.0", 0);
+    assert_int_equal(ms_addr_resolve(a, 4, ":"), MS_EBADADDR);
+    assert_int_equal(ms_addr_resolve(a, 4, ":99999"), MS_EBADADDR);
+    assert_int_equal(ms_addr_resolve(a, 4, "[]:80"), MS_EBADADDR);
+    assert_int_equal(ms_addr_resolve_hp(a, 4, "", "65536"), MS_EBADADDR);
+}
+
 /* "localhost" comes from /etc/hosts: no query leaves the machine. */
 static void test_resolve_name(void **state)
 {
@@ -269,7 +288,6 @@ static void test_resolve_hp(void **state)
     assert_int_equal(ms_addr_resolve_hp(a, 4, "::1", NULL), MS_EBADADDR);
     assert_int_equal(ms_addr_resolve_hp(a, 4, "[::1", "80"), MS_EBADADDR);
     assert_int_equal(ms_addr_resolve_hp(a, 4, "[]", "80"), MS_EBADADDR);
-    assert_int_equal(ms_addr_resolve_hp(a, 4, "", "80"), MS_EBADADDR);
     assert_int_equal(ms_addr_resolve_hp(a, 4, "::zz", "80"), MS_EBADADDR);
     assert_int_equal(ms_addr_resolve_hp(a, 4, "[127.0.0.1]", "80"), MS_EBADADDR);
 }
@@ -289,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_resolve_numeric),
         cmocka_unit_test(test_resolve_name),
         cmocka_unit_test(test_resolve_hp),
+        cmocka_unit_test(test_resolve_any),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

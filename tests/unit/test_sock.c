@@ -220,6 +220,44 @@ static void test_listen_options(void **state)
     assert_int_equal(ms_listen(NULL, NULL), MS_EINVAL);
 }
 
+/* The default backlog is what the kernel caps listen(2) at. */
+static void test_backlog_default(void **state)
+{
+    (void)state;
+    int want = 4096;
+    FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+    if (f) {
+        assert_int_equal(fscanf(f, "%d", &want), 1);
+        fclose(f);
+    }
+    assert_int_equal(ms_listen_backlog_default(), want);
+    assert_int_equal(ms_listen_backlog_default(), want);
+}
+
+/* [::] takes IPv4 too, whatever net.ipv6.bindv6only says. */
+static void test_listen_v6_any_dual_stack(void **state)
+{
+    (void)state;
+    int l = ms_listen_text("[::]:0", NULL);
+    if (l == MS_EAFNOSUPPORT || l == MS_EADDRNOTAVAIL) {
+        print_message("SKIP: no IPv6 (%s)\n", ms_strerror(l));
+        skip();
+    }
+    assert_true(l >= 0);
+    assert_int_equal(get_int_opt(l, IPPROTO_IPV6, IPV6_V6ONLY), 0);
+    ms_addr a;
+    char text[MS_ADDR_STRLEN];
+    assert_int_equal(ms_sock_local(l, &a), 0);
+    snprintf(text, sizeof text, "127.0.0.1:%d", ms_addr_port(&a));
+    int c = ms_connect_text(text, 5000, 0);
+    assert_true(c >= 0);
+    int s = ms_accept(l, NULL, 0, 5000);
+    assert_true(s >= 0);
+    ms_sock_close(s, 0);
+    ms_sock_close(c, 0);
+    ms_sock_close(l, 0);
+}
+
 static void test_accept_timeout(void **state)
 {
     (void)state;
@@ -405,6 +443,8 @@ int main(void)
         cmocka_unit_test(test_listen_unix_abstract),
         cmocka_unit_test(test_listen_unix_never_steals),
         cmocka_unit_test(test_listen_options),
+        cmocka_unit_test(test_backlog_default),
+        cmocka_unit_test(test_listen_v6_any_dual_stack),
         cmocka_unit_test(test_accept_timeout),
         cmocka_unit_test(test_connect_refused),
         cmocka_unit_test(test_connect_hp_ipv6),
