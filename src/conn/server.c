@@ -503,6 +503,9 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
     ms_server *s = calloc(1, sizeof *s);
     if (!s)
         return MS_ENOMEM;
+    /* Opened now, not at the first line: the descriptors a server holds
+     * stay the same while it runs. */
+    pthread_once(&sinks_once, sinks_init);
     s->cfg = *cfg;
     void *shared = mmap(NULL, sizeof *s->log_dropped, PROT_READ | PROT_WRITE,
                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
