@@ -41,6 +41,7 @@ int cmd_echo_server(int argc, char **argv)
         .help = server_help,
         .cb = {.on_message = echo_message},
         .threads = 1,
+        .verbose_connected_by = 1,
     };
     return cli_serve_main(&sp, argc, argv);
 }

@@ -94,6 +94,7 @@ int cmd_multiconn_server(int argc, char **argv)
         .cb = {.on_message = echo_message},
         .opts = opts,
         .opt = server_opt,
+        .verbose_echo = 1,
     };
     return cli_serve_main(&sp, argc, argv);
 }

@@ -3,6 +3,7 @@
 #include "cli_tls.h"
 
 #include <arpa/inet.h>
+#include <jansson.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -95,36 +96,152 @@ static const char common_help[] =
     "  --tls-cert FILE      serve TLS with this PEM certificate chain (every model)\n"
     "  --tls-key FILE       its PEM private key (default: read from --tls-cert)\n"
     "  --tls-ca FILE        require client certificates signed by these PEM CAs\n"
-    "  -v, --verbose        log every dropped connection, resets included\n"
+    "  -v, --verbose        print on stdout what the tutorial's original prints:\n"
+    "                       'Accepted connection from ('127.0.0.1', 54321)',\n"
+    "                       'Closing connection to (...)', app-server's 'Received\n"
+    "                       request ...', ...; and log every dropped connection on\n"
+    "                       stderr, resets included\n"
     "  -h, --help           show this help\n"
     "  -V, --version        show the version\n"
     "\n"
     "Prints 'listening on ADDR' on stdout once ready. SIGUSR1 prints the --stats\n"
-    "table on stderr. SIGINT or SIGTERM closes every connection and exits 0.\n";
+    "table on stderr. SIGINT or SIGTERM closes every connection and exits 0.\n"
+    "Log lines never hold a server up: a line stdout or stderr cannot take at\n"
+    "once (a pipe nobody reads) is dropped and counted (stats: log_dropped).\n";
 
 /* The command being run: its log lines carry its name. One per process. */
 static const cli_serve_spec *running;
 static int verbose;
+/* The server whose log_dropped counts the lines dropped (NULL until it exists). */
+static ms_server *log_server;
 
-void cli_serve_say(const char *fmt, ...)
+/* One line, at most 4 KiB (a pipe takes that whole or not at all). */
+static void line_out(int fd, const char *prefix, const char *fmt, va_list ap)
 {
-    char line[1024];
-    int n = snprintf(line, sizeof line, "msgsock %s: ", running ? running->cmd : "server");
-    va_list ap;
-    va_start(ap, fmt);
+    char line[4096];
+    int n = prefix ? snprintf(line, sizeof line, "msgsock %s: ", prefix) : 0;
     if (n >= 0 && (size_t)n < sizeof line - 1) {
         int m = vsnprintf(line + n, sizeof line - 1 - (size_t)n, fmt, ap);
         n = m < 0 ? n : (size_t)(n + m) >= sizeof line - 1 ? (int)sizeof line - 2 : n + m;
     }
-    va_end(ap);
     line[n++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
-    (void)w;
+    ms_server_log_write(log_server, fd, line, (size_t)n);
+}
+
+void cli_serve_say(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    line_out(STDERR_FILENO, running ? running->cmd : "server", fmt, ap);
+    va_end(ap);
+}
+
+void cli_serve_print(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    line_out(STDOUT_FILENO, NULL, fmt, ap);
+    va_end(ap);
+}
+
+/* An address as Python prints the tuple accept() returns: ('127.0.0.1',
+ * 54321), ('::1', 54321, 0, 0) (flowinfo, scope id); a Unix socket's path. */
+static void py_addr(const ms_addr *a, char *buf, size_t cap)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&a->ss;
+    char ip[INET6_ADDRSTRLEN] = "";
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+        snprintf(buf, cap, "('%s', %u)", ip, ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+        snprintf(buf, cap, "('%s', %u, %u, %u)", ip, ntohs(in6->sin6_port),
+                 (unsigned)ntohl(in6->sin6_flowinfo), (unsigned)in6->sin6_scope_id);
+    } else if (sa->sa_family == AF_UNIX &&
+               a->len > offsetof(struct sockaddr_un, sun_path) &&
+               ((const struct sockaddr_un *)sa)->sun_path[0]) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
+        snprintf(buf, cap, "%.*s", (int)(a->len - offsetof(struct sockaddr_un, sun_path)),
+                 un->sun_path);
+    } else {
+        buf[0] = '\0';
+    }
+}
+
+static void conn_py_addr(const ms_conn *c, char *buf, size_t cap)
+{
+    ms_addr a;
+    ms_conn_peer(c, &a);
+    py_addr(&a, buf, cap);
+}
+
+/* The bytes of data as Python's repr; the first 1 KiB of a longer payload,
+ * then "...". Returns a malloc'd string or NULL. */
+static char *py_bytes(const void *data, size_t len)
+{
+    char *text = NULL;
+    size_t tlen = 0;
+    FILE *f = open_memstream(&text, &tlen);
+    if (!f)
+        return NULL;
+    cli_print_pybytes(f, data, len > 1024 ? 1024 : len);
+    if (len > 1024)
+        fputs("...", f);
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* -v: the original's line for a message, then the command's handler. */
+static void verbose_message(ms_conn *c, const ms_frame *m, void *user)
+{
+    char addr[MS_ADDR_STRLEN + 32];
+    conn_py_addr(c, addr, sizeof addr);
+    if (m->app && strcmp(m->app->content_type, "text/json") == 0) {
+        /* The request as JSON (Python's json.dumps separators); the content
+         * as bytes if it is not UTF-8 JSON. */
+        json_error_t e;
+        json_t *j = m->len <= 1024 ? json_loadb((const char *)m->data, m->len, 0, &e) : NULL;
+        char *text = j ? json_dumps(j, JSON_PRESERVE_ORDER) : py_bytes(m->data, m->len);
+        json_decref(j);
+        cli_serve_print("Received request %s from %s", text ? text : "?", addr);
+        free(text);
+    } else if (m->app) {
+        cli_serve_print("Received %s request from %s", m->app->content_type, addr);
+    } else if (running->verbose_echo) {
+        char *text = py_bytes(m->data, m->len);
+        cli_serve_print("Echoing %s to %s", text ? text : "?", addr);
+        free(text);
+    }
+    if (running->cb.on_message)
+        running->cb.on_message(c, m, user);
+}
+
+static void verbose_conn(const ms_log_record *r)
+{
+    char addr[MS_ADDR_STRLEN + 32];
+    py_addr(r->peer, addr, sizeof addr);
+    if (running->verbose_connected_by) {
+        if (r->event == MS_LOG_CONN_OPEN)
+            cli_serve_print("Connected by %s", addr);
+    } else {
+        cli_serve_print(r->event == MS_LOG_CONN_OPEN ? "Accepted connection from %s"
+                                                     : "Closing connection to %s", addr);
+    }
 }
 
 static void on_log(void *user, const ms_log_record *r)
 {
     (void)user;
+    if ((r->event == MS_LOG_CONN_OPEN || r->event == MS_LOG_CONN_CLOSE) && r->peer) {
+        if (verbose)
+            verbose_conn(r);
+        return;
+    }
     if (r->event == MS_LOG_CONN_END && r->peer) {
         char peer[MS_ADDR_STRLEN];
         if (ms_addr_format(r->peer, peer, sizeof peer) < 0)
@@ -333,8 +450,11 @@ static int serve(cli_serve_spec *sp, serve_opts *o, const char *addr)
     cfg->listen = addr;
     cfg->handle_signals = 1;
     cfg->cb = sp->cb;
+    if (verbose && (sp->frame.kind == MS_FRAME_APP || sp->verbose_echo))
+        cfg->cb.on_message = verbose_message;
     cfg->user = sp->user;
     cfg->log_record = on_log;
+    cfg->log_conns = verbose;
     int admin = -1, status;
     ms_tls_ctx *tls = NULL;
     if ((status = cli_tls_server_ctx(sp->cmd, &o->tls, &tls)) != CLI_OK)
@@ -372,8 +492,18 @@ static int serve(cli_serve_spec *sp, serve_opts *o, const char *addr)
         close(admin);
         return CLI_FAIL;
     }
+    log_server = s;
     cli_print_listening(ms_server_listen_fd(s));
+    if (verbose && !sp->verbose_connected_by) {
+        ms_addr a;
+        char text[MS_ADDR_STRLEN + 32];
+        if (ms_server_local_addr(s, &a) == 0) {
+            py_addr(&a, text, sizeof text);
+            cli_serve_print("Listening on %s", text);
+        }
+    }
     rc = ms_server_run(s);
+    log_server = NULL;
     unlink_unix(unlink_admin);
     cli_monitor_stop(mon);
     ms_server_free(s);

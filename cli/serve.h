@@ -26,6 +26,11 @@ typedef struct cli_serve_spec {
      * its address as text); NULL: "PEER: connection dropped: WHY", shown
      * for resets only with --verbose. */
     void (*conn_end)(const char *peer, const ms_log_record *rec);
+    /* -v prints the tutorial original's lines on stdout: "Accepted connection
+     * from ADDR" and "Closing connection to ADDR" per connection, and for
+     * the APP framing "Received request ... from ADDR" per request. */
+    int verbose_connected_by;     /* echo-server: "Connected by ADDR" instead */
+    int verbose_echo;             /* multiconn-server: "Echoing b'...' to ADDR" too */
 } cli_serve_spec;
 
 /* Parses argv (argv[0] is the command's name), then listens, prints
@@ -36,6 +41,10 @@ int cli_serve_main(cli_serve_spec *sp, int argc, char **argv);
 /* One whole line "msgsock CMD: TEXT" on stderr in one write, so lines from
  * connections served at once (threads, children) never mix. */
 void cli_serve_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same on stdout without the prefix: the -v lines. Neither ever blocks
+ * (ms_server_log_write): a line the descriptor cannot take at once is
+ * dropped and counted in the server's log_dropped. */
+void cli_serve_print(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- serve_stats.c: --stats and SIGUSR1 ---- */
 

@@ -86,10 +86,8 @@ static void *monitor_main(void *arg)
             while (read(m->sig_fd, &si, sizeof si) == (ssize_t)sizeof si) {
             }
             char *text = render(m, 0);
-            if (text) {
-                ssize_t w = write(STDERR_FILENO, text, strlen(text));
-                (void)w;
-            }
+            if (text)
+                ms_server_log_write(m->s, STDERR_FILENO, text, strlen(text));
             free(text);
         }
         if (m->admin_fd >= 0 && p[2].revents) {

@@ -49,10 +49,11 @@ char *cli_stats_table(const ms_server_snapshot *snap, const char *cmd)
     }
     const ms_server_stats *t = &snap->stats;
     fprintf(f, "totals: accepted %llu, refused %llu, dropped_bad_input %llu, "
-               "dropped_output %llu, timed_out %llu, open %llu\n",
+               "dropped_output %llu, timed_out %llu, open %llu, log_dropped %llu\n",
             (unsigned long long)t->accepted, (unsigned long long)t->refused,
             (unsigned long long)t->dropped_bad_input, (unsigned long long)t->dropped_output,
-            (unsigned long long)t->timed_out, (unsigned long long)t->open);
+            (unsigned long long)t->timed_out, (unsigned long long)t->open,
+            (unsigned long long)t->log_dropped);
     if (fclose(f) != 0) {
         free(text);
         return NULL;
@@ -97,6 +98,7 @@ char *cli_stats_json(const ms_server_snapshot *snap, const char *cmd)
         rc |= set_u64(tot, "dropped_output", t->dropped_output);
         rc |= set_u64(tot, "timed_out", t->timed_out);
         rc |= set_u64(tot, "open", t->open);
+        rc |= set_u64(tot, "log_dropped", t->log_dropped);
         rc |= json_object_set_new(root, "command", json_string(cmd));
         rc |= json_object_set_new(root, "model", json_string(ms_server_model_name(snap->model)));
         rc |= json_object_set_new(root, "threads", json_integer(snap->threads));

@@ -195,7 +195,10 @@ typedef void (*ms_log_fn)(void *user, int level, const char *msg);
 typedef enum ms_log_event {
     MS_LOG_SERVER = 0,   /* the server as a whole: accept errors, running out of descriptors */
     MS_LOG_CONN_END,     /* a connection ended with an error: code says which, peer whose */
-    MS_LOG_LIMIT         /* connections refused at max_conns (one line per second at most) */
+    MS_LOG_LIMIT,        /* connections refused at max_conns (one line per second at most) */
+    MS_LOG_CONN_OPEN,    /* with log_conns: a connection accepted (level 2, peer set) */
+    MS_LOG_CONN_CLOSE    /* with log_conns: a connection over, code its on_close reason
+                          * (level 2, peer set; also after MS_LOG_CONN_END) */
 } ms_log_event;
 
 /* A log line with its facts apart, so the caller decides what to print. */
@@ -219,7 +222,10 @@ typedef void (*ms_log_record_fn)(void *user, const ms_log_record *rec);
  * applies there: the framing and its max_msg, idle_timeout_ms,
  * msg_timeout_ms, linger_ms, keepalive, nodelay, and max_conns (THREAD:
  * threads at most; FORK: live children at most; ITERATIVE: ignored, the
- * clients waiting stay in the listen backlog). What does not: out_high,
+ * clients waiting stay in the listen backlog). ITERATIVE bounds
+ * idle_timeout_ms to MS_SERVER_ITERATIVE_IDLE_MS: a client that has had its
+ * answers and sends nothing more (or stalls) is closed with MS_EIDLE after
+ * about a second, so it cannot hold up the clients waiting behind it. What does not: out_high,
  * out_low and out_max (a reply is sent before the next message is read, so
  * nothing queues; a peer that does not read stalls that one connection, for
  * at most idle_timeout_ms) and threads. With tls each connection's
@@ -235,6 +241,8 @@ typedef void (*ms_log_record_fn)(void *user, const ms_log_record *rec);
  * down and exits; SIGKILL after linger_ms + 1 s) and reaps every child, as
  * it does whenever one exits: no zombies.
  */
+#define MS_SERVER_ITERATIVE_IDLE_MS 1000
+
 typedef enum ms_server_model {
     MS_MODEL_EVENT = 0,  /* threads event loops, non-blocking I/O (the default) */
     MS_MODEL_THREAD,     /* a thread per connection */
@@ -259,13 +267,17 @@ typedef struct ms_server_config {
                                    * allows it, epoll otherwise) */
     ms_conn_callbacks cb;
     void *user;                   /* passed to callbacks and log */
-    ms_log_fn log;                /* NULL: one line on stderr */
+    ms_log_fn log;                /* NULL: warnings and errors on stderr, one line each,
+                                   * through ms_server_log_write (never blocking) */
     ms_log_record_fn log_record;  /* if set, called instead of log, with the facts apart;
                                    * from any of the server's threads (and fork children) */
     struct ms_tls_ctx *tls;       /* NULL: plain; else a server context (msgsock/tls.h):
                                    * every connection does a TLS handshake before on_open.
                                    * The server keeps its own reference. */
     ms_server_model model;        /* zero: MS_MODEL_EVENT */
+    int log_conns;                /* 1: a log line for each connection accepted and each
+                                   * one over (MS_LOG_CONN_OPEN, MS_LOG_CONN_CLOSE), in
+                                   * that order, from any model */
 } ms_server_config;
 
 typedef struct ms_server_stats {
@@ -275,6 +287,8 @@ typedef struct ms_server_stats {
     uint64_t dropped_output;      /* MS_EOUTPUTLIMIT */
     uint64_t timed_out;           /* MS_EIDLE and MS_ESLOW */
     uint64_t open;                /* open now */
+    uint64_t log_dropped;         /* log lines ms_server_log_write could not write at once
+                                   * (the default log's too), fork children's included */
 } ms_server_stats;
 
 /* Creates the server and binds its listener(s) (so ms_server_local_addr
@@ -298,6 +312,19 @@ MS_EXPORT void ms_server_free(ms_server *s);
 /* Totals so far; safe from any thread. A connection's end is counted once
  * its on_close has returned. */
 MS_EXPORT void ms_server_stats_get(const ms_server *s, ms_server_stats *out);
+/*
+ * Output that never blocks a server: writes text (len bytes of whole lines,
+ * each ending in '\n') to fd 1 or 2 as far as the descriptor takes it at
+ * once, through a non-blocking file description of the process's own (for
+ * a pipe or terminal; a socket is sent to with MSG_DONTWAIT; a regular file
+ * is written as usual). A line that a full pipe (nobody reading) or a
+ * stopped terminal cannot take is dropped and counted in s's log_dropped
+ * (s may be NULL: not counted). A line of up to PIPE_BUF (4096) bytes is
+ * written whole or not at all. Safe from any thread and from fork
+ * children. Returns 0, MS_EAGAIN (something was dropped) or MS_EINVAL (fd
+ * is not 1 or 2).
+ */
+MS_EXPORT int ms_server_log_write(ms_server *s, int fd, const char *text, size_t len);
 /* Calls fn for each open connection. Only from the thread of a server
  * callback with threads == 1, or while the server is not running; event
  * model only (see ms_server_snapshot_get for any model). */

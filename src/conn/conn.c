@@ -130,8 +130,11 @@ void msi_conn_progress_close(ms_conn *c)
     }
     /* Closing with unread input would send a reset, which can destroy the
      * reply still in flight; so shut the write side (the peer reads EOF
-     * after the whole reply) and drain what it sends for a while. */
-    if (g->tops->shutdown(c->tp, c->fd) < 0) {
+     * after the whole reply) and drain what it sends for a while. With no
+     * reply ever sent (a peer rejected on its first message) there is
+     * nothing to protect: lingering would only hold the descriptor, and
+     * in the iterative model every client waiting behind this one. */
+    if (c->bytes_out == 0 || g->tops->shutdown(c->tp, c->fd) < 0) {
         msi_conn_finish(c);
         return;
     }

@@ -5,14 +5,17 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -51,13 +54,110 @@ struct ms_server {
     atomic_uint_fast64_t accepted, refused, bad, output, timed_out;
     msi_snap *snap;
     msi_blocking *blk;  /* the thread, fork and iterative models */
+    atomic_uint_fast64_t *log_dropped;  /* in a page shared with fork children */
 };
 
+/* ---- output that never blocks ---- */
+
+/* How a line goes out on fd 1 or 2, chosen once per process. */
+enum { SINK_WRITE = 0, SINK_SEND, SINK_POLL };
+typedef struct log_sink {
+    int mode;
+    int fd;     /* SINK_WRITE: a description of our own, non-blocking (or the fd itself
+                 * for a regular file); SINK_SEND, SINK_POLL: the fd itself */
+} log_sink;
+
+static log_sink sinks[3];
+static pthread_once_t sinks_once = PTHREAD_ONCE_INIT;
+
+/* O_NONBLOCK set on descriptor 1 or 2 itself would be shared with every
+ * process holding it (the shell's terminal, a parent's pipe); a pipe or
+ * terminal reopened through /proc is a file description of our own. */
+static void sinks_init(void)
+{
+    for (int fd = 1; fd <= 2; fd++) {
+        log_sink *k = &sinks[fd];
+        struct stat st;
+        k->fd = fd;
+        k->mode = SINK_POLL;
+        if (fstat(fd, &st) < 0)
+            continue;
+        if (S_ISSOCK(st.st_mode)) {
+            k->mode = SINK_SEND;
+        } else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
+            char path[32];
+            snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+            int nfd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+            if (nfd >= 0) {
+                k->fd = nfd;
+                k->mode = SINK_WRITE;
+            }
+        } else {
+            k->mode = SINK_WRITE;
+        }
+    }
+}
+
+int msi_server_log_fd_kept(int fd)
+{
+    return (sinks[1].fd == fd && fd != 1) || (sinks[2].fd == fd && fd != 2);
+}
+
+int ms_server_log_write(ms_server *s, int fd, const char *text, size_t len)
+{
+    if (fd != 1 && fd != 2)
+        return MS_EINVAL;
+    pthread_once(&sinks_once, sinks_init);
+    const log_sink *k = &sinks[fd];
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n;
+        if (k->mode == SINK_SEND) {
+            n = send(k->fd, text + done, len - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+        } else {
+            struct pollfd p = {.fd = k->fd, .events = POLLOUT};
+            if (k->mode == SINK_POLL && poll(&p, 1, 0) != 1)
+                break;
+            n = write(k->fd, text + done, len - done);
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        done += (size_t)n;
+    }
+    if (done == len)
+        return 0;
+    if (s) {
+        /* Each line not wholly written counts once. */
+        uint64_t lines = 0;
+        for (size_t i = done; i < len; i++)
+            lines += text[i] == '\n';
+        if (done > 0 && text[done - 1] != '\n' && lines == 0)
+            lines = 1;
+        atomic_fetch_add(s->log_dropped, lines ? lines : 1);
+    }
+    return MS_EAGAIN;
+}
+
+static void line_out(ms_server *s, int level, const char *msg)
+{
+    if (level > 1)
+        return;
+    char line[600];
+    int n = snprintf(line, sizeof line, "msgsock: %s\n", msg);
+    if (n >= (int)sizeof line) {
+        n = (int)sizeof line - 1;
+        line[n - 1] = '\n';
+    }
+    if (n > 0)
+        ms_server_log_write(s, 2, line, (size_t)n);
+}
+
+/* The loops' and the connections' log without a user callback. */
 static void default_log(void *user, int level, const char *msg)
 {
-    (void)user;
-    if (level <= 1)
-        fprintf(stderr, "msgsock: %s\n", msg);
+    line_out(user, level, msg);
 }
 
 /* ---- totals and logging, for every model ---- */
@@ -117,7 +217,18 @@ void msi_server_log(ms_server *s, int level, int event, int code, const ms_addr 
     if (s->cfg.log)
         s->cfg.log(s->cfg.user, level, text);
     else
-        default_log(NULL, level, text);
+        line_out(s, level, text);
+}
+
+void msi_server_log_conn(ms_server *s, int open, const ms_addr *peer, int reason)
+{
+    if (!s->cfg.log_conns)
+        return;
+    if (open)
+        msi_server_log(s, 2, MS_LOG_CONN_OPEN, 0, peer, "connection accepted");
+    else
+        msi_server_log(s, 2, MS_LOG_CONN_CLOSE, reason, peer, "connection closed: %s",
+                       reason ? ms_strerror(reason) : "clean end");
 }
 
 void msi_server_log_end(ms_server *s, const ms_addr *peer, int reason, const char *detail)
@@ -241,8 +352,18 @@ static void on_accept(ms_loop *loop, int lfd, int events, void *arg)
             continue;
         }
         msi_server_note_accept(s);
+        if (s->cfg.log_conns) {
+            ms_addr a = {.len = sslen};
+            memcpy(&a.ss, &ss, sslen);
+            msi_server_log_conn(s, 1, &a, 0);
+        }
         int rc = msi_conn_start(&sl->g, fd, (struct sockaddr *)&ss, sslen, 0, NULL);
         if (rc < 0) {
+            if (s->cfg.log_conns) {
+                ms_addr a = {.len = sslen};
+                memcpy(&a.ss, &ss, sslen);
+                msi_server_log_conn(s, 0, &a, rc);
+            }
             atomic_fetch_sub(&s->open, 1);
             msi_server_log(s, 0, MS_LOG_SERVER, rc, NULL, "accept: cannot serve a connection: %s",
                            ms_strerror(rc));
@@ -255,10 +376,11 @@ void msi_server_conn_closed(ms_server *s, ms_conn *c)
     srv_loop *sl = (srv_loop *)(void *)((char *)c->g - offsetof(srv_loop, g));
     int r = c->reason;
     msi_server_note_end(s, r);
-    if (r != 0 && r != MS_ECLOSED) {
+    if ((r != 0 && r != MS_ECLOSED) || s->cfg.log_conns) {
         ms_addr a;
         ms_conn_peer(c, &a);
         msi_server_log_end(s, &a, r, ms_conn_tls_error(c));
+        msi_server_log_conn(s, 0, &a, r);
     }
     if (sl->g.stopping && sl->g.nconns == 0)
         ms_loop_stop(sl->loop);
@@ -343,6 +465,8 @@ void ms_server_free(ms_server *s)
             unlink(un->sun_path);
     }
     msi_snap_free(s->snap);
+    if (s->log_dropped)
+        munmap(s->log_dropped, sizeof *s->log_dropped);
     free(s->loops);
     free(s->listen_text);
     free(s);
@@ -379,12 +503,24 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
     ms_server *s = calloc(1, sizeof *s);
     if (!s)
         return MS_ENOMEM;
+    /* Opened now, not at the first line: the descriptors a server holds
+     * stay the same while it runs. */
+    pthread_once(&sinks_once, sinks_init);
     s->cfg = *cfg;
+    void *shared = mmap(NULL, sizeof *s->log_dropped, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED) {
+        free(s);
+        return MS_ENOMEM;
+    }
+    s->log_dropped = shared;
+    atomic_init(s->log_dropped, 0);
     s->listen_text = strdup(cfg->listen);
     int blocking = cfg->model != MS_MODEL_EVENT;
     s->nloops = blocking ? 0 : cfg->threads > 0 ? cfg->threads : cpu_count();
     s->loops = blocking ? NULL : calloc((size_t)s->nloops, sizeof *s->loops);
     if (!s->listen_text || (!blocking && !s->loops)) {
+        munmap(s->log_dropped, sizeof *s->log_dropped);
         free(s->listen_text);
         free(s->loops);
         free(s);
@@ -447,7 +583,7 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
         if (cfg->tls && (rc = msi_tls_group_use(&sl->g, cfg->tls, NULL)) < 0)
             break;
         sl->g.log = cfg->log ? cfg->log : default_log;
-        sl->g.log_user = cfg->user;
+        sl->g.log_user = cfg->log ? cfg->user : s;
         sl->last_log_emfile = sl->last_log_refused = INT64_MIN / 2;
         if ((rc = ms_timer_create(sl->loop, &sl->pause_t)) < 0 ||
             (rc = ms_timer_create(sl->loop, &sl->stop_t)) < 0)
@@ -570,6 +706,7 @@ void ms_server_stats_get(const ms_server *s, ms_server_stats *out)
     out->timed_out = atomic_load(&m->timed_out);
     int open = atomic_load(&m->open);
     out->open = open > 0 ? (uint64_t)open : 0;
+    out->log_dropped = atomic_load(m->log_dropped);
 }
 
 void ms_server_foreach_conn(ms_server *s, void (*fn)(ms_conn *c, void *arg), void *arg)

@@ -61,6 +61,7 @@ struct msi_blocking {
     int64_t last_log_refused, last_log_accept;
     uint64_t refused_since_log;
     ms_conn_callbacks wrap;
+    ms_conn_limits lim;     /* cfg's, with the iterative model's idle bound */
 };
 
 /* ---- the worker's side: the user's callbacks, wrapped to publish ---- */
@@ -123,7 +124,7 @@ static void w_close(ms_conn *c, int reason, void *user)
 
 static int serve(msi_blocking *b, blk_slot *sl, int fd)
 {
-    return ms_conn_serve_fd_tls(fd, b->tls, &b->cfg->frame, &b->cfg->limits.conn, &b->wrap, sl);
+    return ms_conn_serve_fd_tls(fd, b->tls, &b->cfg->frame, &b->lim, &b->wrap, sl);
 }
 
 static void reap_wake(ms_loop *loop, void *arg);
@@ -138,7 +139,9 @@ static void *thread_main(void *arg)
     sl->fd = -1;
     pthread_mutex_unlock(&b->mu);
     ms_sock_close(fd, 0);
-    msi_server_note_end(b->s, stop_reason(b, reason));
+    reason = stop_reason(b, reason);
+    msi_server_log_conn(b->s, 0, &sl->peer, reason);
+    msi_server_note_end(b->s, reason);
     /* From here on the acceptor may join and free sl. */
     atomic_store(&sl->done, 1);
     ms_loop_wake(b->loop, reap_wake, b);
@@ -182,7 +185,8 @@ static void close_cloexec_fds(int keep)
     while ((e = readdir(d)) != NULL) {
         char *end;
         long fd = strtol(e->d_name, &end, 10);
-        if (*end || end == e->d_name || fd <= STDERR_FILENO || fd == keep || fd == dfd)
+        if (*end || end == e->d_name || fd <= STDERR_FILENO || fd == keep || fd == dfd ||
+            msi_server_log_fd_kept((int)fd))
             continue;
         int fl = fcntl((int)fd, F_GETFD);
         if (fl >= 0 && (fl & FD_CLOEXEC))
@@ -207,9 +211,10 @@ static void child_main(msi_blocking *b, blk_slot *sl, int fd)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     close_cloexec_fds(fd);
-    int reason = serve(b, sl, fd);
+    int reason = stop_reason(b, serve(b, sl, fd));
     ms_sock_close(fd, 0);
-    _exit(exit_code(stop_reason(b, reason)));
+    msi_server_log_conn(b->s, 0, &sl->peer, reason);
+    _exit(exit_code(reason));
 }
 
 /* ---- the acceptor's side ---- */
@@ -357,6 +362,7 @@ static void start_conn(msi_blocking *b, int fd, const struct sockaddr_storage *s
         return;
     }
     msi_server_note_accept(b->s);
+    msi_server_log_conn(b->s, 1, &sl->peer, 0);
     if (b->model == MS_MODEL_FORK) {
         pid_t pid = fork();
         if (pid == 0)
@@ -377,6 +383,7 @@ static void start_conn(msi_blocking *b, int fd, const struct sockaddr_storage *s
         pthread_mutex_lock(&b->mu);
         live_remove(b, sl);
         pthread_mutex_unlock(&b->mu);
+        msi_server_log_conn(b->s, 0, &sl->peer, rc);
         slot_free(sl);
         msi_server_note_end(b->s, MS_ECLOSED);
         msi_server_log(b->s, 0, MS_LOG_SERVER, rc, NULL, "accept: cannot serve a connection: %s",
@@ -527,6 +534,13 @@ int msi_blocking_create(msi_blocking **out, ms_server *s, ms_addr *local)
     b->lfd = -1;
     b->last_log_refused = b->last_log_accept = INT64_MIN / 2;
     b->wrap = (ms_conn_callbacks){w_open, w_message, w_close};
+    b->lim = cfg->limits.conn;
+    /* One client at a time: one that has had its answers and keeps its
+     * connection open would hold up every client behind it in the
+     * backlog, for the whole idle timeout. */
+    if (b->model == MS_MODEL_ITERATIVE &&
+        (b->lim.idle_timeout_ms <= 0 || b->lim.idle_timeout_ms > MS_SERVER_ITERATIVE_IDLE_MS))
+        b->lim.idle_timeout_ms = MS_SERVER_ITERATIVE_IDLE_MS;
     int rc = pthread_mutex_init(&b->mu, NULL);
     if (rc != 0) {
         free(b);

@@ -28,6 +28,12 @@ void msi_server_log(ms_server *s, int level, int event, int code, const ms_addr 
 /* The line for a connection that ended with an error (nothing for 0 and
  * MS_ECLOSED), the same in every model. detail may be NULL. */
 void msi_server_log_end(ms_server *s, const ms_addr *peer, int reason, const char *detail);
+/* With log_conns: the line for a connection accepted (open 1) or over
+ * (open 0, reason its on_close reason). */
+void msi_server_log_conn(ms_server *s, int open, const ms_addr *peer, int reason);
+/* 1 if fd is the non-blocking description the log writes fd 1 or 2
+ * through (a fork child keeps it). */
+int msi_server_log_fd_kept(int fd);
 /* Event model: the loops and their groups (0 loops in the blocking models). */
 int msi_server_nloops(const ms_server *s);
 ms_loop *msi_server_loop(ms_server *s, int i);
