@@ -94,7 +94,7 @@ void bench_report_text(FILE *f, const bench_result *r)
     else
         fputs("latency     none: no reply completed in the window\n", f);
     if (r->st.requests)
-        fprintf(f, "fairness    per connection min %llu  max %llu  Jain's index %.3f%s\n",
+        fprintf(f, "fairness    per connection min %llu  max %llu  Jain's index %.4f%s\n",
                 (unsigned long long)r->st.conn_min, (unsigned long long)r->st.conn_max,
                 bench_fairness(&r->st),
                 r->st.conn_min == 0 ? "  (a connection completed nothing)" : "");

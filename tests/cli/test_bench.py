@@ -355,7 +355,7 @@ class BenchTest(mstest.MsTestCase):
         self.assertLessEqual(f["jain"], 1.0 + 1e-9)
         self.assertExit(p, 0)
         self.assertRegex(p.stdout.decode(),
-                         r"fairness +per connection min \d+ +max \d+ +Jain's index [01]\.\d{3}")
+                         r"fairness +per connection min \d+ +max \d+ +Jain's index [01]\.\d{4}")
 
     def test_fairness_shows_a_starved_connection(self):
         # The server answers its first connection 20 ms late each time; the
