@@ -65,6 +65,13 @@ const char *bench_fmt_lat(char *buf, size_t cap, uint64_t ns)
     return buf;
 }
 
+/* ", N us/req" of CPU time cpu_s; nothing when no request completed. */
+static void per_req(FILE *f, const bench_result *r, double cpu_s)
+{
+    if (r->st.requests)
+        fprintf(f, ", %.2f us/req", cpu_s * 1e6 / (double)r->st.requests);
+}
+
 void bench_report_text(FILE *f, const bench_result *r)
 {
     const bench_opts *o = r->o;
@@ -104,14 +111,18 @@ void bench_report_text(FILE *f, const bench_result *r)
             (unsigned long long)e->drop, (unsigned long long)e->lost,
             (unsigned long long)e->excess, (unsigned long long)e->connect,
             (unsigned long long)e->io, (unsigned long long)e->protocol);
-    double reqs = r->st.requests ? (double)r->st.requests : 1;
     double busy = per_s(r, r->client_cpu_s) / o->threads;
-    fprintf(f, "cpu client  %.2f s (%.0f %% of one CPU, %.2f us/req)%s\n", r->client_cpu_s,
-            per_s(r, r->client_cpu_s) * 100, r->client_cpu_s * 1e6 / reqs,
+    fprintf(f, "cpu client  %.2f s (%.0f %% of one CPU", r->client_cpu_s,
+            per_s(r, r->client_cpu_s) * 100);
+    per_req(f, r, r->client_cpu_s);
+    fprintf(f, ")%s\n",
             busy >= BENCH_GEN_BOUND ? "  generator-bound: the figures measure this generator" : "");
-    if (r->server_cpu_s >= 0)
-        fprintf(f, "cpu server  %.2f s (%.0f %% of one CPU, %.2f us/req)\n", r->server_cpu_s,
-                per_s(r, r->server_cpu_s) * 100, r->server_cpu_s * 1e6 / reqs);
+    if (r->server_cpu_s >= 0) {
+        fprintf(f, "cpu server  %.2f s (%.0f %% of one CPU", r->server_cpu_s,
+                per_s(r, r->server_cpu_s) * 100);
+        per_req(f, r, r->server_cpu_s);
+        fputs(")\n", f);
+    }
     if (r->st.reconnects)
         fprintf(f, "reconnects  %llu (server closed between requests)\n",
                 (unsigned long long)r->st.reconnects);

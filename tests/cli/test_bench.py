@@ -228,6 +228,23 @@ class BenchTest(mstest.MsTestCase):
                 # No table of zeros, no window shorter than the one asked for.
                 self.assertEqual(p.stdout, b"", (extra, p.stdout))
 
+    def test_some_connects_time_out(self):
+        # A listener that never accepts, with the smallest backlog: the kernel
+        # completes one handshake and drops the other SYNs, so those connects
+        # time out. The run goes on with the connection that is up.
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen(0)
+            port = s.getsockname()[1]
+            p = bench(*SHORT, "-c", "4", "--timeout", "300", "127.0.0.1", str(port))
+        self.assertExit(p, 1)
+        m = re.search(rf"127\.0\.0\.1:{port}: Operation timed out \((\d) of 4 connections\)",
+                      p.stderr.decode())
+        self.assertIsNotNone(m, p.stderr)
+        self.assertIn(int(m.group(1)), (1, 2, 3), p.stderr)
+        self.assertNotIn(b"no connection could be made", p.stderr)
+        self.assertIn(b"window", p.stdout)
+
     def test_no_reply_prints_no_latency_zeros(self):
         with PeerEcho("swallow") as peer:
             p = bench(*SHORT, "-c", "1", "-s", "4000", "--timeout", "300", *peer.args)
@@ -236,6 +253,7 @@ class BenchTest(mstest.MsTestCase):
         self.assertIn("window", out)
         self.assertNotIn("p50", out)
         self.assertIn("no reply completed", out)
+        self.assertNotIn("us/req", out)  # CPU per request of no request
 
     def test_rate_mode_runs(self):
         with PeerEcho() as peer:
@@ -408,6 +426,19 @@ class BenchTest(mstest.MsTestCase):
         self.assertEqual(len(tail), 1, shown)   # ...and the last half
         self.assertAlmostEqual(float(tail[0]), 0.5, delta=0.1)
         self.assertEqual(len(re.findall(r"^\[ *1\.0s\] warming up", shown, re.M)), 1, shown)
+
+    def test_app_server_serves_pipelined_connections_alike(self):
+        # The app-protocol scenario of make bench, scaled down: many
+        # connections with requests pipelined, one server loop. None may be
+        # starved by the others.
+        with mstest.Server("app-server", "--threads", "1", "127.0.0.1", "0") as srv:
+            r = self.run_json("--proto", "app", "-c", "20", "-p", "16", "-d", "1",
+                              *srv.host_port())
+            self.assertEqual(srv.stop(), 0)
+        f = r["fairness"]
+        self.assertEqual(r["errors"]["total"], 0, r)
+        self.assertGreater(f["min"], f["max"] / 4, r)
+        self.assertGreater(f["jain"], 0.9, r)
 
     def test_plot_path_checked_before_the_run(self):
         with PeerEcho() as peer:
