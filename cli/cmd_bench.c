@@ -330,14 +330,15 @@ static int run(bench_opts *o)
         cli_err("bench", "--pid %d: no such process", (int)o->pid);
         return CLI_FAIL;
     }
-    /* Opened now, so an unwritable path fails before the run, not after. */
-    if (o->plot && !(o->plot_f = fopen(o->plot, "w"))) {
-        cli_err("bench", "--plot %s: %s", o->plot, ms_strerror(-errno));
-        return CLI_FAIL;
-    }
     raise_nofile(o->conns);
     if ((rc = cli_tls_client_ctx("bench", &o->tls, &sh.tls)) != CLI_OK)
         return rc;
+    /* Opened now, so an unwritable path fails before the run, not after. */
+    if (o->plot && !(o->plot_f = fopen(o->plot, "w"))) {
+        cli_err("bench", "--plot %s: %s", o->plot, ms_strerror(-errno));
+        ms_tls_ctx_free(sh.tls);
+        return CLI_FAIL;
+    }
     cli_tls_host(sh.tls_host, sizeof sh.tls_host, o->addr);
     sh.pat_period = PAT_PERIOD;
     sh.pat_span = o->size > PAT_MIN_SPAN ? o->size : PAT_MIN_SPAN;
