@@ -464,6 +464,11 @@ def summarize(results, names, runs, rate, nidle, app_runs=()):
         row(f"{APP_LABEL} {key} p99 us", False, "app_" + key, lambda r: r["latency_us"]["p99"])
         row(f"{APP_LABEL} {key} server CPU us/msg", False, "app_" + key,
             lambda r: r["cpu"]["server_us_per_req"])
+        # The least served connection's completions over the most served one's:
+        # 1 when every connection was served alike, near 0 when one starved.
+        row(f"{APP_LABEL} {key} conn min/max", True, "app_" + key,
+            lambda r: r["fairness"]["min"] / r["fairness"]["max"]
+            if r.get("fairness", {}).get("max") else None)
     for r in rows:
         peers = [v for n, v in r["values"].items()
                  if n not in ("msgsock", "ms-epoll") and v is not None]

@@ -43,6 +43,7 @@ typedef struct bench_opts {
     pid_t pid;               /* server to charge CPU to; 0: none */
     int json;
     const char *plot;
+    FILE *plot_f;            /* opened before the run, so a bad path fails first */
     int timeout_ms;          /* connect limit, and how long replies may lag the end */
     int progress;            /* live line on stderr once a second */
     cli_tls_opts tls;        /* --tls, --tls-ca, --tls-insecure, --tls-cert, --tls-key */
@@ -72,8 +73,17 @@ typedef struct bench_stats {
     uint64_t bytes_out, bytes_in; /* payload bytes inside the window */
     uint64_t reconnects;        /* clean closes between requests, reconnected */
     bench_errors err;           /* over the whole run, warm-up and drain too */
+    int connect_why;            /* why the first failed connect failed (MS_E*); 0: none did */
     bench_hist hist;            /* latencies inside the window */
+    /* Fairness: completions inside the window per connection. */
+    uint64_t conn_n, conn_min, conn_max;
+    double conn_sumsq;
 } bench_stats;
+
+/* Jain's fairness index of the per-connection completions, (sum x)^2 /
+ * (n sum x^2): 1 when every connection completed as many, 1/n when one
+ * did all the work. NaN when nothing completed. */
+double bench_fairness(const bench_stats *st);
 
 /* ---- workers: one event loop and thread each ---- */
 enum { BENCH_WARMUP = 0, BENCH_MEASURE = 1, BENCH_DRAIN = 2 };
@@ -86,13 +96,10 @@ typedef struct bench_shared {
     size_t pat_span;
     atomic_int phase;
     atomic_int ready;   /* connections whose first connect has ended, either way */
+    atomic_int unreached; /* of those, connections whose first connect failed */
     int64_t start_ns;   /* origin of the open-loop schedules; set before bench_worker_go */
     ms_tls_ctx *tls;    /* NULL: plain */
     char tls_host[256]; /* the name the server's certificate must match */
-    /* Progress: workers fold their last second in here. */
-    pthread_mutex_t mu;
-    bench_hist interval;
-    uint64_t interval_reqs;
     atomic_uint_fast64_t live_errors;
 } bench_shared;
 
@@ -113,6 +120,9 @@ void bench_worker_go(bench_worker *w);
 void bench_worker_drain(bench_worker *w);
 /* 1 once the worker's thread has nothing left to do. */
 int bench_worker_done(bench_worker *w);
+/* Progress: adds the latencies completed in the window since the last call
+ * to h, and their count to *reqs (any thread; the worker goes on). */
+void bench_worker_interval(bench_worker *w, bench_hist *h, uint64_t *reqs);
 /* Joins the thread and adds its figures to acc. */
 void bench_worker_join(bench_worker *w, bench_stats *acc);
 void bench_worker_free(bench_worker *w);
@@ -120,7 +130,7 @@ void bench_worker_free(bench_worker *w);
 /* ---- results ---- */
 typedef struct bench_result {
     const bench_opts *o;
-    double window_s;
+    double window_s;    /* 0: nothing was measured (no connection could be made) */
     bench_stats st;
     double client_cpu_s;
     double server_cpu_s; /* < 0: no --pid */
@@ -131,9 +141,12 @@ typedef struct bench_result {
  * much as the server, and the report says so. */
 #define BENCH_GEN_BOUND 0.9
 
+/* ns as text in the unit that keeps it readable ("12.34 us", "5.1 ms"). */
+const char *bench_fmt_lat(char *buf, size_t cap, uint64_t ns);
 void bench_report_text(FILE *f, const bench_result *r);
 void bench_report_json(FILE *f, const bench_result *r);
-/* Writes the latency percentile curve as a standalone SVG; 0 or -errno. */
-int bench_plot_svg(const char *path, const bench_result *r);
+/* Writes the latency percentile curve as a standalone SVG to f (and
+ * closes it); 0 or -errno. */
+int bench_plot_svg(FILE *f, const bench_result *r);
 
 #endif

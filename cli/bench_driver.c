@@ -33,6 +33,7 @@ typedef struct bconn {
     ms_tls_stream *tls; /* NULL: plain */
     uint64_t sent;      /* requests issued (possibly not yet written) */
     uint64_t done;      /* replies received and checked */
+    uint64_t wdone;     /* of those, completed inside the measured window */
     uint64_t base;      /* first request carried by the current socket */
     uint64_t limit;     /* requests the current socket may carry */
     uint64_t wseq;      /* framed: next request to encode */
@@ -59,13 +60,14 @@ struct bench_worker {
     int go;             /* requests may be issued (after the connect phase) */
     int next_open;      /* connect phase: the next connection to open */
     int nconnecting;
-    ms_timer *drain_timer, *tick, *ctimer;
+    ms_timer *drain_timer, *ctimer;
     int tfd;            /* open loop: timerfd for the next scheduled send */
     double interval_ns; /* open loop: between this worker's sends */
     double offset_ns;
     uint64_t k;         /* open loop: sends scheduled so far */
     bench_stats st;
-    bench_hist ihist;   /* progress: the current second */
+    pthread_mutex_t imu; /* progress: ihist and ireqs, taken by the main thread */
+    bench_hist ihist;    /* progress: completions since the main thread last took them */
     uint64_t ireqs;
 };
 
@@ -137,6 +139,18 @@ static void conn_fail(bconn *c, uint64_t *counter)
     settle(c);
 }
 
+/* A connect (or TLS handshake) that failed, and why (MS_E*); the first
+ * reason is the one reported. */
+static void conn_fail_connect(bconn *c, int why)
+{
+    bench_worker *w = c->w;
+    if (!w->st.connect_why)
+        w->st.connect_why = why < 0 ? why : MS_EIO;
+    if (!c->set_up)
+        atomic_fetch_add_explicit(&w->sh->unreached, 1, memory_order_relaxed);
+    conn_fail(c, &w->st.err.connect);
+}
+
 static void on_io(ms_loop *loop, int fd, int events, void *arg);
 static void refill(bconn *c, int64_t now);
 static void open_more(bench_worker *w);
@@ -175,7 +189,10 @@ static void conn_tls_step(bconn *c)
             conn_established(c);
         return;
     }
-    conn_fail(c, n > 0 ? &w->st.err.excess : &w->st.err.connect);
+    if (n > 0)
+        conn_fail(c, &w->st.err.excess);
+    else
+        conn_fail_connect(c, n == MS_EOF ? MS_ECONNRESET : (int)n);
 }
 
 /* TCP is up: start TLS, or go. */
@@ -191,7 +208,7 @@ static void conn_tcp_up(bconn *c)
     int rc = ms_tls_stream_create(&c->tls, w->sh->tls, c->fd,
                                   w->sh->tls_host[0] ? w->sh->tls_host : NULL);
     if (rc < 0) {
-        conn_fail(c, &w->st.err.connect);
+        conn_fail_connect(c, rc);
         return;
     }
     ms_loop_modify(w->loop, c->fd, MS_EV_READ);
@@ -207,19 +224,20 @@ static int conn_open(bconn *c)
     conn_close(c);
     int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        conn_fail(c, &w->st.err.connect);
+        conn_fail_connect(c, -errno);
         return -1;
     }
     int r = connect(fd, (const struct sockaddr *)&a->ss, a->len);
     int inprogress = r < 0 && (errno == EINPROGRESS || errno == EINTR);
     if (r < 0 && !inprogress) {
+        int why = -errno;
         close(fd);
         /* A Unix listener with a full queue says EAGAIN and nothing is in
          * progress: wait for room the blocking way. */
-        fd = errno == EAGAIN && a->ss.ss_family == AF_UNIX ? ms_connect(a, w->o->timeout_ms, 1)
-                                                           : -1;
+        fd = why == -EAGAIN && a->ss.ss_family == AF_UNIX ? ms_connect(a, w->o->timeout_ms, 1)
+                                                          : why;
         if (fd < 0) {
-            conn_fail(c, &w->st.err.connect);
+            conn_fail_connect(c, fd);
             return -1;
         }
     }
@@ -244,8 +262,10 @@ static void conn_connect_done(bconn *c)
 {
     int err = 0;
     socklen_t len = sizeof err;
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
-        conn_fail(c, &c->w->st.err.connect);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err) {
+        conn_fail_connect(c, -err);
         return;
     }
     ms_loop_modify(c->w->loop, c->fd, MS_EV_READ);
@@ -387,12 +407,15 @@ static void complete(bconn *c, int64_t now, size_t bytes)
     if (atomic_load_explicit(&w->sh->phase, memory_order_relaxed) != BENCH_MEASURE)
         return;
     uint64_t lat = now > t ? (uint64_t)(now - t) : 0;
+    c->wdone++;
     w->st.requests++;
     w->st.bytes_in += bytes;
     bench_hist_record(&w->st.hist, lat);
     if (w->o->progress) {
+        pthread_mutex_lock(&w->imu);
         bench_hist_record(&w->ihist, lat);
         w->ireqs++;
+        pthread_mutex_unlock(&w->imu);
     }
 }
 
@@ -628,19 +651,6 @@ static void on_schedule(ms_loop *loop, int fd, int events, void *arg)
     arm_schedule(w);
 }
 
-static void on_tick(ms_loop *loop, ms_timer *t, void *arg)
-{
-    (void)loop;
-    (void)t;
-    bench_worker *w = arg;
-    pthread_mutex_lock(&w->sh->mu);
-    bench_hist_merge(&w->sh->interval, &w->ihist);
-    w->sh->interval_reqs += w->ireqs;
-    pthread_mutex_unlock(&w->sh->mu);
-    bench_hist_reset(&w->ihist);
-    w->ireqs = 0;
-}
-
 static void worker_finish(bench_worker *w)
 {
     for (int i = 0; i < w->n; i++)
@@ -650,8 +660,6 @@ static void worker_finish(bench_worker *w)
         close(w->tfd);
         w->tfd = -1;
     }
-    if (w->tick)
-        ms_timer_stop(w->tick);
     if (w->ctimer)
         ms_timer_stop(w->ctimer);
     if (w->drain_timer)
@@ -726,7 +734,7 @@ static void on_connect_timer(ms_loop *loop, ms_timer *t, void *arg)
     for (int i = 0; i < w->n && w->nconnecting > 0; i++) {
         bconn *c = &w->c[i];
         if (c->connecting && now - c->conn_t0 >= limit)
-            conn_fail(c, &w->st.err.connect);
+            conn_fail_connect(c, MS_ETIMEDOUT);
     }
     if (w->nconnecting == 0)
         ms_timer_stop(t);
@@ -773,8 +781,6 @@ static void *worker_main(void *arg)
         w->next_open = w->n;
     else
         open_more(w);
-    if (o->progress && ms_timer_create(w->loop, &w->tick) == 0)
-        ms_timer_start(w->tick, 1000, 1000, on_tick, w);
     /* Until the go: ms_loop_run would return at once with nothing watched
      * (connection per request, or every connect already failed). */
     while (!w->go && !w->draining)
@@ -796,6 +802,7 @@ int bench_worker_create(bench_worker **out, bench_shared *sh, int first, int n, 
     w->nworkers = nworkers;
     w->index = first;
     w->tfd = -1;
+    pthread_mutex_init(&w->imu, NULL);
     bench_hist_reset(&w->st.hist);
     bench_hist_reset(&w->ihist);
     int rc = ms_loop_create(&w->loop, NULL);
@@ -853,6 +860,16 @@ void bench_worker_drain(bench_worker *w)
         ms_loop_wake(w->loop, on_drain, w);
 }
 
+void bench_worker_interval(bench_worker *w, bench_hist *h, uint64_t *reqs)
+{
+    pthread_mutex_lock(&w->imu);
+    bench_hist_merge(h, &w->ihist);
+    *reqs += w->ireqs;
+    bench_hist_reset(&w->ihist);
+    w->ireqs = 0;
+    pthread_mutex_unlock(&w->imu);
+}
+
 int bench_worker_done(bench_worker *w)
 {
     return atomic_load(&w->finished);
@@ -869,7 +886,18 @@ void bench_worker_join(bench_worker *w, bench_stats *acc)
     acc->bytes_out += w->st.bytes_out;
     acc->reconnects += w->st.reconnects;
     bench_errors_add(&acc->err, &w->st.err);
+    if (!acc->connect_why)
+        acc->connect_why = w->st.connect_why;
     bench_hist_merge(&acc->hist, &w->st.hist);
+    for (int i = 0; i < w->n; i++) {
+        uint64_t x = w->c[i].wdone;
+        if (acc->conn_n == 0 || x < acc->conn_min)
+            acc->conn_min = x;
+        if (x > acc->conn_max)
+            acc->conn_max = x;
+        acc->conn_sumsq += (double)x * (double)x;
+        acc->conn_n++;
+    }
 }
 
 void bench_worker_free(bench_worker *w)
@@ -890,13 +918,12 @@ void bench_worker_free(bench_worker *w)
         close(w->tfd);
     if (w->drain_timer)
         ms_timer_free(w->drain_timer);
-    if (w->tick)
-        ms_timer_free(w->tick);
     if (w->ctimer)
         ms_timer_free(w->ctimer);
     if (w->loop)
         ms_loop_free(w->loop);
     free(w->c);
     free(w->rbuf);
+    pthread_mutex_destroy(&w->imu);
     free(w);
 }

@@ -4,12 +4,13 @@
 #include <math.h>
 #include <stdio.h>
 
-#define W 800
-#define H 480
-#define ML 80 /* margins: left, right, top, bottom */
-#define MR 30
-#define MT 50
+#define W 860
+#define H 520
+#define ML 90 /* margins: left, right, top, bottom */
+#define MR 40
+#define MT 70
 #define MB 60
+#define XMAX 7 /* 99.99999 %: the axis goes no deeper */
 
 /* Writes s with the XML specials escaped. */
 static void xml_text(FILE *f, const char *s)
@@ -25,79 +26,148 @@ static void xml_text(FILE *f, const char *s)
     }
 }
 
-/* A round step near range/5: 1, 2 or 5 times a power of ten. */
-static double nice_step(double range)
+/* The plot's frame: x is log10(1 / (1 - p)), 0 at p = 0, 2 at 99 %, 3 at
+ * 99.9 %; y is log10 of the latency in microseconds, ylo..yhi decades. */
+typedef struct frame {
+    double xmax, ylo, yhi, pw, ph;
+} frame;
+
+static double px(const frame *fr, double x)
 {
-    double raw = range / 5, mag = pow(10, floor(log10(raw)));
-    double n = raw / mag;
-    return (n < 1.5 ? 1 : n < 3.5 ? 2 : n < 7.5 ? 5 : 10) * mag;
+    return ML + x / fr->xmax * fr->pw;
 }
 
-int bench_plot_svg(const char *path, const bench_result *r)
+static double py(const frame *fr, double us)
+{
+    double l = log10(us > 0 ? us : pow(10, fr->ylo));
+    return MT + fr->ph - (l - fr->ylo) / (fr->yhi - fr->ylo) * fr->ph;
+}
+
+static double lat_us(const bench_hist *h, double x)
+{
+    return (double)bench_hist_percentile(h, 100.0 * (1 - pow(10, -x))) / 1000.0;
+}
+
+static void title(FILE *f, const bench_result *r)
+{
+    const bench_opts *o = r->o;
+    const bench_stats *st = &r->st;
+    fprintf(f, "<text class=\"title\" x=\"%d\" y=\"26\" font-size=\"16\">", ML);
+    xml_text(f, o->addr);
+    fprintf(f, ": %d connection%s, %.0f req/s over %.1f s</text>\n", o->conns,
+            o->conns == 1 ? "" : "s", r->window_s > 0 ? (double)st->requests / r->window_s : 0,
+            r->window_s);
+    fprintf(f, "<text class=\"subtitle\" x=\"%d\" y=\"46\" fill=\"#555\">%s%s, %d in flight, %zu B, "
+               "%s, %llu samples</text>\n",
+            ML, bench_proto_name(o->proto), o->tls.on ? " over TLS" : "",
+            o->connect_per_request ? 1 : o->pipeline, o->size,
+            o->rate > 0 ? "open loop" : "closed loop", (unsigned long long)st->hist.count);
+}
+
+static void axes(FILE *f, const frame *fr)
+{
+    static const char *const xlabels[XMAX + 1] = {"0%",     "90%",     "99%",      "99.9%",
+                                                  "99.99%", "99.999%", "99.9999%", "99.99999%"};
+    for (int i = 0; i <= (int)fr->xmax; i++)
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n"
+                   "<text class=\"xtick\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
+                px(fr, i), MT, px(fr, i), MT + fr->ph, px(fr, i), MT + fr->ph + 18, xlabels[i]);
+    static const char *const units[] = {"ns", "us", "ms", "s"};
+    for (int d = (int)fr->ylo; d <= (int)fr->yhi; d++) {
+        double v = pow(10, d), y = py(fr, v);
+        int u = (d + 3) / 3; /* d is log10 of microseconds, >= -3 */
+        if (u > 3)
+            u = 3;
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#bbb\"/>\n"
+                   "<text class=\"ytick\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g %s</text>\n",
+                ML, y, ML + fr->pw, y, ML - 6, y + 4, v * pow(1000, 1 - u), units[u]);
+        for (int k = 2; k < 10 && d < (int)fr->yhi; k++) {
+            double ym = py(fr, v * k);
+            fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#f0f0f0\"/>\n",
+                    ML, ym, ML + fr->pw, ym);
+        }
+    }
+    fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">percentile</text>\n",
+            ML + fr->pw / 2, H - 14);
+    fprintf(f, "<text transform=\"translate(22,%.1f) rotate(-90)\" text-anchor=\"middle\">"
+               "latency (log scale)</text>\n", MT + fr->ph / 2);
+    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
+               "stroke=\"#444\"/>\n", ML, MT, fr->pw, fr->ph);
+}
+
+/* A dot on the curve at percentile p, labelled with its value. */
+static void mark(FILE *f, const frame *fr, const bench_hist *h, const char *name, double p)
+{
+    uint64_t ns = bench_hist_percentile(h, p);
+    double x = log10(100.0 / (100.0 - p)), cx = px(fr, x), cy = py(fr, (double)ns / 1000.0);
+    char v[32];
+    bench_fmt_lat(v, sizeof v, ns);
+    /* The curve only rises, so up and to the left of the dot is clear of
+     * it; near the left edge, further up and to the right. The white halo
+     * keeps the label readable where it still crosses a line. */
+    int left = cx - 140 > ML;
+    fprintf(f, "<g class=\"mark\" data-percentile=\"%g\" data-ns=\"%llu\">"
+               "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#c0392b\"/>"
+               "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" fill=\"#c0392b\" "
+               "font-weight=\"bold\" stroke=\"white\" stroke-width=\"4\" paint-order=\"stroke\">"
+               "%s %s</text></g>\n",
+            p, (unsigned long long)ns, cx, cy, cx + (left ? -8 : 8), cy - (left ? 8 : 16),
+            left ? "end" : "start", name, v);
+}
+
+int bench_plot_svg(FILE *f, const bench_result *r)
 {
     const bench_hist *h = &r->st.hist;
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -errno;
-    /* x is log10(1 / (1 - p)): 0 at p = 0, 2 at 99 %, 3 at 99.9 %... up to
-     * the deepest percentile the sample count supports (at least 99.9 %). */
-    double xmax = h->count > 1 ? ceil(log10((double)h->count)) : 3;
-    if (xmax < 3)
-        xmax = 3;
-    if (xmax > 7)
-        xmax = 7;
-    double ymax_us = (double)h->max / 1000.0 * 1.05;
-    if (ymax_us <= 0)
-        ymax_us = 1;
-    double ystep = nice_step(ymax_us);
-    ymax_us = ceil(ymax_us / ystep) * ystep;
-    double pw = W - ML - MR, ph = H - MT - MB;
+    /* With N samples the deepest percentile they support is 1 - 1/N. */
+    double xend = h->count > 1 ? log10((double)h->count) : 0;
+    frame fr = {.xmax = ceil(xend), .pw = W - ML - MR, .ph = H - MT - MB};
+    if (fr.xmax < 2)
+        fr.xmax = 2;
+    if (fr.xmax > XMAX)
+        fr.xmax = xend = XMAX;
+    double lo = h->count ? (double)h->min / 1000.0 : 1, hi = h->count ? (double)h->max / 1000.0 : 1;
+    fr.ylo = floor(log10(lo > 0.001 ? lo : 0.001));
+    fr.yhi = ceil(log10(hi > 0.001 ? hi : 0.001));
+    if (fr.yhi <= fr.ylo)
+        fr.yhi = fr.ylo + 1;
 
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
                "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
                "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
             W, H, W, H);
-    fprintf(f, "<text x=\"%d\" y=\"24\" font-size=\"15\">msgsock bench: ", ML);
-    xml_text(f, r->o->addr);
-    fprintf(f, ", %s, %d conns, %d in flight, %zu B%s, %llu requests</text>\n",
-            bench_proto_name(r->o->proto), r->o->conns, r->o->pipeline, r->o->size,
-            r->o->rate > 0 ? ", open loop" : "", (unsigned long long)r->st.requests);
-
-    for (double y = 0; y <= ymax_us + ystep / 2; y += ystep) {
-        double py = MT + ph - y / ymax_us * ph;
-        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n"
-                   "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
-                ML, py, ML + pw, py, ML - 6, py + 4, y);
-    }
-    static const char *const labels[] = {"0%",     "90%",     "99%",      "99.9%",
-                                         "99.99%", "99.999%", "99.9999%", "99.99999%"};
-    for (int i = 0; i <= (int)xmax; i++) {
-        double px = ML + i / xmax * pw;
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n"
-                   "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
-                px, MT, px, MT + ph, px, MT + ph + 18, labels[i]);
-    }
-    fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">percentile</text>\n",
-            ML + pw / 2, H - 14);
-    fprintf(f, "<text transform=\"translate(20,%.1f) rotate(-90)\" text-anchor=\"middle\">"
-               "latency (us)</text>\n", MT + ph / 2);
-    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
-               "stroke=\"#444\"/>\n", ML, MT, pw, ph);
-
+    title(f, r);
+    axes(f, &fr);
     if (h->count) {
-        fputs("<polyline fill=\"none\" stroke=\"#1f5fbf\" stroke-width=\"2\" points=\"", f);
+        fprintf(f, "<polyline class=\"curve\" data-last-percentile=\"%.6f\" fill=\"none\" "
+                   "stroke=\"#1f5fbf\" stroke-width=\"2\" points=\"",
+                100.0 * (1 - pow(10, -xend)));
         int steps = 400;
         for (int i = 0; i <= steps; i++) {
-            double x = xmax * i / steps;
-            double p = 100.0 * (1 - pow(10, -x));
-            double v = (double)bench_hist_percentile(h, p) / 1000.0;
-            fprintf(f, "%.1f,%.1f ", ML + x / xmax * pw, MT + ph - v / ymax_us * ph);
+            double x = xend * i / steps;
+            fprintf(f, "%.1f,%.1f ", px(&fr, x), py(&fr, lat_us(h, x)));
         }
         fputs("\"/>\n", f);
+        static const struct {
+            const char *name;
+            double p;
+        } marks[] = {{"p50", 50}, {"p99", 99}, {"p99.9", 99.9}};
+        for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
+            if (log10(100.0 / (100.0 - marks[i].p)) <= xend + 1e-9)
+                mark(f, &fr, h, marks[i].name, marks[i].p);
+        if (xend < fr.xmax)
+            fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"end\" fill=\"#555\">"
+                       "the curve ends where %llu samples do: %.*f%%</text>\n",
+                    ML + fr.pw - 6, MT + 16, (unsigned long long)h->count, (int)ceil(xend) - 1,
+                    100.0 * (1 - pow(10, -xend)));
+    } else {
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">no reply completed: "
+                   "no latency to draw</text>\n", ML + fr.pw / 2, MT + fr.ph / 2);
     }
     fputs("</svg>\n", f);
-    if (fclose(f) != 0)
-        return -errno;
-    return 0;
+    if (ferror(f)) {
+        fclose(f);
+        return MS_EIO;
+    }
+    return fclose(f) != 0 ? -errno : 0;
 }

@@ -16,7 +16,9 @@ static const char *bench_help =
     "requests from an event loop per thread and checks every\n"
     "reply: a wrong byte, a dropped or unasked-for reply, a reply still missing\n"
     "--timeout after the end, is an error. Prints requests, req/s, MB/s (reply\n"
-    "payload, 10^6 B), latency percentiles, errors and CPU time. Exit status 1 if\n"
+    "payload, 10^6 B), latency percentiles, the completions per connection (min,\n"
+    "max, Jain's fairness index), errors and CPU time. A failed connect names its\n"
+    "reason and count; with no connection up nothing is measured. Exit status 1 if\n"
     "there was any error or no request completed.\n"
     "\n"
     "  HOST PORT              server address (default 127.0.0.1 65432)\n"
@@ -43,19 +45,23 @@ static const char *bench_help =
     "  --tls-cert FILE        client certificate (PEM), --tls-key FILE its key\n"
     "  --pid PID              also report the CPU time of process PID (the server)\n"
     "  --timeout MS           connect limit and the wait for the last replies (5000)\n"
-    "  --json                 print one JSON object instead of the table; keys:\n"
-    "                         target, proto, connections, threads, size, pipeline,\n"
-    "                         rate, connect_per_request, tls, warmup_s, duration_s,\n"
-    "                         requests, req_per_s, mb_per_s, latency_us {min, mean,\n"
-    "                         p50, p90, p99, p99_9, max}, errors {total, mismatch,\n"
-    "                         drop, lost, excess, connect, io, protocol}, reconnects,\n"
-    "                         cpu {client_s, client_us_per_req, client_busy,\n"
-    "                         generator_bound, server_s, server_us_per_req};\n"
-    "                         generator_bound: each generator thread was busy >= 90 %\n"
-    "                         of the window, so closed-loop figures are the\n"
-    "                         generator's limit too\n"
-    "  --plot FILE.svg        draw the latency percentile curve\n"
-    "  -q, --quiet            no progress line (shown once a second on a terminal)\n"
+    "  --json                 print one JSON object instead of the table; keys: target,\n"
+    "                         proto, connections, threads, size, pipeline, rate,\n"
+    "                         connect_per_request, tls, warmup_s, duration_s, requests,\n"
+    "                         req_per_s, mb_per_s, latency_us {min, mean, p50, p90, p99,\n"
+    "                         p99_9, max} (null without samples), errors {total,\n"
+    "                         mismatch, drop, lost, excess, connect, io, protocol},\n"
+    "                         reconnects, fairness {min, max, jain} (completions per\n"
+    "                         connection), connect_error (the first failed connect's\n"
+    "                         reason, or null), cpu {client_s,\n"
+    "                         client_us_per_req, client_busy, generator_bound,\n"
+    "                         server_s, server_us_per_req}; generator_bound: each\n"
+    "                         generator thread was busy >= 90 % of the window, so\n"
+    "                         closed-loop figures are the generator's limit too\n"
+    "  --plot FILE.svg        draw the latency percentile curve (SVG, log latency\n"
+    "                         scale, p50/p99/p99.9 marked); FILE is opened first\n"
+    "  -q, --quiet            no progress lines (on a terminal, each second's\n"
+    "                         completions and p99 go to stderr)\n"
     "  -h, --help             show this help\n"
     "  -V, --version          show the version\n";
 
@@ -145,37 +151,53 @@ static int all_done(bench_worker **w, int n)
     return 1;
 }
 
-static void print_progress(bench_shared *sh, double t, int measuring)
+/* One progress line: the completions of the measured window since the last
+ * line, taken from every worker. `span_s` is what they cover: a full second
+ * reads as a rate, the window's shorter tail as a count. */
+static void print_progress(bench_shared *sh, bench_worker **w, int nw, int64_t now, int measuring,
+                           double span_s)
 {
-    pthread_mutex_lock(&sh->mu);
-    uint64_t reqs = sh->interval_reqs;
-    uint64_t p99 = bench_hist_percentile(&sh->interval, 99);
-    bench_hist_reset(&sh->interval);
-    sh->interval_reqs = 0;
-    pthread_mutex_unlock(&sh->mu);
+    double t = (double)(now - sh->start_ns) / 1e9;
     unsigned long long errs = atomic_load(&sh->live_errors);
-    if (measuring)
-        fprintf(stderr, "[%6.1fs] %10llu req/s  p99 %9.1f us  errors %llu\n", t,
-                (unsigned long long)reqs, (double)p99 / 1000.0, errs);
-    else
+    if (!measuring) {
         fprintf(stderr, "[%6.1fs] warming up  errors %llu\n", t, errs);
+        return;
+    }
+    static bench_hist h;
+    uint64_t reqs = 0;
+    bench_hist_reset(&h);
+    for (int i = 0; i < nw; i++)
+        bench_worker_interval(w[i], &h, &reqs);
+    double p99 = (double)bench_hist_percentile(&h, 99) / 1000.0;
+    if (span_s > 0.999)
+        fprintf(stderr, "[%6.1fs] %10llu req/s  p99 %9.1f us  errors %llu\n", t,
+                (unsigned long long)reqs, p99, errs);
+    else
+        fprintf(stderr, "[%6.1fs] %10llu req in the last %.2f s  p99 %9.1f us  errors %llu\n", t,
+                (unsigned long long)reqs, span_s, p99, errs);
 }
 
 /* Sleeps until `until` (or until every worker has stopped), printing
- * progress every second when asked. */
-static void wait_phase(bench_shared *sh, bench_worker **w, int nw, int64_t until,
-                       int64_t *next_tick, int measuring)
+ * progress once a second from `from` when asked. Returns when the last
+ * printed second ended (from if none). */
+static int64_t wait_phase(bench_shared *sh, bench_worker **w, int nw, int64_t from, int64_t until,
+                          int measuring)
 {
+    int64_t last = from, next = from + 1000000000;
     while (bench_now_ns() < until && !all_done(w, nw)) {
         int64_t step = bench_now_ns() + 100000000;
-        if (sh->o->progress && *next_tick < step)
-            step = *next_tick;
+        if (sh->o->progress && next < step)
+            step = next;
         sleep_until(step < until ? step : until);
-        if (sh->o->progress && bench_now_ns() >= *next_tick) {
-            print_progress(sh, (double)(bench_now_ns() - sh->start_ns) / 1e9, measuring);
-            *next_tick += 1000000000;
+        /* A second that ends with the phase is the tail's line (measuring),
+         * or is not shown (warming up). */
+        if (sh->o->progress && next < until && bench_now_ns() >= next) {
+            print_progress(sh, w, nw, next, measuring, 1);
+            last = next;
+            next += 1000000000;
         }
     }
+    return last;
 }
 
 /* Parses the options into o; returns -1 to go on, else an exit status. */
@@ -314,6 +336,12 @@ static int run(bench_opts *o)
     raise_nofile(o->conns);
     if ((rc = cli_tls_client_ctx("bench", &o->tls, &sh.tls)) != CLI_OK)
         return rc;
+    /* Opened now, so an unwritable path fails before the run, not after. */
+    if (o->plot && !(o->plot_f = fopen(o->plot, "w"))) {
+        cli_err("bench", "--plot %s: %s", o->plot, ms_strerror(-errno));
+        ms_tls_ctx_free(sh.tls);
+        return CLI_FAIL;
+    }
     cli_tls_host(sh.tls_host, sizeof sh.tls_host, o->addr);
     sh.pat_period = PAT_PERIOD;
     sh.pat_span = o->size > PAT_MIN_SPAN ? o->size : PAT_MIN_SPAN;
@@ -327,8 +355,6 @@ static int run(bench_opts *o)
         return CLI_FAIL;
     }
     sh.pat = pat;
-    pthread_mutex_init(&sh.mu, NULL);
-    bench_hist_reset(&sh.interval);
     int nw = 0;
     for (int i = 0; i < o->threads; i++) {
         int first = (int)((long)o->conns * i / o->threads);
@@ -355,40 +381,62 @@ static int run(bench_opts *o)
     if (!o->connect_per_request)
         while (atomic_load(&sh.ready) < o->conns && !all_done(w, nw))
             sleep_until(bench_now_ns() + 1000000);
+    /* With no connection up there is nothing to measure: no window. */
+    int unreached = !o->connect_per_request && atomic_load(&sh.unreached) >= o->conns;
     sh.start_ns = bench_now_ns();
-    for (int i = 0; i < nw; i++)
-        bench_worker_go(w[i]);
-    int64_t tick = sh.start_ns + 1000000000;
-    int64_t t_measure = sh.start_ns + (int64_t)(o->warmup * 1e9);
-    wait_phase(&sh, w, nw, t_measure, &tick, 0);
+    int64_t t0 = sh.start_ns, t1 = t0, last = t0;
+    double c0 = 0, c1 = 0, s0 = -1, s1 = -1;
+    if (!unreached) {
+        for (int i = 0; i < nw; i++)
+            bench_worker_go(w[i]);
+        wait_phase(&sh, w, nw, sh.start_ns, sh.start_ns + (int64_t)(o->warmup * 1e9), 0);
 
-    double c0 = cpu_self_s(), s0 = o->pid ? cpu_proc_s(o->pid) : -1;
-    int64_t t0 = bench_now_ns();
-    atomic_store(&sh.phase, BENCH_MEASURE);
-    wait_phase(&sh, w, nw, t0 + (int64_t)(o->duration * 1e9), &tick, 1);
-    atomic_store(&sh.phase, BENCH_DRAIN);
-    int64_t t1 = bench_now_ns();
-    double c1 = cpu_self_s(), s1 = o->pid ? cpu_proc_s(o->pid) : -1;
+        c0 = cpu_self_s();
+        s0 = o->pid ? cpu_proc_s(o->pid) : -1;
+        t0 = bench_now_ns();
+        atomic_store(&sh.phase, BENCH_MEASURE);
+        last = wait_phase(&sh, w, nw, t0, t0 + (int64_t)(o->duration * 1e9), 1);
+        atomic_store(&sh.phase, BENCH_DRAIN);
+        t1 = bench_now_ns();
+        c1 = cpu_self_s();
+        s1 = o->pid ? cpu_proc_s(o->pid) : -1;
+    }
 
     for (int i = 0; i < nw; i++)
         bench_worker_drain(w[i]);
     bench_hist_reset(&res.st.hist);
     for (int i = 0; i < nw; i++)
         bench_worker_join(w[i], &res.st);
+    /* Connection per request: every connect refused, so no request ran. */
+    if (!res.st.requests && res.st.err.connect >= (uint64_t)o->conns)
+        unreached = 1;
+    /* The window's tail, up to t1: every completion in it is in by now. */
+    if (o->progress && !unreached && t1 > last)
+        print_progress(&sh, w, nw, t1, 1, (double)(t1 - last) / 1e9);
 
     res.o = o;
-    res.window_s = (double)(t1 - t0) / 1e9;
+    res.window_s = unreached ? 0 : (double)(t1 - t0) / 1e9;
     res.client_cpu_s = c1 - c0;
     res.server_cpu_s = (s0 >= 0 && s1 >= 0) ? s1 - s0 : -1;
+    if (res.st.err.connect)
+        cli_err("bench", "%s: %s (%llu of %d connection%s)", o->addr,
+                ms_strerror(res.st.connect_why ? res.st.connect_why : MS_EIO),
+                (unsigned long long)res.st.err.connect, o->conns, o->conns == 1 ? "" : "s");
     if (o->json)
         bench_report_json(stdout, &res);
-    else
+    else if (!unreached)
         bench_report_text(stdout, &res);
     fflush(stdout);
-    if (o->plot && (rc = bench_plot_svg(o->plot, &res)) < 0)
-        cli_err("bench", "%s: %s", o->plot, ms_strerror(rc));
+    if (o->plot_f) {
+        rc = bench_plot_svg(o->plot_f, &res);
+        o->plot_f = NULL;
+        if (rc < 0)
+            cli_err("bench", "--plot %s: %s", o->plot, ms_strerror(rc));
+    }
     uint64_t errs = bench_errors_total(&res.st.err);
-    if (errs)
+    if (unreached)
+        cli_err("bench", "no connection could be made: nothing measured");
+    else if (errs)
         cli_err("bench", "%llu error%s (see the errors line)", (unsigned long long)errs,
                 errs == 1 ? "" : "s");
     else if (!res.st.requests)
@@ -401,7 +449,6 @@ out:
     free(w);
     free(pat);
     ms_tls_ctx_free(sh.tls);
-    pthread_mutex_destroy(&sh.mu);
     return status;
 }
 
@@ -420,5 +467,8 @@ int cmd_bench(int argc, char **argv)
     int st = parse_args(argc, argv, &o);
     if (st >= 0)
         return st;
-    return run(&o);
+    st = run(&o);
+    if (o.plot_f) /* an early failure: the run never reached the plot */
+        fclose(o.plot_f);
+    return st;
 }
