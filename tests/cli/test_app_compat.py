@@ -318,7 +318,8 @@ ENCODINGS = [("latin-1", "latin-1"), ("latin1", "latin-1"), ("L1", "latin-1"),
              ("utf-16-le", "utf-16-le"), ("utf_16le", "utf-16-le"), ("UTF-16-BE", "utf-16-be"),
              ("utf-32", "utf-32"), ("utf-32-le", "utf-32-le"), ("utf_32_be", "utf-32-be"),
              ("utf8", "utf-8"), ("U8", "utf-8"), ("UTF_8", "utf-8"), ("  utf--8 ", "utf-8"),
-             ("utf-8-sig", "utf-8-sig"), ("utf-8-sig", "utf-8")]
+             ("utf-8-sig", "utf-8-sig"), ("utf-8-sig", "utf-8"),
+             ("latin\u00e91", "latin-1"), ("\u00e9utf8\u00e9", "utf-8"), ("UTF\u00e916", "utf-16")]
 
 
 def text_for(codec):
