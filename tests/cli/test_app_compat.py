@@ -394,7 +394,10 @@ class SideBySideTest(MsTestCase):
             # The examples, spelt out.
             for text, want in ((b"5", "5"), (b"null", "None"), (b"true", "True"), (b"1.5", "1.5"),
                                (b"1e16", "1e+16"), (b"0.1", "0.1"), (b"1E-5", "1e-05"),
-                               (b"-0.0", "-0.0"), (b"1000000000000000.0", "1000000000000000.0")):
+                               (b"-0.0", "-0.0"), (b"1000000000000000.0", "1000000000000000.0"),
+                               (b"1e-400", "0.0"), (b"-1e-400", "-0.0"), (b"1e308", "1e+308"),
+                               (b"2.4703282292062328e-324", "5e-324"), (b"-0", "0"), (b"1E+2", "100.0"),
+                               (b'"\\ud83d\\ude00"', "\U0001f600")):
                 got = self.same(addr, json_request(None, raw=b'{"action": "search", "value": %s}' % text), text)
                 self.assertEqual(result_of(got), f"No match for '{want}'.")
             # Missing keys are None, as dict.get() makes them; any action but "search" is named.
