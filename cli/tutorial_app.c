@@ -217,7 +217,7 @@ static int put_pyfloat(cli_app_buf *b, double d)
     if (*p == '-')
         out[n++] = *p++;
     for (; *p && *p != 'e'; p++)
-        if (*p != '.')
+        if (*p >= '0' && *p <= '9') /* whatever the locale's decimal point */
             digits[nd++] = *p;
     int exp = atoi(p + 1);
     while (nd > 1 && digits[nd - 1] == '0')
