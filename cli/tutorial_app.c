@@ -217,7 +217,7 @@ static int put_pyfloat(cli_app_buf *b, double d)
     if (*p == '-')
         out[n++] = *p++;
     for (; *p && *p != 'e'; p++)
-        if (*p != '.')
+        if (*p >= '0' && *p <= '9') /* whatever the locale's decimal point */
             digits[nd++] = *p;
     int exp = atoi(p + 1);
     while (nd > 1 && digits[nd - 1] == '0')
@@ -435,46 +435,31 @@ static const char *const aliases[][2] = {
 #define CODEC_NAME_MAX 64
 
 /*
- * Python's encodings.normalize_encoding() after codecs.lookup()'s lower
- * casing: runs of other characters become one '_', none at either end;
- * letters and digits outside ASCII are dropped. 0, or -1 for a name no
- * codec here can have (too long, a NUL, not UTF-8).
+ * The name codecs.lookup() searches for: ASCII letters in lower case, digits
+ * and '.' kept, every run of other bytes (non-ASCII ones included) one '_',
+ * none at either end. 0, or -1 for a name no codec here can have (too long,
+ * a NUL, which Python refuses too).
  */
 static int normalize_codec_name(const char *name, size_t len, char *out)
 {
     size_t n = 0;
     int punct = 0;
-    for (size_t i = 0; i < len;) {
+    for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)name[i];
-        uint32_t cp;
-        size_t k = 1;
-        int alnum;
         if (c == 0)
             return -1;
-        if (c < 0x80) {
-            cp = c >= 'A' && c <= 'Z' ? c + 32u : c;
-            alnum = (cp >= 'a' && cp <= 'z') || (cp >= '0' && cp <= '9') || cp == '.';
-        } else {
-            k = utf8_next((const unsigned char *)name + i, &cp);
-            pthread_once(&utf8_once, utf8_locale_init);
-            alnum = utf8_locale && iswalnum_l((wint_t)cp, utf8_locale);
-        }
-        if (alnum) {
-            if (punct && n) {
-                if (n >= CODEC_NAME_MAX)
-                    return -1;
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + 32);
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.') {
+            if (n + 2 > CODEC_NAME_MAX)
+                return -1;
+            if (punct && n)
                 out[n++] = '_';
-            }
-            if (cp < 0x80) {
-                if (n >= CODEC_NAME_MAX)
-                    return -1;
-                out[n++] = (char)cp;
-            }
+            out[n++] = (char)c;
             punct = 0;
         } else {
             punct = 1;
         }
-        i += k;
     }
     out[n] = '\0';
     return 0;

@@ -318,7 +318,8 @@ ENCODINGS = [("latin-1", "latin-1"), ("latin1", "latin-1"), ("L1", "latin-1"),
              ("utf-16-le", "utf-16-le"), ("utf_16le", "utf-16-le"), ("UTF-16-BE", "utf-16-be"),
              ("utf-32", "utf-32"), ("utf-32-le", "utf-32-le"), ("utf_32_be", "utf-32-be"),
              ("utf8", "utf-8"), ("U8", "utf-8"), ("UTF_8", "utf-8"), ("  utf--8 ", "utf-8"),
-             ("utf-8-sig", "utf-8-sig"), ("utf-8-sig", "utf-8")]
+             ("utf-8-sig", "utf-8-sig"), ("utf-8-sig", "utf-8"),
+             ("latin\u00e91", "latin-1"), ("\u00e9utf8\u00e9", "utf-8"), ("UTF\u00e916", "utf-16")]
 
 
 def text_for(codec):
@@ -393,7 +394,10 @@ class SideBySideTest(MsTestCase):
             # The examples, spelt out.
             for text, want in ((b"5", "5"), (b"null", "None"), (b"true", "True"), (b"1.5", "1.5"),
                                (b"1e16", "1e+16"), (b"0.1", "0.1"), (b"1E-5", "1e-05"),
-                               (b"-0.0", "-0.0"), (b"1000000000000000.0", "1000000000000000.0")):
+                               (b"-0.0", "-0.0"), (b"1000000000000000.0", "1000000000000000.0"),
+                               (b"1e-400", "0.0"), (b"-1e-400", "-0.0"), (b"1e308", "1e+308"),
+                               (b"2.4703282292062328e-324", "5e-324"), (b"-0", "0"), (b"1E+2", "100.0"),
+                               (b'"\\ud83d\\ude00"', "\U0001f600")):
                 got = self.same(addr, json_request(None, raw=b'{"action": "search", "value": %s}' % text), text)
                 self.assertEqual(result_of(got), f"No match for '{want}'.")
             # Missing keys are None, as dict.get() makes them; any action but "search" is named.
