@@ -352,18 +352,15 @@ static void on_accept(ms_loop *loop, int lfd, int events, void *arg)
             continue;
         }
         msi_server_note_accept(s);
+        ms_addr peer = {.len = 0};
         if (s->cfg.log_conns) {
-            ms_addr a = {.len = sslen};
-            memcpy(&a.ss, &ss, sslen);
-            msi_server_log_conn(s, 1, &a, 0);
+            memcpy(&peer.ss, &ss, sslen);
+            peer.len = sslen;
+            msi_server_log_conn(s, 1, &peer, 0);
         }
         int rc = msi_conn_start(&sl->g, fd, (struct sockaddr *)&ss, sslen, 0, NULL);
         if (rc < 0) {
-            if (s->cfg.log_conns) {
-                ms_addr a = {.len = sslen};
-                memcpy(&a.ss, &ss, sslen);
-                msi_server_log_conn(s, 0, &a, rc);
-            }
+            msi_server_log_conn(s, 0, &peer, rc);
             atomic_fetch_sub(&s->open, 1);
             msi_server_log(s, 0, MS_LOG_SERVER, rc, NULL, "accept: cannot serve a connection: %s",
                            ms_strerror(rc));
