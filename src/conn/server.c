@@ -133,8 +133,6 @@ int ms_server_log_write(ms_server *s, int fd, const char *text, size_t len)
         uint64_t lines = 0;
         for (size_t i = done; i < len; i++)
             lines += text[i] == '\n';
-        if (done > 0 && text[done - 1] != '\n' && lines == 0)
-            lines = 1;
         atomic_fetch_add(s->log_dropped, lines ? lines : 1);
     }
     return MS_EAGAIN;
