@@ -58,6 +58,7 @@ static const char common_help[] =
     "                       loops, any number at once; 'thread': a thread per\n"
     "                       connection; 'fork': a process per connection;\n"
     "                       'iterative': one connection at a time, the others wait\n"
+    "                       (there a client silent for 1 s is closed)\n"
     "  --threads N          event loops, 1 to 256 (event; default %s)\n"
     "  --max-conns N        connections at once at most; more are closed at once and\n"
     "                       counted as refused (event, thread, fork: live children;\n"

@@ -133,8 +133,6 @@ int ms_server_log_write(ms_server *s, int fd, const char *text, size_t len)
         uint64_t lines = 0;
         for (size_t i = done; i < len; i++)
             lines += text[i] == '\n';
-        if (done > 0 && text[done - 1] != '\n' && lines == 0)
-            lines = 1;
         atomic_fetch_add(s->log_dropped, lines ? lines : 1);
     }
     return MS_EAGAIN;
@@ -352,18 +350,15 @@ static void on_accept(ms_loop *loop, int lfd, int events, void *arg)
             continue;
         }
         msi_server_note_accept(s);
+        ms_addr peer = {.len = 0};
         if (s->cfg.log_conns) {
-            ms_addr a = {.len = sslen};
-            memcpy(&a.ss, &ss, sslen);
-            msi_server_log_conn(s, 1, &a, 0);
+            memcpy(&peer.ss, &ss, sslen);
+            peer.len = sslen;
+            msi_server_log_conn(s, 1, &peer, 0);
         }
         int rc = msi_conn_start(&sl->g, fd, (struct sockaddr *)&ss, sslen, 0, NULL);
         if (rc < 0) {
-            if (s->cfg.log_conns) {
-                ms_addr a = {.len = sslen};
-                memcpy(&a.ss, &ss, sslen);
-                msi_server_log_conn(s, 0, &a, rc);
-            }
+            msi_server_log_conn(s, 0, &peer, rc);
             atomic_fetch_sub(&s->open, 1);
             msi_server_log(s, 0, MS_LOG_SERVER, rc, NULL, "accept: cannot serve a connection: %s",
                            ms_strerror(rc));
