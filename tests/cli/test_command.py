@@ -117,6 +117,14 @@ class BacklogTest(MsTestCase):
                 self.assertEqual(listen_backlog(srv.sockaddr[1]), 77)
                 self.assertEqual(srv.stop(), 0)
 
+    def test_kernel_caps_it(self):
+        big = str(somaxconn() + 1)
+        with Server("echo-server", "--backlog", big, "127.0.0.1", "0") as srv:
+            self.assertEqual(listen_backlog(srv.sockaddr[1]), somaxconn())
+            self.assertEqual(srv.stop(), 0)
+            self.assertIn(f"--backlog {big}: the kernel caps it at net.core.somaxconn",
+                          srv.stderr_text())
+
     def test_option_checked(self):
         for bad in ("0", "-5", "ten", ""):
             with self.subTest(bad=bad):
