@@ -32,7 +32,8 @@ static void usage(FILE *f)
     fprintf(f, "\n'msgsock COMMAND --help' describes a command; 'msgsock --version' prints\n"
                "the version.\n"
                "Addresses: HOST PORT, or --listen/--connect with HOST:PORT, [IPv6]:PORT,\n"
-               "unix:/path or unix:@abstract. Servers listen on 127.0.0.1:65432 by default.\n");
+               "unix:/path or unix:@abstract. Servers listen on 127.0.0.1:65432 by default;\n"
+               "HOST '' is every interface, as in the Python guide.\n");
 }
 
 int main(int argc, char **argv)
