@@ -75,7 +75,28 @@ typedef struct app_server {
     const char *data;           /* --data, or NULL */
     size_t max_header;
     cli_app_table *table;
+    int verbose;                /* -v: the original's Received/Sending lines */
 } app_server;
+
+/* -v: what the original prints for a request it has read: "Received request
+ * {'action': ...} from ADDR" (the content decoded as it decodes it) or
+ * "Received CONTENT-TYPE request from ADDR". Nothing for content it refuses. */
+static void app_print_request(const ms_frame *msg, const char *addr)
+{
+    if (!cli_app_is_json(msg->app)) {
+        cli_serve_print("Received %.*s request from %s", (int)msg->app->content_type_len,
+                        msg->app->content_type, addr);
+        return;
+    }
+    json_t *req = NULL;
+    cli_app_buf text = {0};
+    const char *why;
+    if (cli_app_load_json(msg, 0, &req, &why) == 0 && cli_app_pystr(&text, req) == 0)
+        cli_serve_print("Received request %.*s from %s", (int)text.len, (const char *)text.data,
+                        addr);
+    json_decref(req);
+    cli_app_buf_free(&text);
+}
 
 /* A request's content at fault: logged here, with the words the codec
  * cannot know, and the connection closed gracefully (reason 0), so the
@@ -85,7 +106,17 @@ static void app_on_message(ms_conn *c, const ms_frame *msg, void *user)
     const app_server *s = user;
     cli_app_buf out = {0};
     const char *why = NULL;
+    char addr[MS_ADDR_STRLEN + 32] = "";
+    if (s->verbose) {
+        cli_serve_py_peer(c, addr, sizeof addr);
+        app_print_request(msg, addr);
+    }
     int rc = cli_app_respond(s->table, msg, &out, &why);
+    if (rc == 0 && s->verbose) {
+        char *bytes = cli_serve_py_bytes(out.data, out.len);
+        cli_serve_print("Sending %s to %s", bytes ? bytes : "?", addr);
+        free(bytes);
+    }
     if (rc == 0) {
         /* A failed send drops the connection; the log says why. */
         ms_conn_send_raw(c, out.data, out.len);
@@ -143,6 +174,7 @@ static int app_prepare(cli_serve_spec *sp)
         return CLI_FAIL;
     }
     sp->frame.max_header = s->max_header;
+    s->verbose = sp->verbose;
     return CLI_OK;
 }
 

@@ -3,7 +3,6 @@
 #include "cli_tls.h"
 
 #include <arpa/inet.h>
-#include <jansson.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -171,16 +170,14 @@ static void py_addr(const ms_addr *a, char *buf, size_t cap)
     }
 }
 
-static void conn_py_addr(const ms_conn *c, char *buf, size_t cap)
+void cli_serve_py_peer(const ms_conn *c, char *buf, size_t cap)
 {
     ms_addr a;
     ms_conn_peer(c, &a);
     py_addr(&a, buf, cap);
 }
 
-/* The bytes of data as Python's repr; the first 1 KiB of a longer payload,
- * then "...". Returns a malloc'd string or NULL. */
-static char *py_bytes(const void *data, size_t len)
+char *cli_serve_py_bytes(const void *data, size_t len)
 {
     char *text = NULL;
     size_t tlen = 0;
@@ -197,27 +194,14 @@ static char *py_bytes(const void *data, size_t len)
     return text;
 }
 
-/* -v: the original's line for a message, then the command's handler. */
+/* -v in multiconn-server: the original's line for an echo, then the handler. */
 static void verbose_message(ms_conn *c, const ms_frame *m, void *user)
 {
     char addr[MS_ADDR_STRLEN + 32];
-    conn_py_addr(c, addr, sizeof addr);
-    if (m->app && strcmp(m->app->content_type, "text/json") == 0) {
-        /* The request as JSON (Python's json.dumps separators); the content
-         * as bytes if it is not UTF-8 JSON. */
-        json_error_t e;
-        json_t *j = m->len <= 1024 ? json_loadb((const char *)m->data, m->len, 0, &e) : NULL;
-        char *text = j ? json_dumps(j, JSON_PRESERVE_ORDER) : py_bytes(m->data, m->len);
-        json_decref(j);
-        cli_serve_print("Received request %s from %s", text ? text : "?", addr);
-        free(text);
-    } else if (m->app) {
-        cli_serve_print("Received %s request from %s", m->app->content_type, addr);
-    } else if (running->verbose_echo) {
-        char *text = py_bytes(m->data, m->len);
-        cli_serve_print("Echoing %s to %s", text ? text : "?", addr);
-        free(text);
-    }
+    cli_serve_py_peer(c, addr, sizeof addr);
+    char *text = cli_serve_py_bytes(m->data, m->len);
+    cli_serve_print("Echoing %s to %s", text ? text : "?", addr);
+    free(text);
     if (running->cb.on_message)
         running->cb.on_message(c, m, user);
 }
@@ -451,7 +435,7 @@ static int serve(cli_serve_spec *sp, serve_opts *o, const char *addr)
     cfg->listen = addr;
     cfg->handle_signals = 1;
     cfg->cb = sp->cb;
-    if (verbose && (sp->frame.kind == MS_FRAME_APP || sp->verbose_echo))
+    if (verbose && sp->verbose_echo)
         cfg->cb.on_message = verbose_message;
     cfg->user = sp->user;
     cfg->log_record = on_log;
@@ -551,6 +535,7 @@ int cli_serve_main(cli_serve_spec *sp, int argc, char **argv)
     free(opts);
     if (status != CLI_OK)
         return status;
+    sp->verbose = verbose;
     int npos = argc - optind;
     if (npos > 2 || (o.listen && npos > 0))
         return cli_usage(sp->cmd, "too many arguments");

@@ -31,7 +31,17 @@ typedef struct cli_serve_spec {
      * the APP framing "Received request ... from ADDR" per request. */
     int verbose_connected_by;     /* echo-server: "Connected by ADDR" instead */
     int verbose_echo;             /* multiconn-server: "Echoing b'...' to ADDR" too */
+    /* Set by cli_serve_main before prepare: 1 with -v, for a command that
+     * prints its own per-message lines (app-server's requests and replies). */
+    int verbose;
 } cli_serve_spec;
+
+/* A connection's peer as Python prints the address tuple accept() returns:
+ * ('127.0.0.1', 54321), ('::1', 54321, 0, 0); a Unix socket's path. */
+void cli_serve_py_peer(const ms_conn *c, char *buf, size_t cap);
+/* data as Python's repr of bytes, the first 1 KiB of a longer payload then
+ * "..."; a malloc'd string, or NULL. */
+char *cli_serve_py_bytes(const void *data, size_t len);
 
 /* Parses argv (argv[0] is the command's name), then listens, prints
  * "listening on ADDR", serves until SIGINT or SIGTERM and returns the exit

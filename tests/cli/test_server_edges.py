@@ -125,10 +125,17 @@ class VerboseTest(MsTestCase):
                                          {"result": "Follow the white rabbit. \U0001f430"})
                         s.sendall(app_message(b"hello", "binary/custom-client-binary-type",
                                               "binary"))
+                    # What the original's _write prints: repr of the whole reply.
+                    answer = app_message(json.dumps({"result": "Follow the white rabbit. \U0001f430"},
+                                                    ensure_ascii=False).encode())
+                    binary = app_message(b"First 10 bytes of request: hello",
+                                         "binary/custom-server-binary-type", "binary")
                     lines = out.wait_for([
                         f"Accepted connection from {me}",
-                        f'Received request {{"action": "search", "value": "morpheus"}} from {me}',
+                        f"Received request {{'action': 'search', 'value': 'morpheus'}} from {me}",
+                        f"Sending {answer!r} to {me}",
                         f"Received binary/custom-client-binary-type request from {me}",
+                        f"Sending {binary!r} to {me}",
                         f"Closing connection to {me}",
                     ])
                     order = [l for l in lines if l.endswith(me)]
