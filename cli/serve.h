@@ -27,8 +27,8 @@ typedef struct cli_serve_spec {
      * for resets only with --verbose. */
     void (*conn_end)(const char *peer, const ms_log_record *rec);
     /* -v prints the tutorial original's lines on stdout: "Accepted connection
-     * from ADDR" and "Closing connection to ADDR" per connection, and for
-     * the APP framing "Received request ... from ADDR" per request. */
+     * from ADDR" and "Closing connection to ADDR" per connection; a
+     * command prints its per-message lines itself (see verbose below). */
     int verbose_connected_by;     /* echo-server: "Connected by ADDR" instead */
     int verbose_echo;             /* multiconn-server: "Echoing b'...' to ADDR" too */
     /* Set by cli_serve_main before prepare: 1 with -v, for a command that
