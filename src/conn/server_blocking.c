@@ -551,7 +551,7 @@ int msi_blocking_create(msi_blocking **out, ms_server *s, ms_addr *local)
         b->tls = cfg->tls;
     }
     ms_loop_opts lo = {.backend = cfg->backend};
-    ms_listen_opts lopts = {.backlog = cfg->backlog > 0 ? cfg->backlog : 511, .nonblock = 1};
+    ms_listen_opts lopts = {.backlog = cfg->backlog, .nonblock = 1};
     if ((rc = ms_loop_create(&b->loop, &lo)) < 0) {
         b->loop = NULL;
         goto fail;
