@@ -45,9 +45,10 @@ enum {
     CLI_TLS_CIPHERS_HELP
 /* The cipher options, for servers and clients alike. */
 #define CLI_TLS_CIPHERS_HELP                                                         \
-    "  --tls-ciphers LIST TLS 1.2 suites, OpenSSL cipher-list syntax (default:\n"   \
-    "                     ECDHE with AES-GCM or ChaCha20-Poly1305 only)\n"           \
-    "  --tls-ciphersuites LIST  TLS 1.3 suites, ':'-separated (default: OpenSSL's)\n"
+    "  --tls-ciphers LIST, --tls-ciphersuites LIST\n"                                \
+    "                     the TLS 1.2 suites (OpenSSL cipher-list syntax; default:\n" \
+    "                     ECDHE with AES-GCM or ChaCha20-Poly1305 only) and the\n"   \
+    "                     TLS 1.3 ones (':'-separated; default: OpenSSL's)\n"
 
 /* Takes getopt_long's c if it is one of the options above: 1, else 0. */
 int cli_tls_opt(cli_tls_opts *o, int c, const char *arg);
