@@ -426,8 +426,9 @@ int ms_tls_ctx_create(ms_tls_ctx **out, const ms_tls_config *cfg, char *err, siz
     }
     SSL_CTX *sc = c->ssl;
     SSL_CTX_set_min_proto_version(sc, TLS1_2_VERSION);
+    /* No tickets: SSL_CTX_set_num_tickets below covers TLS 1.3 only. */
     SSL_CTX_set_options(sc, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                SSL_OP_IGNORE_UNEXPECTED_EOF |
+                                SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET |
                                 (c->server ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
     /* Partial writes: SSL_write returns after each record, like send(2).
      * Moving buffer: a retried write may come from another address (the

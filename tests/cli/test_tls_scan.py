@@ -146,6 +146,21 @@ class SClient(ScanCase):
         self.assertStops(srv)
         self.assertIn("no shared cipher", srv.stderr_text())
 
+    def test_no_tls12_session_ticket(self):
+        # testssl found TLS 1.2 session tickets (resumption) although the
+        # library promises none (TLS 1.3 ones were already off), as does
+        # Mozilla's profile.
+        srv, port = self.serve()
+        p = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_2",
+                            "-CAfile", os.path.join(CERTS, "ca.pem")],
+                           input=b"", capture_output=True, timeout=30)
+        out = p.stdout.decode("utf-8", "replace")
+        self.assertEqual(p.returncode, 0, out + p.stderr.decode())
+        self.assertIn("Verify return code: 0 (ok)", out)
+        self.assertIn(f"Cipher    : {GCM}", out)
+        self.assertNotIn("TLS session ticket", out)
+        self.assertStops(srv)
+
     def test_tls_ciphers_reenables_a_cbc_suite(self):
         srv, port = self.serve("--tls-ciphers", f"{GCM}:{CBC}")
         self.assertServed(port, "-tls1_2", "-cipher", CBC, cipher=CBC)
