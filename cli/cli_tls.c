@@ -16,14 +16,25 @@ int cli_tls_opt(cli_tls_opts *o, int c, const char *arg)
     case CLI_OPT_TLS_KEY: o->key = arg; o->on = 1; return 1;
     case CLI_OPT_TLS_CA: o->ca = arg; o->on = 1; return 1;
     case CLI_OPT_TLS_INSECURE: o->insecure = 1; o->on = 1; return 1;
+    case CLI_OPT_TLS_CIPHERS: o->ciphers = arg; o->on = 1; return 1;
+    case CLI_OPT_TLS_CIPHERSUITES: o->ciphersuites = arg; o->on = 1; return 1;
     default: return 0;
     }
 }
 
-static int make_ctx(const char *cmd, const ms_tls_config *cfg, ms_tls_ctx **out)
+static int make_ctx(const char *cmd, const cli_tls_opts *o, ms_tls_config *cfg,
+                    ms_tls_ctx **out)
 {
     char err[512];
+    cfg->ciphers = o->ciphers;
+    cfg->ciphersuites = o->ciphersuites;
     int rc = ms_tls_ctx_create(out, cfg, err, sizeof err);
+    /* A list OpenSSL refuses: err starts with the field's name, which is
+     * the option's without "--tls-". */
+    if (rc == MS_EINVAL && strncmp(err, "cipher", 6) == 0) {
+        cli_err(cmd, "--tls-%s", err);
+        return CLI_USAGE;
+    }
     if (rc < 0) {
         cli_err(cmd, "TLS: %s", err[0] ? err : ms_strerror(rc));
         return CLI_FAIL;
@@ -34,12 +45,13 @@ static int make_ctx(const char *cmd, const ms_tls_config *cfg, ms_tls_ctx **out)
 int cli_tls_server_ctx(const char *cmd, const cli_tls_opts *o, ms_tls_ctx **out)
 {
     *out = NULL;
-    if (!o->cert && !o->key && !o->ca)
+    if (!o->cert && !o->key && !o->ca && !o->ciphers && !o->ciphersuites)
         return CLI_OK;
     if (!o->cert)
-        return cli_usage(cmd, "--tls-key and --tls-ca need --tls-cert");
+        return cli_usage(cmd, "--tls-key, --tls-ca, --tls-ciphers and --tls-ciphersuites "
+                              "need --tls-cert");
     ms_tls_config cfg = {.server = 1, .cert_file = o->cert, .key_file = o->key, .ca_file = o->ca};
-    return make_ctx(cmd, &cfg, out);
+    return make_ctx(cmd, o, &cfg, out);
 }
 
 int cli_tls_client_ctx(const char *cmd, const cli_tls_opts *o, ms_tls_ctx **out)
@@ -55,7 +67,7 @@ int cli_tls_client_ctx(const char *cmd, const cli_tls_opts *o, ms_tls_ctx **out)
         cli_err(cmd, "warning: --tls-insecure: the server's certificate is not verified");
     ms_tls_config cfg = {.cert_file = o->cert, .key_file = o->key, .ca_file = o->ca,
                          .insecure = o->insecure};
-    return make_ctx(cmd, &cfg, out);
+    return make_ctx(cmd, o, &cfg, out);
 }
 
 void cli_tls_host(char *out, size_t cap, const char *addr)

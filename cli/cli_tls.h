@@ -9,15 +9,22 @@ typedef struct cli_tls_opts {
     const char *cert, *key;  /* --tls-cert, --tls-key */
     const char *ca;          /* --tls-ca */
     int insecure;            /* --tls-insecure */
+    const char *ciphers;     /* --tls-ciphers (TLS 1.2) */
+    const char *ciphersuites; /* --tls-ciphersuites (TLS 1.3) */
 } cli_tls_opts;
 
 /* getopt_long values of the options; above any short option character. */
-enum { CLI_OPT_TLS = 0x7400, CLI_OPT_TLS_CERT, CLI_OPT_TLS_KEY, CLI_OPT_TLS_CA, CLI_OPT_TLS_INSECURE };
+enum {
+    CLI_OPT_TLS = 0x7400, CLI_OPT_TLS_CERT, CLI_OPT_TLS_KEY, CLI_OPT_TLS_CA, CLI_OPT_TLS_INSECURE,
+    CLI_OPT_TLS_CIPHERS, CLI_OPT_TLS_CIPHERSUITES,
+};
 
 #define CLI_TLS_SERVER_LONGOPTS                                                \
     {"tls-cert", required_argument, 0, CLI_OPT_TLS_CERT},                      \
     {"tls-key", required_argument, 0, CLI_OPT_TLS_KEY},                        \
-    {"tls-ca", required_argument, 0, CLI_OPT_TLS_CA}
+    {"tls-ca", required_argument, 0, CLI_OPT_TLS_CA},                          \
+    {"tls-ciphers", required_argument, 0, CLI_OPT_TLS_CIPHERS},                \
+    {"tls-ciphersuites", required_argument, 0, CLI_OPT_TLS_CIPHERSUITES}
 #define CLI_TLS_CLIENT_LONGOPTS                                                \
     CLI_TLS_SERVER_LONGOPTS, {"tls", no_argument, 0, CLI_OPT_TLS},             \
     {"tls-insecure", no_argument, 0, CLI_OPT_TLS_INSECURE}
@@ -25,7 +32,8 @@ enum { CLI_OPT_TLS = 0x7400, CLI_OPT_TLS_CERT, CLI_OPT_TLS_KEY, CLI_OPT_TLS_CA, 
 #define CLI_TLS_SERVER_HELP                                                          \
     "  --tls-cert FILE    serve TLS with this PEM certificate (chain)\n"            \
     "  --tls-key FILE     its PEM private key (default: read from --tls-cert)\n"    \
-    "  --tls-ca FILE      require client certificates signed by these PEM CAs\n"
+    "  --tls-ca FILE      require client certificates signed by these PEM CAs\n"     \
+    CLI_TLS_CIPHERS_HELP
 #define CLI_TLS_CLIENT_HELP                                                          \
     "  --tls              speak TLS; the server's certificate is verified and must\n" \
     "                     match HOST (the other --tls-* options imply --tls)\n"        \
@@ -33,7 +41,14 @@ enum { CLI_OPT_TLS = 0x7400, CLI_OPT_TLS_CERT, CLI_OPT_TLS_KEY, CLI_OPT_TLS_CA, 
     "                     system's)\n"                                                  \
     "  --tls-insecure     do not verify the server's certificate (warns)\n"           \
     "  --tls-cert FILE    client certificate (PEM), for servers that require one\n"  \
-    "  --tls-key FILE     its PEM private key (default: read from --tls-cert)\n"
+    "  --tls-key FILE     its PEM private key (default: read from --tls-cert)\n"     \
+    CLI_TLS_CIPHERS_HELP
+/* The cipher options, for servers and clients alike. */
+#define CLI_TLS_CIPHERS_HELP                                                         \
+    "  --tls-ciphers LIST, --tls-ciphersuites LIST\n"                                \
+    "                     the TLS 1.2 suites (OpenSSL cipher-list syntax; default:\n" \
+    "                     ECDHE with AES-GCM or ChaCha20-Poly1305 only) and the\n"   \
+    "                     TLS 1.3 ones (':'-separated; default: OpenSSL's)\n"
 
 /* Takes getopt_long's c if it is one of the options above: 1, else 0. */
 int cli_tls_opt(cli_tls_opts *o, int c, const char *arg);

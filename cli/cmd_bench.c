@@ -43,6 +43,8 @@ static const char *bench_help =
     "                         system's)\n"
     "  --tls-insecure         do not verify the server's certificate (warns)\n"
     "  --tls-cert FILE        client certificate (PEM), --tls-key FILE its key\n"
+    "  --tls-ciphers LIST     TLS 1.2 suites, OpenSSL syntax (default: AEAD with ECDHE)\n"
+    "  --tls-ciphersuites LIST  TLS 1.3 suites, ':'-separated (default: OpenSSL's)\n"
     "  --pid PID              also report the CPU time of process PID (the server)\n"
     "  --timeout MS           connect limit and the wait for the last replies (5000)\n"
     "  --json                 print one JSON object instead of the table; keys:\n"

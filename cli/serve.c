@@ -96,6 +96,9 @@ static const char common_help[] =
     "  --tls-cert FILE      serve TLS with this PEM certificate chain (every model)\n"
     "  --tls-key FILE       its PEM private key (default: read from --tls-cert)\n"
     "  --tls-ca FILE        require client certificates signed by these PEM CAs\n"
+    "  --tls-ciphers LIST   TLS 1.2 suites, OpenSSL cipher-list syntax (default:\n"
+    "                       ECDHE with AES-GCM or ChaCha20-Poly1305 only)\n"
+    "  --tls-ciphersuites LIST  TLS 1.3 suites, ':'-separated (default: OpenSSL's)\n"
     "  -v, --verbose        print on stdout what the tutorial's original prints:\n"
     "                       'Accepted connection from ('127.0.0.1', 54321)',\n"
     "                       'Closing connection to (...)', app-server's 'Received\n"
@@ -370,7 +373,9 @@ static int parse_common(cli_serve_spec *sp, serve_opts *o, int c, const char *ar
     case O_STATS_PUBLIC: o->stats_public = 1; return 0;
     case CLI_OPT_TLS_CERT:
     case CLI_OPT_TLS_KEY:
-    case CLI_OPT_TLS_CA: cli_tls_opt(&o->tls, c, arg); return 0;
+    case CLI_OPT_TLS_CA:
+    case CLI_OPT_TLS_CIPHERS:
+    case CLI_OPT_TLS_CIPHERSUITES: cli_tls_opt(&o->tls, c, arg); return 0;
     case 'v': verbose = 1; return 0;
     default: return cli_usage(cmd, "bad option");
     }

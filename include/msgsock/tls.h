@@ -6,9 +6,10 @@
 #include "conn.h"
 
 /*
- * TLS (OpenSSL underneath; TLS 1.2 at least, renegotiation off, no session
- * resumption). An ms_tls_ctx holds the certificates and the policy; it is
- * shared by any number of connections and threads. Handshakes never block
+ * TLS (OpenSSL underneath; TLS 1.2 at least, AEAD suites with forward
+ * secrecy only by default, renegotiation off, no session resumption). An
+ * ms_tls_ctx holds the certificates and the policy; it is shared by any
+ * number of connections and threads. Handshakes never block
  * an event loop: they run on readiness and are bounded by the context's
  * handshake timeout.
  *
@@ -38,14 +39,36 @@ typedef struct ms_tls_config {
                                * connection's address */
     int insecure;             /* client: 1 skips every check of the server's certificate */
     int handshake_timeout_ms; /* 0: MS_TLS_DEFAULT_HANDSHAKE_MS; -1: none */
+    const char *ciphers;      /* TLS 1.2 cipher list in OpenSSL's syntax ("A:B:!C"; names
+                               * OpenSSL does not know are skipped, but one must match);
+                               * NULL: MS_TLS_DEFAULT_CIPHERS */
+    const char *ciphersuites; /* TLS 1.3 suites, ':'-separated, each one OpenSSL knows;
+                               * NULL: OpenSSL's (all AEAD); "": TLS 1.3 off */
 } ms_tls_config;
 
 #define MS_TLS_DEFAULT_HANDSHAKE_MS 10000
 
+/* The TLS 1.2 suites by default, best first: Mozilla's "intermediate"
+ * profile (https://wiki.mozilla.org/Security/Server_Side_TLS, guidelines
+ * 5.7): ECDHE key exchange (forward secrecy) with AES-GCM or
+ * ChaCha20-Poly1305 (AEAD), for ECDSA and RSA certificates. No CBC suite
+ * (Lucky13), no static RSA key exchange. Mozilla's DHE-RSA suites are left
+ * out: they need a Diffie-Hellman group, which msgsock does not configure
+ * by default. For the few old clients that need them (with an RSA
+ * certificate only), list them in ciphers: a server context then uses a
+ * built-in group as strong as its key (SSL_CTX_set_dh_auto). */
+#define MS_TLS_DEFAULT_CIPHERS                                                         \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                      \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                      \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
 /*
  * Makes a context from cfg (strings are read now, not kept). On success
  * *out is the caller's until ms_tls_ctx_free(). On failure returns
- * MS_EINVAL (a server without cert_file), MS_ENOENT / MS_EACCES / another
+ * MS_EINVAL (a server without cert_file; a ciphers or ciphersuites list
+ * that OpenSSL refuses or that names an unknown TLS 1.3 suite: err then
+ * starts with the field's name, "ciphers 'LIST': no cipher match"),
+ * MS_ENOENT / MS_EACCES / another
  * system code (a file that cannot be opened), MS_ETLS (a file that does not
  * hold what it should, or a key that does not match its certificate) and,
  * if err is not NULL, writes a sentence naming the file and the reason into

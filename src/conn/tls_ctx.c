@@ -329,6 +329,59 @@ static int ctx_load(ms_tls_ctx *c, const ms_tls_config *cfg, char *err, size_t c
     return 0;
 }
 
+/* Whether sc offers the TLS 1.3 suite called name (len bytes). */
+static int has_tls13_suite(SSL_CTX *sc, const char *name, size_t len)
+{
+    STACK_OF(SSL_CIPHER) *all = SSL_CTX_get_ciphers(sc);
+    for (int i = 0; i < sk_SSL_CIPHER_num(all); i++) {
+        const SSL_CIPHER *ci = sk_SSL_CIPHER_value(all, i);
+        const char *n = SSL_CIPHER_get_name(ci);
+        if (strcmp(SSL_CIPHER_get_version(ci), "TLSv1.3") == 0 && strlen(n) == len &&
+            memcmp(n, name, len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The suites cfg asks for, or the defaults. OpenSSL skips the TLS 1.3
+ * names it does not know, so a typo would quietly drop a suite (or all of
+ * them, and TLS 1.3 with them): every name must be one it took. */
+static int ctx_ciphers(SSL_CTX *sc, const ms_tls_config *cfg, char *err, size_t cap)
+{
+    const char *list = cfg->ciphers ? cfg->ciphers : MS_TLS_DEFAULT_CIPHERS;
+    if (SSL_CTX_set_cipher_list(sc, list) != 1) {
+        put_err(err, cap, "ciphers '%.200s': %s", list, ssl_reason());
+        return MS_EINVAL;
+    }
+    list = cfg->ciphersuites;
+    if (!list)
+        return 0;
+    if (SSL_CTX_set_ciphersuites(sc, list) != 1) {
+        put_err(err, cap, "ciphersuites '%.200s': %s", list, ssl_reason());
+        return MS_EINVAL;
+    }
+    /* A server whose highest version has no suite fails every handshake
+     * ("no ciphers available"), TLS 1.2 ones too. */
+    if (!*list && SSL_CTX_set_max_proto_version(sc, TLS1_2_VERSION) != 1) {
+        put_err(err, cap, "cannot turn TLS 1.3 off (%s)", ssl_reason());
+        return MS_ETLS;
+    }
+    for (const char *p = list; *p;) {
+        p += strspn(p, " :");
+        size_t n = strcspn(p, ":");
+        size_t len = n;
+        while (len > 0 && p[len - 1] == ' ')
+            len--;
+        if (len > 0 && !has_tls13_suite(sc, p, len)) {
+            put_err(err, cap, "ciphersuites '%.200s': no TLS 1.3 suite called '%.*s'", list,
+                    (int)(len > 64 ? 64 : len), p);
+            return MS_EINVAL;
+        }
+        p += n;
+    }
+    return 0;
+}
+
 int ms_tls_ctx_create(ms_tls_ctx **out, const ms_tls_config *cfg, char *err, size_t errcap)
 {
     *out = NULL;
@@ -373,8 +426,9 @@ int ms_tls_ctx_create(ms_tls_ctx **out, const ms_tls_config *cfg, char *err, siz
     }
     SSL_CTX *sc = c->ssl;
     SSL_CTX_set_min_proto_version(sc, TLS1_2_VERSION);
+    /* No tickets: SSL_CTX_set_num_tickets below covers TLS 1.3 only. */
     SSL_CTX_set_options(sc, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                SSL_OP_IGNORE_UNEXPECTED_EOF |
+                                SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET |
                                 (c->server ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
     /* Partial writes: SSL_write returns after each record, like send(2).
      * Moving buffer: a retried write may come from another address (the
@@ -383,9 +437,13 @@ int ms_tls_ctx_create(ms_tls_ctx **out, const ms_tls_config *cfg, char *err, siz
     SSL_CTX_set_mode(sc, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                              SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_OFF);
-    if (c->server)
+    if (c->server) {
         SSL_CTX_set_num_tickets(sc, 0);
-    int rc = ctx_load(c, cfg, err, errcap);
+        SSL_CTX_set_dh_auto(sc, 1);
+    }
+    int rc = ctx_ciphers(sc, cfg, err, errcap);
+    if (rc == 0)
+        rc = ctx_load(c, cfg, err, errcap);
     ERR_clear_error();
     if (rc < 0) {
         SSL_CTX_free(sc);
