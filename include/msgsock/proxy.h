@@ -85,8 +85,9 @@ typedef struct ms_proxy_header {
  *                   more bytes (from the start of the connection; the
  *                   buffer may have moved). *need (may be NULL) is the
  *                   length buf must reach before another call can decide
- *                   more: 16 + the v2 length once that is known, 16 before,
- *                   0 for v1 (a line ends at its CRLF).
+ *                   more: 16 + the v2 length once that is known, 16 before
+ *                   (once the first byte says v2), 0 for v1 (a line ends at
+ *                   its CRLF) and for an empty buf.
  *   other negative  no valid header can begin with these bytes; drop the
  *                   connection. In the order the bytes decide them:
  *     MS_EPROXYSIG    neither "PROXY" (v1) nor the 12-byte v2 signature, or

@@ -22,6 +22,8 @@ static const char v1_sig[] = "PROXY";
 
 #define V1_SIG_LEN (sizeof v1_sig - 1)
 #define UNIX_ADDR_LEN 108
+_Static_assert(sizeof(((struct sockaddr_un *)0)->sun_path) == UNIX_ADDR_LEN,
+               "a v2 AF_UNIX address is exactly a sun_path");
 #define V2_CMD_LOCAL 0x0
 #define V2_CMD_PROXY 0x1
 
@@ -80,31 +82,21 @@ static int v1_port(cursor *c, char end, uint16_t *port)
     return 0;
 }
 
-/* An address of family af, then the space after it. */
-static int v1_addr(cursor *c, int af, ms_proxy_addr *a)
+/* Makes a an AF_INET or AF_INET6 address (port 0); returns where its
+ * address bytes go. */
+static void *ip_init(ms_proxy_addr *a, int af)
 {
-    char tok[INET6_ADDRSTRLEN];
-    int rc = af == AF_INET ? v1_token(c, "0123456789.", INET_ADDRSTRLEN - 1, ' ', tok)
-                           : v1_token(c, "0123456789abcdefABCDEF:.", INET6_ADDRSTRLEN - 1, ' ', tok);
-    if (rc < 0)
-        return rc;
     memset(a, 0, sizeof *a);
     if (af == AF_INET) {
         struct sockaddr_in *sin = (struct sockaddr_in *)&a->ss;
         sin->sin_family = AF_INET;
         a->len = sizeof *sin;
-        rc = inet_pton(AF_INET, tok, &sin->sin_addr);
-    } else {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->ss;
-        sin6->sin6_family = AF_INET6;
-        a->len = sizeof *sin6;
-        rc = inet_pton(AF_INET6, tok, &sin6->sin6_addr);
+        return &sin->sin_addr;
     }
-    /* glibc's inet_pton refuses IPv4 parts with leading zeros, as the spec does. */
-    if (rc != 1)
-        return MS_EPROXYV1;
-    c->i++;
-    return 0;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->ss;
+    sin6->sin6_family = AF_INET6;
+    a->len = sizeof *sin6;
+    return &sin6->sin6_addr;
 }
 
 static void set_port(ms_proxy_addr *a, uint16_t port)
@@ -113,6 +105,21 @@ static void set_port(ms_proxy_addr *a, uint16_t port)
         ((struct sockaddr_in *)&a->ss)->sin_port = htons(port);
     else
         ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons(port);
+}
+
+/* An address of family af, then the space after it. */
+static int v1_addr(cursor *c, int af, ms_proxy_addr *a)
+{
+    char tok[INET6_ADDRSTRLEN];
+    int rc = af == AF_INET ? v1_token(c, "0123456789.", INET_ADDRSTRLEN - 1, ' ', tok)
+                           : v1_token(c, "0123456789abcdefABCDEF:.", INET6_ADDRSTRLEN - 1, ' ', tok);
+    if (rc < 0)
+        return rc;
+    /* glibc's inet_pton refuses IPv4 parts with leading zeros, as the spec does. */
+    if (inet_pton(af, tok, ip_init(a, af)) != 1)
+        return MS_EPROXYV1;
+    c->i++;
+    return 0;
 }
 
 /* "UNKNOWN" is followed by CRLF or by a space and anything up to the CRLF. */
@@ -269,25 +276,15 @@ static void v2_unix(ms_proxy_addr *a, const uint8_t *p)
     a->len = (socklen_t)(off + n);
 }
 
-static void v2_inet(ms_proxy_header *h, uint8_t fam, const uint8_t *p)
+/* The INET or INET6 block: source, destination, source port, destination port. */
+static void v2_ip(ms_proxy_header *h, uint8_t fam, const uint8_t *p)
 {
-    if (fam >> 4 == 1) {
-        struct sockaddr_in *s = (struct sockaddr_in *)&h->src.ss, *d = (struct sockaddr_in *)&h->dst.ss;
-        s->sin_family = d->sin_family = AF_INET;
-        memcpy(&s->sin_addr, p, 4);
-        memcpy(&d->sin_addr, p + 4, 4);
-        memcpy(&s->sin_port, p + 8, 2);
-        memcpy(&d->sin_port, p + 10, 2);
-        h->src.len = h->dst.len = sizeof *s;
-    } else {
-        struct sockaddr_in6 *s = (struct sockaddr_in6 *)&h->src.ss, *d = (struct sockaddr_in6 *)&h->dst.ss;
-        s->sin6_family = d->sin6_family = AF_INET6;
-        memcpy(&s->sin6_addr, p, 16);
-        memcpy(&d->sin6_addr, p + 16, 16);
-        memcpy(&s->sin6_port, p + 32, 2);
-        memcpy(&d->sin6_port, p + 34, 2);
-        h->src.len = h->dst.len = sizeof *s;
-    }
+    int af = fam >> 4 == 1 ? AF_INET : AF_INET6;
+    size_t ip = af == AF_INET ? 4 : 16;
+    memcpy(ip_init(&h->src, af), p, ip);
+    memcpy(ip_init(&h->dst, af), p + ip, ip);
+    set_port(&h->src, ms_get_be16(p + 2 * ip));
+    set_port(&h->dst, ms_get_be16(p + 2 * ip + 2));
 }
 
 static ssize_t decode_v2(size_t max, const uint8_t *buf, size_t len, ms_proxy_header *out,
@@ -341,7 +338,7 @@ static ssize_t decode_v2(size_t max, const uint8_t *buf, size_t len, ms_proxy_he
             v2_unix(&h.src, a);
             v2_unix(&h.dst, a + UNIX_ADDR_LEN);
         } else {
-            v2_inet(&h, fam, a);
+            v2_ip(&h, fam, a);
         }
     }
     *out = h;

@@ -363,22 +363,30 @@ static void test_v2_errors(void **state)
     (void)state;
     uint8_t s[1024], block[600];
     size_t n;
-    /* Version and command, from the 13th byte. */
-    n = v2(s, 0x11, 0x11, inet4, 12);
-    expect_error(&both, s, n, MS_EPROXYV2VER, 13);
-    n = v2(s, 0x22, 0x11, inet4, 12);
-    expect_error(&both, s, n, MS_EPROXYV2VER, 13);
-    n = v2(s, 0x2F, 0x00, NULL, 0);
-    expect_error(&both, s, n, MS_EPROXYV2VER, 13);
-    /* Family and transport, from the 14th (LOCAL ignores them). */
-    static const uint8_t badfam[] = {0x01, 0x02, 0x10, 0x13, 0x20, 0x33, 0x41, 0xF1};
-    for (size_t i = 0; i < sizeof badfam; i++) {
-        n = v2(s, 0x21, badfam[i], block, 0);
-        expect_error(&both, s, n, MS_EPROXYV2FAM, 14);
-    }
-    /* The length against the bound, from the 16th byte: never waited for. */
     memset(block, 0, sizeof block);
     memcpy(block, inet4, 12);
+    /* Decided by the fixed part alone: version and command at the 13th
+     * byte, family and transport at the 14th (LOCAL ignores them), address
+     * blocks too short for their family at the 16th. */
+    static const struct {
+        uint8_t ver_cmd, fam;
+        size_t blen;
+        ssize_t err;
+        size_t decided_at;
+    } fixed[] = {
+        {0x11, 0x11, 12, MS_EPROXYV2VER, 13},  {0x22, 0x11, 12, MS_EPROXYV2VER, 13},
+        {0x2F, 0x00, 0, MS_EPROXYV2VER, 13},   {0x21, 0x01, 0, MS_EPROXYV2FAM, 14},
+        {0x21, 0x02, 0, MS_EPROXYV2FAM, 14},   {0x21, 0x10, 0, MS_EPROXYV2FAM, 14},
+        {0x21, 0x13, 0, MS_EPROXYV2FAM, 14},   {0x21, 0x20, 0, MS_EPROXYV2FAM, 14},
+        {0x21, 0x33, 0, MS_EPROXYV2FAM, 14},   {0x21, 0x41, 0, MS_EPROXYV2FAM, 14},
+        {0x21, 0xF1, 0, MS_EPROXYV2FAM, 14},   {0x21, 0x11, 11, MS_EPROXYV2ADDR, 16},
+        {0x21, 0x22, 35, MS_EPROXYV2ADDR, 16}, {0x21, 0x31, 215, MS_EPROXYV2ADDR, 16},
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        n = v2(s, fixed[i].ver_cmd, fixed[i].fam, block, fixed[i].blen);
+        expect_error(&both, s, n, fixed[i].err, fixed[i].decided_at);
+    }
+    /* The length against the bound, from the 16th byte: never waited for. */
     n = v2(s, 0x21, 0x11, block, MS_PROXY_V2_DEFAULT_MAX - 16 + 1);
     expect_error(&both, s, n, MS_EPROXYV2LEN, 16);
     block[12] = MS_PP2_TYPE_NOOP;
@@ -394,13 +402,6 @@ static void test_v2_errors(void **state)
     n = v2(s, 0x20, 0x00, NULL, 0);
     s[14] = s[15] = 0xFF;
     expect_error(&both, s, 16, MS_EPROXYV2LEN, 16);
-    /* Address blocks too short for their family, from the 16th byte. */
-    n = v2(s, 0x21, 0x11, inet4, 11);
-    expect_error(&both, s, n, MS_EPROXYV2ADDR, 16);
-    n = v2(s, 0x21, 0x21, block, 35);
-    expect_error(&both, s, n, MS_EPROXYV2ADDR, 16);
-    n = v2(s, 0x21, 0x31, block, 215);
-    expect_error(&both, s, n, MS_EPROXYV2ADDR, 16);
     /* TLVs that run past the header. */
     memcpy(block, inet4, 12);
     memcpy(block + 12, "\x01\x00\x05" "ab", 5);
