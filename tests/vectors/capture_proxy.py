@@ -13,6 +13,7 @@ address, the frontend's address), not from the header:
     NAME VERSION COMMAND SRC DST PAYLOAD_LEN
 (SRC and DST in ms_addr_format's spelling, '-' when the header has none)."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -134,9 +135,11 @@ def main():
                     break
                 except OSError:
                     c.close()
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        sys.exit(f"capture_proxy: haproxy not listening for {name}: "
-                                 + proc.stderr.read().decode(errors="replace") if proc.poll() is not None else "")
+                    if proc.poll() is not None:
+                        sys.exit(f"capture_proxy: haproxy exited: "
+                                 f"{proc.stderr.read().decode(errors='replace')}")
+                    if time.monotonic() > deadline:
+                        sys.exit(f"capture_proxy: haproxy not listening for {name} within 10 s")
                     time.sleep(0.05)
             src = fmt(family, c.getsockname()) if family != socket.AF_UNIX else "-"
             dst = fmt(family, c.getpeername()) if family != socket.AF_UNIX else "-"
@@ -158,6 +161,7 @@ def main():
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "manifest.txt"), "w") as m:
         for name, version, cmd, src, dst, plen, data in manifest:
