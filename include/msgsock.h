@@ -19,6 +19,7 @@ extern "C" {
 #include "msgsock/common.h"
 #include "msgsock/net.h"
 #include "msgsock/frame.h"
+#include "msgsock/proxy.h"
 #include "msgsock/loop.h"
 #include "msgsock/conn.h"
 #include "msgsock/tls.h"

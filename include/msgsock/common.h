@@ -93,7 +93,15 @@
     X(ETLSUNKNOWNCA, -30034, "TLS certificate signed by an unknown CA")        \
     X(ETLSVERSION, -30035, "TLS protocol version not supported by the peer")  \
     X(ETLSNOCERT, -30036, "TLS peer sent no certificate")                     \
-    X(ETLSTIMEDOUT, -30037, "TLS handshake not completed in time")
+    X(ETLSTIMEDOUT, -30037, "TLS handshake not completed in time")            \
+    X(EPROXYSIG, -30040, "Not a PROXY protocol header (is the proxy in front set to send-proxy or send-proxy-v2?)") \
+    X(EPROXYV1, -30041, "Malformed PROXY v1 line (bad keyword, spacing, address or port)") \
+    X(EPROXYV1LONG, -30042, "PROXY v1 line has no CRLF within 107 bytes")    \
+    X(EPROXYV2VER, -30043, "Unsupported PROXY v2 version or command")        \
+    X(EPROXYV2FAM, -30044, "Unsupported PROXY v2 address family or transport") \
+    X(EPROXYV2LEN, -30045, "PROXY v2 header longer than the configured limit") \
+    X(EPROXYV2ADDR, -30046, "PROXY v2 address block shorter than its family needs") \
+    X(EPROXYV2TLV, -30047, "Malformed PROXY v2 TLV (runs past the header, or a bad CRC32C)")
 
 enum {
 #define MS_ERR_ENUM(name, value, msg) MS_##name = (value),
