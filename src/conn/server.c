@@ -246,7 +246,9 @@ msi_group *msi_server_group(ms_server *s, int i) { return &s->loops[i].g; }
 msi_snap *msi_server_snap(ms_server *s) { return s->snap; }
 msi_blocking *msi_server_blocking(ms_server *s) { return s->blk; }
 
-int msi_server_adopt_listener(int fd, ms_addr *local)
+/* An inherited listener: checked to be a listening stream socket, made
+ * non-blocking and close-on-exec, its address read into *local. */
+static int adopt_listener(int fd, ms_addr *local)
 {
     int v = 0;
     socklen_t len = sizeof v;
@@ -557,7 +559,11 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
         if (cl->keepalive_count == 0)
             cl->keepalive_count = MS_CONN_DEFAULT_KEEPALIVE_COUNT;
     }
-    int rc = blocking ? msi_blocking_create(&s->blk, s, &s->local)
+    /* Checked before the server opens anything of its own: a stale
+     * descriptor number must not name one of the server's own. */
+    int rc = cfg->listen_fd > 0 ? adopt_listener(cfg->listen_fd, &s->local) : 0;
+    if (rc == 0)
+        rc = blocking ? msi_blocking_create(&s->blk, s, &s->local)
                       : msi_snap_create(&s->snap, s->nloops);
     if (rc < 0 || blocking) {
         if (rc < 0)
@@ -611,7 +617,6 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
          * first listener. */
         if (i == 0 && cfg->listen_fd > 0) {
             sl->lfd = cfg->listen_fd;
-            rc = msi_server_adopt_listener(sl->lfd, &s->local);
         } else if (i == 0) {
             if (strncmp(s->listen_text, "unix:", 5) == 0)
                 lopts.reuseport = 0;

@@ -563,7 +563,6 @@ int msi_blocking_create(msi_blocking **out, ms_server *s, ms_addr *local)
         goto fail;
     if (cfg->listen_fd > 0) {
         b->lfd = cfg->listen_fd;
-        rc = msi_server_adopt_listener(b->lfd, local);
     } else if ((rc = ms_listen_text(cfg->listen, &lopts)) >= 0) {
         b->lfd = rc;
         b->lowned = 1;

@@ -34,9 +34,6 @@ void msi_server_log_conn(ms_server *s, int open, const ms_addr *peer, int reason
 /* 1 if fd is the non-blocking description the log writes fd 1 or 2
  * through (a fork child keeps it). */
 int msi_server_log_fd_kept(int fd);
-/* Checks that cfg's inherited listen_fd is a listening stream socket, makes
- * it non-blocking and close-on-exec, and reads its address into *local. */
-int msi_server_adopt_listener(int fd, ms_addr *local);
 /* Event model: the loops and their groups (0 loops in the blocking models). */
 int msi_server_nloops(const ms_server *s);
 ms_loop *msi_server_loop(ms_server *s, int i);
@@ -46,8 +43,9 @@ msi_blocking *msi_server_blocking(ms_server *s);
 
 /* ---- server_blocking.c ---- */
 
-/* Binds the listener, or adopts cfg->listen_fd (its address into *local),
- * and makes the acceptor's loop. s must outlive b. */
+/* Binds the listener (its address into *local), or takes cfg->listen_fd
+ * (checked by ms_server_create, *local already its address), and makes the
+ * acceptor's loop. s must outlive b. */
 int msi_blocking_create(msi_blocking **out, ms_server *s, ms_addr *local);
 /* Accepts and serves until msi_blocking_stop (or a stop signal); returns
  * when every connection has ended and every worker is joined or reaped. */
