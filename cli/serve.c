@@ -3,6 +3,8 @@
 #include "cli_tls.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -52,7 +54,10 @@ static const char common_help[] =
     "  HOST PORT            address to listen on (default 127.0.0.1 65432); HOST ''\n"
     "                       is every interface ([::], IPv4 included; else 0.0.0.0),\n"
     "                       PORT 0 any free port\n"
-    "  --listen ADDR        HOST:PORT, [IPv6]:PORT, unix:/path or unix:@name\n"
+    "  --listen ADDR        HOST:PORT, [IPv6]:PORT, unix:/path or unix:@name; fd:N\n"
+    "                       serves on inherited listening socket N. Under systemd\n"
+    "                       socket activation (LISTEN_PID, LISTEN_FDS=1) the\n"
+    "                       server serves on descriptor 3 instead of ADDR\n"
     "  --model MODEL        how connections are served: 'event' (default): event\n"
     "                       loops, any number at once; 'thread': a thread per\n"
     "                       connection; 'fork': a process per connection;\n"
@@ -435,6 +440,63 @@ static void unlink_unix(int fd)
         unlink(un->sun_path);
 }
 
+/* Why fd cannot be served on, or NULL. Asked before the server exists so
+ * the message names the reason, not only an error code. */
+static const char *listener_problem(int fd)
+{
+    int type = 0, acc = 0;
+    socklen_t len = sizeof type;
+    if (fcntl(fd, F_GETFD) < 0)
+        return "not an open descriptor";
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+        return "not a socket";
+    len = sizeof acc;
+    if (type != SOCK_STREAM || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0 || !acc)
+        return "not a listening stream socket";
+    return NULL;
+}
+
+/* The listener to serve on instead of binding: --listen fd:N, else
+ * systemd's socket activation (sd_listen_fds: LISTEN_PID is this process,
+ * LISTEN_FDS sockets from descriptor 3). The variables are unset either
+ * way, so no child takes them for its own. *fd stays 0 for none. */
+static int listen_source(const char *cmd, const char *listen, int *fd, char *text, size_t cap)
+{
+    const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+    long n = 0;
+    int ours = pid && fds && cli_parse_long(pid, 1, INT_MAX, &n) == 0 && n == (long)getpid();
+    int bad = ours && (cli_parse_long(fds, 0, INT_MAX, &n) < 0 || n > 1);
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    *fd = 0;
+    if (listen && strncmp(listen, "fd:", 3) == 0) {
+        if (cli_parse_long(listen + 3, 0, INT_MAX, &n) < 0)
+            return cli_usage(cmd, "--listen fd:N wants a descriptor number, got '%s'", listen);
+        *fd = (int)n;
+    } else if (bad) {
+        cli_err(cmd, "socket activation: LISTEN_FDS=%s: wants 1 (msgsock serves one listener)",
+                fds);
+        return CLI_FAIL;
+    } else if (ours && n == 1) {
+        *fd = 3;
+    } else {
+        return CLI_OK;
+    }
+    snprintf(text, cap, "fd:%d", *fd);
+    const char *why = listener_problem(*fd);
+    if (why) {
+        cli_err(cmd, "%s: %s", text, why);
+        return CLI_FAIL;
+    }
+    /* The server takes 0 for no descriptor. */
+    if (*fd < 3 && (*fd = fcntl(*fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+        cli_err(cmd, "%s: %s", text, ms_strerror(ms_err_from_errno(errno)));
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
 static int serve(cli_serve_spec *sp, serve_opts *o, const char *addr)
 {
     ms_server_config *cfg = &o->cfg;
@@ -546,7 +608,11 @@ int cli_serve_main(cli_serve_spec *sp, int argc, char **argv)
     if (npos > 2 || (o.listen && npos > 0))
         return cli_usage(sp->cmd, "too many arguments");
     char addr[512];
-    if (cli_addr_text(sp->cmd, addr, sizeof addr, o.listen, npos > 0 ? argv[optind] : NULL,
+    if ((status = listen_source(sp->cmd, o.listen, &o.cfg.listen_fd, addr, sizeof addr)) !=
+        CLI_OK)
+        return status;
+    if (!o.cfg.listen_fd &&
+        cli_addr_text(sp->cmd, addr, sizeof addr, o.listen, npos > 0 ? argv[optind] : NULL,
                       npos > 1 ? argv[optind + 1] : NULL) != CLI_OK)
         return CLI_USAGE;
     if (sp->prepare && (status = sp->prepare(sp)) != CLI_OK)

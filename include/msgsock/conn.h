@@ -256,7 +256,8 @@ MS_EXPORT const char *ms_server_model_name(ms_server_model m);
 MS_EXPORT int ms_server_model_parse(const char *name, ms_server_model *out);
 
 typedef struct ms_server_config {
-    const char *listen;           /* address text (ms_addr_resolve forms), required */
+    const char *listen;           /* address text (ms_addr_resolve forms), required
+                                   * unless listen_fd is set */
     ms_frame_config frame;        /* zero: RAW */
     ms_server_limits limits;
     int threads;                  /* event loops; 0: one per online CPU */
@@ -278,6 +279,17 @@ typedef struct ms_server_config {
     int log_conns;                /* 1: a log line for each connection accepted and each
                                    * one over (MS_LOG_CONN_OPEN, MS_LOG_CONN_CLOSE), in
                                    * that order, from any model */
+    int listen_fd;                /* > 0: serve on this inherited listening stream socket
+                                   * (socket activation, a parent's) instead of binding
+                                   * listen (then ignored, may be NULL). Create checks it
+                                   * (MS_EBADF not open, MS_ENOTSOCK, MS_EINVAL not a
+                                   * listening stream socket) and sets O_NONBLOCK (on the
+                                   * file description: other holders see it) and
+                                   * FD_CLOEXEC. It stays the caller's: the server never
+                                   * closes it, shuts it down or unlinks its path, so
+                                   * another process holding it serves on. Every event
+                                   * loop watches it (no SO_REUSEPORT siblings). 0: none
+                                   * (dup a descriptor 0 first) */
 } ms_server_config;
 
 typedef struct ms_server_stats {

@@ -246,6 +246,28 @@ msi_group *msi_server_group(ms_server *s, int i) { return &s->loops[i].g; }
 msi_snap *msi_server_snap(ms_server *s) { return s->snap; }
 msi_blocking *msi_server_blocking(ms_server *s) { return s->blk; }
 
+/* An inherited listener: checked to be a listening stream socket, made
+ * non-blocking and close-on-exec, its address read into *local. */
+static int adopt_listener(int fd, ms_addr *local)
+{
+    int v = 0;
+    socklen_t len = sizeof v;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) < 0)
+        return ms_err_from_errno(errno);
+    if (v != SOCK_STREAM)
+        return MS_EINVAL;
+    len = sizeof v;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) < 0)
+        return ms_err_from_errno(errno);
+    if (!v)
+        return MS_EINVAL;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) ||
+        fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        return ms_err_from_errno(errno);
+    return ms_sock_local(fd, local);
+}
+
 const char *ms_server_model_name(ms_server_model m)
 {
     switch (m) {
@@ -453,8 +475,9 @@ void ms_server_free(ms_server *s)
             close(sl->reserve_fd);
         ms_loop_free(sl->loop);
     }
-    /* A Unix socket path left behind would make the next bind fail. */
-    if (ms_addr_family(&s->local) == AF_UNIX) {
+    /* A Unix socket path left behind would make the next bind fail; an
+     * inherited one is another holder's to keep serving. */
+    if (s->cfg.listen_fd <= 0 && ms_addr_family(&s->local) == AF_UNIX) {
         const struct sockaddr_un *un = (const struct sockaddr_un *)&s->local.ss;
         if (s->local.len > offsetof(struct sockaddr_un, sun_path) && un->sun_path[0] == '/')
             unlink(un->sun_path);
@@ -491,7 +514,7 @@ static int default_max_conns(int nloops)
 int ms_server_create(ms_server **out, const ms_server_config *cfg)
 {
     *out = NULL;
-    if (!cfg || !cfg->listen)
+    if (!cfg || (!cfg->listen && cfg->listen_fd <= 0))
         return MS_EINVAL;
     if (cfg->model < MS_MODEL_EVENT || cfg->model > MS_MODEL_ITERATIVE)
         return MS_EINVAL;
@@ -510,7 +533,7 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
     }
     s->log_dropped = shared;
     atomic_init(s->log_dropped, 0);
-    s->listen_text = strdup(cfg->listen);
+    s->listen_text = strdup(cfg->listen_fd > 0 || !cfg->listen ? "" : cfg->listen);
     int blocking = cfg->model != MS_MODEL_EVENT;
     s->nloops = blocking ? 0 : cfg->threads > 0 ? cfg->threads : cpu_count();
     s->loops = blocking ? NULL : calloc((size_t)s->nloops, sizeof *s->loops);
@@ -536,7 +559,11 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
         if (cl->keepalive_count == 0)
             cl->keepalive_count = MS_CONN_DEFAULT_KEEPALIVE_COUNT;
     }
-    int rc = blocking ? msi_blocking_create(&s->blk, s, &s->local)
+    /* Checked before the server opens anything of its own: a stale
+     * descriptor number must not name one of the server's own. */
+    int rc = cfg->listen_fd > 0 ? adopt_listener(cfg->listen_fd, &s->local) : 0;
+    if (rc == 0)
+        rc = blocking ? msi_blocking_create(&s->blk, s, &s->local)
                       : msi_snap_create(&s->snap, s->nloops);
     if (rc < 0 || blocking) {
         if (rc < 0)
@@ -554,7 +581,7 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
     const char *be = cfg->backend ? cfg->backend : getenv("MSGSOCK_BACKEND");
     ms_loop_opts lo = {.backend = be && *be ? be : "auto"};
     ms_listen_opts lopts = {.backlog = s->cfg.backlog,
-                            .reuseport = s->nloops > 1,
+                            .reuseport = s->nloops > 1 && cfg->listen_fd <= 0,
                             .nonblock = 1};
     for (int i = 0; i < s->nloops && rc == 0; i++) {
         srv_loop *sl = &s->loops[i];
@@ -585,9 +612,12 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
             break;
         /* One listener per loop with SO_REUSEPORT: the kernel spreads
          * connections over the loops and no loop wakes for another's
-         * connection. A Unix socket cannot be shared that way, so there
-         * every loop watches the first listener. */
-        if (i == 0) {
+         * connection. A Unix socket cannot be shared that way, nor can an
+         * inherited listener be cloned, so there every loop watches the
+         * first listener. */
+        if (i == 0 && cfg->listen_fd > 0) {
+            sl->lfd = cfg->listen_fd;
+        } else if (i == 0) {
             if (strncmp(s->listen_text, "unix:", 5) == 0)
                 lopts.reuseport = 0;
             rc = ms_listen_text(s->listen_text, &lopts);

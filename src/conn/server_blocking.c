@@ -49,6 +49,7 @@ struct msi_blocking {
     ms_server_model model;
     ms_loop *loop;
     int lfd;
+    int lowned;             /* 0: cfg->listen_fd, the caller's */
     int watching, paused;
     blk_slot **live;        /* the connections being served (under mu) */
     int nlive, caplive;
@@ -560,10 +561,14 @@ int msi_blocking_create(msi_blocking **out, ms_server *s, ms_addr *local)
         (rc = ms_timer_create(b->loop, &b->stop_t)) < 0 ||
         (rc = ms_timer_create(b->loop, &b->pause_t)) < 0)
         goto fail;
-    if ((rc = ms_listen_text(cfg->listen, &lopts)) < 0)
-        goto fail;
-    b->lfd = rc;
-    if ((rc = ms_sock_local(b->lfd, local)) < 0)
+    if (cfg->listen_fd > 0) {
+        b->lfd = cfg->listen_fd;
+    } else if ((rc = ms_listen_text(cfg->listen, &lopts)) >= 0) {
+        b->lfd = rc;
+        b->lowned = 1;
+        rc = ms_sock_local(b->lfd, local);
+    }
+    if (rc < 0)
         goto fail;
     if ((rc = ms_loop_watch(b->loop, b->lfd, MS_EV_READ, on_accept, b)) < 0)
         goto fail;
@@ -624,7 +629,7 @@ void msi_blocking_free(msi_blocking *b)
             ms_loop_unwatch(b->loop, b->lfd);
         ms_loop_free(b->loop);
     }
-    if (b->lfd >= 0)
+    if (b->lowned && b->lfd >= 0)
         close(b->lfd);
     free(b->live);
     ms_tls_ctx_free(b->tls);

@@ -43,8 +43,9 @@ msi_blocking *msi_server_blocking(ms_server *s);
 
 /* ---- server_blocking.c ---- */
 
-/* Binds the listener (its address into *local) and makes the acceptor's
- * loop. s must outlive b. */
+/* Binds the listener (its address into *local), or takes cfg->listen_fd
+ * (checked by ms_server_create, *local already its address), and makes the
+ * acceptor's loop. s must outlive b. */
 int msi_blocking_create(msi_blocking **out, ms_server *s, ms_addr *local);
 /* Accepts and serves until msi_blocking_stop (or a stop signal); returns
  * when every connection has ended and every worker is joined or reaped. */
