@@ -289,10 +289,11 @@ typedef struct ms_server_stats {
     uint64_t open;                /* open now */
     uint64_t log_dropped;         /* log lines ms_server_log_write could not write at once
                                    * (the default log's too), fork children's included */
-    /* Traffic, payload and framing bytes as the connections counted them:
-     * ms_server_stats_get gives the connections that have ended (counted
-     * with them); a snapshot adds the open ones' as it lists them, read
-     * together, so a connection is never counted twice nor missed. */
+    /* Traffic, framing included, as the connections counted it:
+     * ms_server_stats_get gives the connections that have ended (each
+     * added once the server has cleaned it up: in the blocking models a
+     * moment after open dropped); a snapshot adds the open ones' as it
+     * lists them, read together, so none is counted twice or missed. */
     uint64_t bytes_in, bytes_out;
     uint64_t msgs_in, msgs_out;
 } ms_server_stats;
