@@ -271,8 +271,9 @@ static void print_help(const cli_serve_spec *sp)
     printf(common_help, threads, ms_listen_backlog_default());
 }
 
-/* Only loopback and Unix addresses, unless the user says otherwise: the
- * table names every peer. */
+/* Only loopback and Unix addresses for --stats and --metrics, unless the
+ * user says otherwise: the table names every peer, and neither is meant
+ * for the world. */
 static int stats_addr_private(const char *text)
 {
     ms_addr a[MS_ADDR_RESOLVE_MAX];
