@@ -349,11 +349,13 @@ class MetricsHttpTest(MsTestCase):
                         data += chunk
                     self.assertTrue(data.startswith(b"HTTP/1.1 431 "), data)
                     self.assertLess(time.monotonic() - t0, REQUEST_S / 2)
-                # Meanwhile a real scrape is answered at once.
+                # Meanwhile a real scrape is answered at once, not after
+                # the slow ones' deadline.
                 t0 = time.monotonic()
-                values = scrape(addr)[0]
-                self.assertLess(time.monotonic() - t0, 2.0)
-                self.assertEqual(values["msgsock_connections_accepted_total"], 0)
+                status, _, body = get(addr, timeout=REQUEST_S)
+                self.assertLess(time.monotonic() - t0, REQUEST_S / 2)
+                self.assertEqual(status, 200)
+                parse_metrics(body.decode())
                 for t in slows:
                     t.join(REQUEST_S + 10)
             finally:
@@ -381,8 +383,8 @@ class MetricsHttpTest(MsTestCase):
                 for _ in range(3):
                     t0 = time.monotonic()
                     status, _, body = get(addr, timeout=REQUEST_S)
+                    self.assertLess(time.monotonic() - t0, REQUEST_S / 2)
                     self.assertEqual(status, 200)
-                    self.assertLess(time.monotonic() - t0, 2.0)
                     parse_metrics(body.decode())
                 # The oldest were closed to make room.
                 idle[0].settimeout(10)
