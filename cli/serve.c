@@ -20,7 +20,7 @@
 enum {
     O_LISTEN = 1000, O_MODEL, O_THREADS, O_MAX_CONNS, O_MAX_MSG, O_IDLE, O_MSG_TIMEOUT,
     O_OUT_HIGH, O_OUT_LOW, O_OUT_MAX, O_LINGER, O_KEEPALIVE, O_BACKEND, O_STATS,
-    O_STATS_PUBLIC, O_NO_NODELAY, O_BACKLOG,
+    O_STATS_PUBLIC, O_NO_NODELAY, O_BACKLOG, O_METRICS, O_METRICS_PUBLIC,
 };
 
 static const struct option common_opts[] = {
@@ -41,6 +41,8 @@ static const struct option common_opts[] = {
     {"backlog", required_argument, 0, O_BACKLOG},
     {"stats", required_argument, 0, O_STATS},
     {"stats-public", no_argument, 0, O_STATS_PUBLIC},
+    {"metrics", required_argument, 0, O_METRICS},
+    {"metrics-public", no_argument, 0, O_METRICS_PUBLIC},
     {"verbose", no_argument, 0, 'v'},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, 'V'},
@@ -98,6 +100,9 @@ static const char common_help[] =
     "                       way, queued output) and the totals; 'msgsock stats ADDR'\n"
     "                       prints it. Loopback or unix: addresses only, unless\n"
     "  --stats-public       is given too\n"
+    "  --metrics ADDR       serve the totals for Prometheus: HTTP GET /metrics on\n"
+    "                       ADDR. Loopback or unix: addresses only, unless\n"
+    "  --metrics-public     is given too\n"
     "  --tls-cert FILE      serve TLS with this PEM certificate chain (every model)\n"
     "  --tls-key FILE       its PEM private key (default: read from --tls-cert)\n"
     "  --tls-ca FILE        require client certificates signed by these PEM CAs\n"
@@ -271,8 +276,9 @@ static void print_help(const cli_serve_spec *sp)
     printf(common_help, threads, ms_listen_backlog_default());
 }
 
-/* Only loopback and Unix addresses, unless the user says otherwise: the
- * table names every peer. */
+/* Only loopback and Unix addresses for --stats and --metrics, unless the
+ * user says otherwise: the table names every peer, and neither is meant
+ * for the world. */
 static int stats_addr_private(const char *text)
 {
     ms_addr a[MS_ADDR_RESOLVE_MAX];
@@ -296,8 +302,8 @@ static int stats_addr_private(const char *text)
 
 typedef struct serve_opts {
     ms_server_config cfg;
-    const char *listen, *stats;
-    int stats_public;
+    const char *listen, *stats, *metrics;
+    int stats_public, metrics_public;
     size_t max_msg;
     cli_tls_opts tls;
 } serve_opts;
@@ -377,6 +383,8 @@ static int parse_common(cli_serve_spec *sp, serve_opts *o, int c, const char *ar
         return 0;
     case O_STATS: o->stats = arg; return 0;
     case O_STATS_PUBLIC: o->stats_public = 1; return 0;
+    case O_METRICS: o->metrics = arg; return 0;
+    case O_METRICS_PUBLIC: o->metrics_public = 1; return 0;
     case CLI_OPT_TLS_CERT:
     case CLI_OPT_TLS_KEY:
     case CLI_OPT_TLS_CA:
@@ -402,23 +410,26 @@ static struct option *merge_opts(const struct option *own)
     return all;
 }
 
-static int open_stats(const cli_serve_spec *sp, const serve_opts *o, int *fd)
+/* The listener of --stats or --metrics (opt, without its dashes) on addr,
+ * if given, into *fd (else -1). */
+static int open_admin(const cli_serve_spec *sp, const char *opt, const char *addr, int public,
+                      int backlog, int *fd)
 {
     *fd = -1;
-    if (!o->stats)
+    if (!addr)
         return CLI_OK;
-    if (cli_check_port(sp->cmd, o->stats) != CLI_OK)
+    if (cli_check_port(sp->cmd, addr) != CLI_OK)
         return CLI_USAGE;
-    int priv = stats_addr_private(o->stats);
+    int priv = stats_addr_private(addr);
     if (priv < 0)
-        return cli_usage(sp->cmd, "bad --stats address '%s': %s", o->stats, ms_strerror(priv));
-    if (!priv && !o->stats_public)
-        return cli_usage(sp->cmd, "--stats %s is not a loopback or unix: address "
-                                  "(add --stats-public to mean it)", o->stats);
-    ms_listen_opts lo = {.backlog = 16, .nonblock = 1};
-    int rc = ms_listen_text(o->stats, &lo);
+        return cli_usage(sp->cmd, "bad --%s address '%s': %s", opt, addr, ms_strerror(priv));
+    if (!priv && !public)
+        return cli_usage(sp->cmd, "--%s %s is not a loopback or unix: address "
+                                  "(add --%s-public to mean it)", opt, addr, opt);
+    ms_listen_opts lo = {.backlog = backlog, .nonblock = 1};
+    int rc = ms_listen_text(addr, &lo);
     if (rc < 0) {
-        cli_err(sp->cmd, "--stats %s: %s", o->stats, ms_strerror(rc));
+        cli_err(sp->cmd, "--%s %s: %s", opt, addr, ms_strerror(rc));
         return CLI_FAIL;
     }
     *fd = rc;
@@ -426,7 +437,7 @@ static int open_stats(const cli_serve_spec *sp, const serve_opts *o, int *fd)
     char text[MS_ADDR_STRLEN] = "?";
     if (ms_sock_local(rc, &a) == 0)
         ms_addr_format(&a, text, sizeof text);
-    cli_serve_say("stats on %s", text);
+    cli_serve_say("%s on %s", opt, text);
     return CLI_OK;
 }
 
@@ -497,6 +508,14 @@ static int listen_source(const char *cmd, const char *listen, int *fd, char *tex
     return CLI_OK;
 }
 
+static void close_admin(int fd)
+{
+    if (fd < 0)
+        return;
+    unlink_unix(fd);
+    close(fd);
+}
+
 static int serve(cli_serve_spec *sp, serve_opts *o, const char *addr)
 {
     ms_server_config *cfg = &o->cfg;
@@ -508,12 +527,14 @@ static int serve(cli_serve_spec *sp, serve_opts *o, const char *addr)
     cfg->user = sp->user;
     cfg->log_record = on_log;
     cfg->log_conns = verbose;
-    int admin = -1, status;
+    int admin = -1, mfd = -1, status;
     ms_tls_ctx *tls = NULL;
     if ((status = cli_tls_server_ctx(sp->cmd, &o->tls, &tls)) != CLI_OK)
         return status;
     cfg->tls = tls;
-    if ((status = open_stats(sp, o, &admin)) != CLI_OK) {
+    if ((status = open_admin(sp, "stats", o->stats, o->stats_public, 16, &admin)) != CLI_OK ||
+        (status = open_admin(sp, "metrics", o->metrics, o->metrics_public, 64, &mfd)) != CLI_OK) {
+        close_admin(admin);
         ms_tls_ctx_free(tls);
         return status;
     }
@@ -525,10 +546,8 @@ static int serve(cli_serve_spec *sp, serve_opts *o, const char *addr)
     /* The server holds its own reference. */
     ms_tls_ctx_free(tls);
     if (rc < 0) {
-        if (admin >= 0) {
-            unlink_unix(admin);
-            close(admin);
-        }
+        close_admin(admin);
+        close_admin(mfd);
         if (rc == MS_EBADADDR)
             return cli_usage(sp->cmd, "bad address '%s': %s", addr, ms_strerror(rc));
         if (rc == MS_EINVAL && cfg->backend)
@@ -537,12 +556,18 @@ static int serve(cli_serve_spec *sp, serve_opts *o, const char *addr)
         return CLI_FAIL;
     }
     cli_monitor *mon = NULL;
+    cli_metrics *met = NULL;
     int unlink_admin = admin;
-    if ((rc = cli_monitor_start(&mon, s, sp->cmd, admin)) < 0) {
-        cli_err(sp->cmd, "--stats: %s", ms_strerror(rc));
+    if ((rc = cli_monitor_start(&mon, s, sp->cmd, admin)) < 0 ||
+        (mfd >= 0 && (rc = cli_metrics_start(&met, s, sp->cmd, mfd)) < 0)) {
+        cli_err(sp->cmd, "--%s: %s", mon ? "metrics" : "stats", ms_strerror(rc));
+        if (mon)
+            unlink_unix(admin);
+        else
+            close_admin(admin);
+        cli_monitor_stop(mon);
+        close_admin(mfd);
         ms_server_free(s);
-        unlink_unix(admin);
-        close(admin);
         return CLI_FAIL;
     }
     log_server = s;
@@ -556,9 +581,11 @@ static int serve(cli_serve_spec *sp, serve_opts *o, const char *addr)
         }
     }
     rc = ms_server_run(s);
-    log_server = NULL;
     unlink_unix(unlink_admin);
+    unlink_unix(mfd);
+    cli_metrics_stop(met);
     cli_monitor_stop(mon);
+    log_server = NULL;
     ms_server_free(s);
     if (rc < 0) {
         cli_err(sp->cmd, "%s", ms_strerror(rc));

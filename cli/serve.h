@@ -5,6 +5,7 @@
 #include "cli.h"
 
 #include <getopt.h>
+#include <pthread.h>
 
 /* What a server command supplies; cli_serve_main does the rest. */
 typedef struct cli_serve_spec {
@@ -70,6 +71,20 @@ int cli_monitor_block_signal(void);
 int cli_monitor_start(cli_monitor **out, ms_server *s, const char *cmd, int admin_fd);
 /* Stops and joins the thread; closes admin_fd. NULL is fine. */
 void cli_monitor_stop(cli_monitor *m);
+/* Starts a thread running fn(arg) with every signal blocked (above all
+ * SIGCHLD, which the fork model's loop waits for); 0 or a negative code. */
+int cli_thread_start(pthread_t *th, void *(*fn)(void *), void *arg);
+
+/* ---- serve_metrics.c: --metrics, Prometheus over HTTP/1.1 ---- */
+
+typedef struct cli_metrics cli_metrics;
+
+/* Starts the thread that answers HTTP requests on lfd (a listening
+ * socket, non-blocking; on success the metrics' until cli_metrics_stop
+ * closes it) with s's totals. */
+int cli_metrics_start(cli_metrics **out, ms_server *s, const char *cmd, int lfd);
+/* Stops and joins the thread, closes every connection and lfd. NULL is fine. */
+void cli_metrics_stop(cli_metrics *m);
 
 /* ---- stats_format.c: a snapshot as text ---- */
 
@@ -77,5 +92,12 @@ void cli_monitor_stop(cli_monitor *m);
  * and malloc'd (the caller frees it), or NULL without memory. */
 char *cli_stats_table(const ms_server_snapshot *snap, const char *cmd);
 char *cli_stats_json(const ms_server_snapshot *snap, const char *cmd);
+/* The totals (and per-loop gauges in the event model) in the Prometheus
+ * text exposition format 0.0.4, with HELP and TYPE lines; the same contract. */
+char *cli_stats_prometheus(const ms_server_snapshot *snap, const char *cmd);
+/* A snapshot of s taken now and formatted by fmt (one of the three above);
+ * malloc'd, or NULL. Not from s's loops' threads. */
+typedef char *(*cli_stats_fmt)(const ms_server_snapshot *snap, const char *cmd);
+char *cli_stats_render(ms_server *s, const char *cmd, cli_stats_fmt fmt);
 
 #endif

@@ -38,12 +38,17 @@ int cli_monitor_block_signal(void)
 
 static char *render(cli_monitor *m, int json)
 {
-    ms_server_snapshot snap;
-    if (ms_server_snapshot_get(m->s, &snap) < 0)
-        return NULL;
-    char *text = json ? cli_stats_json(&snap, m->cmd) : cli_stats_table(&snap, m->cmd);
-    ms_server_snapshot_free(&snap);
-    return text;
+    return cli_stats_render(m->s, m->cmd, json ? cli_stats_json : cli_stats_table);
+}
+
+int cli_thread_start(pthread_t *th, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int e = pthread_create(th, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return e ? ms_err_from_errno(e) : 0;
 }
 
 /* The request is one optional line: "json" asks for JSON, anything else
@@ -110,7 +115,7 @@ int cli_monitor_start(cli_monitor **out, ms_server *s, const char *cmd, int admi
     m->s = s;
     m->cmd = cmd;
     m->admin_fd = admin_fd;
-    sigset_t set, all, old;
+    sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGUSR1);
     m->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -118,15 +123,9 @@ int cli_monitor_start(cli_monitor **out, ms_server *s, const char *cmd, int admi
     int rc = 0;
     if (m->sig_fd < 0 || m->stop_fd < 0)
         rc = ms_err_from_errno(errno);
-    /* The monitor takes no signal but SIGUSR1 (through its signalfd):
-     * above all not SIGCHLD, which the fork model's loop waits for. */
-    sigfillset(&all);
-    if (rc == 0) {
-        pthread_sigmask(SIG_BLOCK, &all, &old);
-        int e = pthread_create(&m->th, NULL, monitor_main, m);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        rc = e ? ms_err_from_errno(e) : 0;
-    }
+    /* The monitor takes no signal but SIGUSR1 (through its signalfd). */
+    if (rc == 0)
+        rc = cli_thread_start(&m->th, monitor_main, m);
     if (rc < 0) {
         if (m->sig_fd >= 0)
             close(m->sig_fd);

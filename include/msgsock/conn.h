@@ -301,6 +301,13 @@ typedef struct ms_server_stats {
     uint64_t open;                /* open now */
     uint64_t log_dropped;         /* log lines ms_server_log_write could not write at once
                                    * (the default log's too), fork children's included */
+    /* Traffic, framing included, as the connections counted it:
+     * ms_server_stats_get gives the connections that have ended (each
+     * added once the server has cleaned it up: in the blocking models a
+     * moment after open dropped); a snapshot adds the open ones' as it
+     * lists them, read together, so none is counted twice or missed. */
+    uint64_t bytes_in, bytes_out;
+    uint64_t msgs_in, msgs_out;
 } ms_server_stats;
 
 /* Creates the server and binds its listener(s) (so ms_server_local_addr
@@ -363,7 +370,8 @@ typedef struct ms_server_snapshot {
     ms_server_model model;
     int threads;                  /* event loops (0 in the blocking models) */
     ms_addr local;                /* the listening address */
-    ms_server_stats stats;        /* the totals, read after the connections */
+    ms_server_stats stats;        /* the totals, read after the connections; traffic
+                                   * includes the connections listed */
     size_t nconns;
     ms_server_conn *conns;        /* nconns entries, owned by the snapshot */
 } ms_server_snapshot;

@@ -41,6 +41,7 @@ typedef struct srv_loop {
     int started;
     int64_t last_log_emfile, last_log_refused;
     uint64_t emfile_count, refused_since_log;
+    msi_traffic ended;  /* added on this loop's thread, so a snapshot reads it with its conns */
 } srv_loop;
 
 struct ms_server {
@@ -179,6 +180,23 @@ void msi_server_note_accept(ms_server *s)
 
 void msi_server_note_refused(ms_server *s) { atomic_fetch_add(&s->refused, 1); }
 
+void msi_traffic_add(msi_traffic *t, uint64_t bytes_in, uint64_t bytes_out, uint64_t msgs_in,
+                     uint64_t msgs_out)
+{
+    atomic_fetch_add_explicit(&t->bytes_in, bytes_in, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->bytes_out, bytes_out, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->msgs_in, msgs_in, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->msgs_out, msgs_out, memory_order_relaxed);
+}
+
+void msi_traffic_read(msi_traffic *t, ms_server_stats *st)
+{
+    st->bytes_in = atomic_load_explicit(&t->bytes_in, memory_order_relaxed);
+    st->bytes_out = atomic_load_explicit(&t->bytes_out, memory_order_relaxed);
+    st->msgs_in = atomic_load_explicit(&t->msgs_in, memory_order_relaxed);
+    st->msgs_out = atomic_load_explicit(&t->msgs_out, memory_order_relaxed);
+}
+
 void msi_server_note_end(ms_server *s, int reason)
 {
     atomic_fetch_sub(&s->open, 1);
@@ -245,6 +263,7 @@ ms_loop *msi_server_loop(ms_server *s, int i) { return s->loops[i].loop; }
 msi_group *msi_server_group(ms_server *s, int i) { return &s->loops[i].g; }
 msi_snap *msi_server_snap(ms_server *s) { return s->snap; }
 msi_blocking *msi_server_blocking(ms_server *s) { return s->blk; }
+msi_traffic *msi_server_loop_traffic(ms_server *s, int i) { return &s->loops[i].ended; }
 
 /* An inherited listener: checked to be a listening stream socket, made
  * non-blocking and close-on-exec, its address read into *local. */
@@ -392,6 +411,9 @@ void msi_server_conn_closed(ms_server *s, ms_conn *c)
 {
     srv_loop *sl = (srv_loop *)(void *)((char *)c->g - offsetof(srv_loop, g));
     int r = c->reason;
+    ms_conn_info i;
+    ms_conn_info_get(c, &i);
+    msi_traffic_add(&sl->ended, i.bytes_in, i.bytes_out, i.msgs_in, i.msgs_out);
     msi_server_note_end(s, r);
     if ((r != 0 && r != MS_ECLOSED) || s->cfg.log_conns) {
         ms_addr a;
@@ -732,6 +754,19 @@ void ms_server_stats_get(const ms_server *s, ms_server_stats *out)
     int open = atomic_load(&m->open);
     out->open = open > 0 ? (uint64_t)open : 0;
     out->log_dropped = atomic_load(m->log_dropped);
+    if (m->blk) {
+        msi_blocking_traffic(m->blk, out);
+        return;
+    }
+    out->bytes_in = out->bytes_out = out->msgs_in = out->msgs_out = 0;
+    for (int i = 0; i < m->nloops; i++) {
+        ms_server_stats t;
+        msi_traffic_read(&m->loops[i].ended, &t);
+        out->bytes_in += t.bytes_in;
+        out->bytes_out += t.bytes_out;
+        out->msgs_in += t.msgs_in;
+        out->msgs_out += t.msgs_out;
+    }
 }
 
 void ms_server_foreach_conn(ms_server *s, void (*fn)(ms_conn *c, void *arg), void *arg)

@@ -63,6 +63,7 @@ struct msi_blocking {
     uint64_t refused_since_log;
     ms_conn_callbacks wrap;
     ms_conn_limits lim;     /* cfg's, with the iterative model's idle bound */
+    msi_traffic ended;      /* added under mu as a slot leaves live */
 };
 
 /* ---- the worker's side: the user's callbacks, wrapped to publish ---- */
@@ -235,9 +236,14 @@ static int live_add(msi_blocking *b, blk_slot *sl)
     return 0;
 }
 
-/* Under mu. */
+/* Under mu. The worker is done: its published counters are final. */
 static void live_remove(msi_blocking *b, blk_slot *sl)
 {
+    const blk_pub *p = sl->pub;
+    msi_traffic_add(&b->ended, atomic_load_explicit(&p->bytes_in, memory_order_relaxed),
+                    atomic_load_explicit(&p->bytes_out, memory_order_relaxed),
+                    atomic_load_explicit(&p->msgs_in, memory_order_relaxed),
+                    atomic_load_explicit(&p->msgs_out, memory_order_relaxed));
     blk_slot *last = b->live[--b->nlive];
     b->live[sl->pos] = last;
     last->pos = sl->pos;
@@ -639,7 +645,9 @@ void msi_blocking_free(msi_blocking *b)
 
 int msi_blocking_listen_fd(const msi_blocking *b) { return b->lfd; }
 
-int msi_blocking_conns(msi_blocking *b, ms_server_conn **out, size_t *n)
+void msi_blocking_traffic(msi_blocking *b, ms_server_stats *st) { msi_traffic_read(&b->ended, st); }
+
+int msi_blocking_conns(msi_blocking *b, ms_server_conn **out, size_t *n, ms_server_stats *st)
 {
     *out = NULL;
     *n = 0;
@@ -665,6 +673,7 @@ int msi_blocking_conns(msi_blocking *b, ms_server_conn **out, size_t *n)
         c->pid = b->model == MS_MODEL_FORK ? (int)sl->pid : 0;
     }
     *n = (size_t)b->nlive;
+    msi_traffic_read(&b->ended, st);
     pthread_mutex_unlock(&b->mu);
     *out = v;
     return 0;

@@ -9,6 +9,16 @@ typedef struct msi_blocking msi_blocking;
 /* What ms_server_snapshot_get needs of the event model's loops (server_snapshot.c). */
 typedef struct msi_snap msi_snap;
 
+/* Traffic totals of connections that have ended. */
+typedef struct msi_traffic {
+    atomic_uint_fast64_t bytes_in, bytes_out, msgs_in, msgs_out;
+} msi_traffic;
+/* Adds a connection's final counters to t. */
+void msi_traffic_add(msi_traffic *t, uint64_t bytes_in, uint64_t bytes_out, uint64_t msgs_in,
+                     uint64_t msgs_out);
+/* Copies t's counters into st's traffic fields (the rest stays). */
+void msi_traffic_read(msi_traffic *t, ms_server_stats *st);
+
 /* ---- server.c ---- */
 
 /* How a connection ended, as the totals count it. */
@@ -40,6 +50,8 @@ ms_loop *msi_server_loop(ms_server *s, int i);
 msi_group *msi_server_group(ms_server *s, int i);
 msi_snap *msi_server_snap(ms_server *s);
 msi_blocking *msi_server_blocking(ms_server *s);
+/* Event model: loop i's ended connections' traffic (counted on its thread). */
+msi_traffic *msi_server_loop_traffic(ms_server *s, int i);
 
 /* ---- server_blocking.c ---- */
 
@@ -55,9 +67,12 @@ int msi_blocking_run(msi_blocking *b);
 void msi_blocking_stop(msi_blocking *b);
 void msi_blocking_free(msi_blocking *b);
 int msi_blocking_listen_fd(const msi_blocking *b);
-/* The live connections, as of each one's last message. *out is malloc'd
- * (the caller frees it); 0 or MS_ENOMEM. */
-int msi_blocking_conns(msi_blocking *b, ms_server_conn **out, size_t *n);
+/* The live connections, as of each one's last message, and the ended
+ * ones' traffic (into st) read at the same time. *out is malloc'd (the
+ * caller frees it); 0 or MS_ENOMEM. */
+int msi_blocking_conns(msi_blocking *b, ms_server_conn **out, size_t *n, ms_server_stats *st);
+/* The ended connections' traffic into st. */
+void msi_blocking_traffic(msi_blocking *b, ms_server_stats *st);
 
 /* ---- server_snapshot.c ---- */
 

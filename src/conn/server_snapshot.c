@@ -13,6 +13,7 @@ typedef struct snap_part {
     int loop;
     ms_server_conn *v;
     size_t n, cap;
+    ms_server_stats ended;  /* the loop's ended connections, read with its list */
     int rc;
 } snap_part;
 
@@ -119,6 +120,7 @@ static void collect_one(ms_conn *c, void *arg)
 static void collect(snap_part *p)
 {
     msi_group_foreach(msi_server_group(p->req->s, p->loop), collect_one, p);
+    msi_traffic_read(msi_server_loop_traffic(p->req->s, p->loop), &p->ended);
 }
 
 static void collect_on_loop(ms_loop *loop, void *arg)
@@ -133,7 +135,7 @@ static void collect_on_loop(ms_loop *loop, void *arg)
     pthread_mutex_unlock(&sn->mu);
 }
 
-static int event_conns(ms_server *s, ms_server_conn **out, size_t *nout)
+static int event_conns(ms_server *s, ms_server_conn **out, size_t *nout, ms_server_stats *st)
 {
     msi_snap *sn = msi_server_snap(s);
     snap_req req = {.s = s, .sn = sn};
@@ -150,10 +152,13 @@ static int event_conns(ms_server *s, ms_server_conn **out, size_t *nout)
             self = i;
     }
     /* A loop that is not running has no connections (they live only
-     * while their loop runs). */
+     * while their loop runs), and its totals stay still. */
     for (int i = 0; i < n; i++) {
-        if (!sn->running[i] || i == self)
+        if (!sn->running[i] || i == self) {
+            if (i != self)
+                msi_traffic_read(msi_server_loop_traffic(s, i), &req.parts[i].ended);
             continue;
+        }
         if (ms_loop_wake(msi_server_loop(s, i), collect_on_loop, &req.parts[i]) == 0)
             req.pending++;
         else
@@ -168,9 +173,14 @@ static int event_conns(ms_server *s, ms_server_conn **out, size_t *nout)
     int rc = 0;
     size_t total = 0;
     for (int i = 0; i < n; i++) {
-        if (req.parts[i].rc < 0)
-            rc = req.parts[i].rc;
-        total += req.parts[i].n;
+        const snap_part *p = &req.parts[i];
+        if (p->rc < 0)
+            rc = p->rc;
+        total += p->n;
+        st->bytes_in += p->ended.bytes_in;
+        st->bytes_out += p->ended.bytes_out;
+        st->msgs_in += p->ended.msgs_in;
+        st->msgs_out += p->ended.msgs_out;
     }
     ms_server_conn *v = NULL;
     if (rc == 0 && total > 0 && !(v = malloc(total * sizeof *v)))
@@ -197,9 +207,21 @@ int ms_server_snapshot_get(ms_server *s, ms_server_snapshot *out)
     out->threads = msi_server_nloops(s);
     ms_server_local_addr(s, &out->local);
     msi_blocking *b = msi_server_blocking(s);
-    int rc = b ? msi_blocking_conns(b, &out->conns, &out->nconns)
-               : event_conns(s, &out->conns, &out->nconns);
+    ms_server_stats ended = {0};
+    int rc = b ? msi_blocking_conns(b, &out->conns, &out->nconns, &ended)
+               : event_conns(s, &out->conns, &out->nconns, &ended);
     ms_server_stats_get(s, &out->stats);
+    for (size_t i = 0; i < out->nconns; i++) {
+        const ms_server_conn *c = &out->conns[i];
+        ended.bytes_in += c->bytes_in;
+        ended.bytes_out += c->bytes_out;
+        ended.msgs_in += c->msgs_in;
+        ended.msgs_out += c->msgs_out;
+    }
+    out->stats.bytes_in = ended.bytes_in;
+    out->stats.bytes_out = ended.bytes_out;
+    out->stats.msgs_in = ended.msgs_in;
+    out->stats.msgs_out = ended.msgs_out;
     return rc;
 }
 
