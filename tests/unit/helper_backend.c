@@ -16,26 +16,29 @@
 #include <string.h>
 
 const char *backend;
+const char *test_name = "(unnamed test)";
+
+static int use(void **state, const char *name)
+{
+    backend = name;
+    if (state && *state)
+        test_name = *state;
+    return 0;
+}
 
 int use_epoll(void **state)
 {
-    (void)state;
-    backend = "epoll";
-    return 0;
+    return use(state, "epoll");
 }
 
 int use_poll(void **state)
 {
-    (void)state;
-    backend = "poll";
-    return 0;
+    return use(state, "poll");
 }
 
 int use_uring(void **state)
 {
-    (void)state;
-    backend = "io_uring";
-    return 0;
+    return use(state, "io_uring");
 }
 
 const char *uring_refused(void)
