@@ -7,6 +7,9 @@
 
 #include "msgsock.h"
 
+#include "helper_thread.h"
+#include "helper_wait.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -90,17 +93,40 @@ static void round_trip(int fd, const char *text)
     assert_memory_equal(in, out, n + 4);
 }
 
-static void wait_open(srv *t, uint64_t want)
+static int none_open(void *arg)
 {
+    srv *t = arg;
     ms_server_stats st;
-    for (int i = 0; i < 500; i++) {
-        ms_server_stats_get(t->s, &st);
-        if (st.open == want)
-            return;
-        usleep(10000);
-    }
     ms_server_stats_get(t->s, &st);
-    assert_int_equal(st.open, want);
+    return st.open == 0;
+}
+
+/* A blocking worker publishes its counters just after its reply has gone
+ * out, so the client can be a moment ahead of the snapshot. */
+struct published {
+    srv *t;
+    size_t want;
+};
+
+static int all_published(void *arg)
+{
+    struct published *p = arg;
+    ms_server_snapshot snap;
+    assert_int_equal(ms_server_snapshot_get(p->t->s, &snap), 0);
+    size_t done = 0;
+    for (size_t i = 0; i < snap.nconns; i++)
+        done += snap.conns[i].bytes_out == 18;
+    ms_server_snapshot_free(&snap);
+    return done == p->want;
+}
+
+static int one_end_logged(void *arg)
+{
+    srv *t = arg;
+    pthread_mutex_lock(&t->mu);
+    int ends = t->ends;
+    pthread_mutex_unlock(&t->mu);
+    return ends > 0;
 }
 
 static void check_model(ms_server_model model, int threads)
@@ -115,19 +141,10 @@ static void check_model(ms_server_model model, int threads)
         round_trip(fds[i], "hello");
         round_trip(fds[i], "again");
     }
-    /* A blocking worker publishes its counters just after its reply has
-     * gone out, so the client can be a moment ahead of the snapshot. */
+    struct published pub = {&t, (size_t)n};
+    wait_for(all_published, &pub, 5000, "every connection's counters in the snapshot");
     ms_server_snapshot snap;
-    for (int tries = 0;; tries++) {
-        assert_int_equal(ms_server_snapshot_get(t.s, &snap), 0);
-        size_t done = 0;
-        for (size_t i = 0; i < snap.nconns; i++)
-            done += snap.conns[i].bytes_out == 18;
-        if (done == (size_t)n || tries == 500)
-            break;
-        ms_server_snapshot_free(&snap);
-        usleep(10000);
-    }
+    assert_int_equal(ms_server_snapshot_get(t.s, &snap), 0);
     assert_int_equal(snap.model, model);
     assert_int_equal(snap.nconns, (size_t)n);
     assert_int_equal(snap.stats.accepted, (uint64_t)n);
@@ -142,7 +159,7 @@ static void check_model(ms_server_model model, int threads)
     ms_server_snapshot_free(&snap);
     for (int i = 0; i < n; i++)
         ms_sock_close(fds[i], 0);
-    wait_open(&t, 0);
+    wait_for(none_open, &t, 5000, "no connection open");
 
     /* A message over max_msg: one record, with the code and the peer. */
     int fd = ms_connect_text(t.addr, 5000, 0);
@@ -155,15 +172,9 @@ static void check_model(ms_server_model model, int threads)
     ssize_t r = ms_recv_some(fd, junk, sizeof junk, 5000);
     assert_true(r == MS_EOF || r == MS_ECONNRESET);
     ms_sock_close(fd, 0);
-    wait_open(&t, 0);
-    for (int i = 0; i < 200; i++) {
-        pthread_mutex_lock(&t.mu);
-        int ends = t.ends;
-        pthread_mutex_unlock(&t.mu);
-        if (ends || model == MS_MODEL_FORK)
-            break;
-        usleep(10000);
-    }
+    wait_for(none_open, &t, 5000, "no connection open");
+    if (model != MS_MODEL_FORK) /* a child's record is logged in the child */
+        wait_for(one_end_logged, &t, 2000, "the connection's end in the log records");
     ms_server_stats st;
     ms_server_stats_get(t.s, &st);
     assert_int_equal(st.dropped_bad_input, 1);
@@ -207,13 +218,16 @@ static void test_iterative(void **state)
     check_model(MS_MODEL_ITERATIVE, 0);
 }
 
-/* Snapshots taken from several threads at once while clients come and go. */
+/* Snapshots taken from several threads at once while clients come and
+ * go; checked on the test's thread after the join. */
 static void *snapper(void *arg)
 {
     srv *t = arg;
     for (int i = 0; i < 200; i++) {
         ms_server_snapshot snap;
-        assert_int_equal(ms_server_snapshot_get(t->s, &snap), 0);
+        int rc = ms_server_snapshot_get(t->s, &snap);
+        if (!offthread_check(rc == 0, "snapshot %d: %s", i, ms_err_name(rc)))
+            break;
         ms_server_snapshot_free(&snap);
     }
     return NULL;
@@ -223,6 +237,7 @@ static void churn(ms_server_model model, int threads)
 {
     srv t;
     start(&t, model, threads, MS_FRAME_LEN32);
+    offthread_reset();
     pthread_t th[3];
     for (int i = 0; i < 3; i++)
         assert_int_equal(pthread_create(&th[i], NULL, snapper, &t), 0);
@@ -234,6 +249,7 @@ static void churn(ms_server_model model, int threads)
     }
     for (int i = 0; i < 3; i++)
         pthread_join(th[i], NULL);
+    offthread_verify();
     finish(&t);
 }
 
