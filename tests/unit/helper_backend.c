@@ -16,26 +16,29 @@
 #include <string.h>
 
 const char *backend;
+const char *test_name = "(unnamed test)";
+
+static int use(void **state, const char *name)
+{
+    backend = name;
+    if (state && *state)
+        test_name = *state;
+    return 0;
+}
 
 int use_epoll(void **state)
 {
-    (void)state;
-    backend = "epoll";
-    return 0;
+    return use(state, "epoll");
 }
 
 int use_poll(void **state)
 {
-    (void)state;
-    backend = "poll";
-    return 0;
+    return use(state, "poll");
 }
 
 int use_uring(void **state)
 {
-    (void)state;
-    backend = "io_uring";
-    return 0;
+    return use(state, "io_uring");
 }
 
 const char *uring_refused(void)
@@ -94,17 +97,19 @@ size_t backend_filter(struct CMUnitTest *tests, size_t n)
                 : strcmp(want, "poll") == 0     ? use_poll
                 : strcmp(want, "io_uring") == 0 ? use_uring : NULL;
         if (!setup) {
-            fprintf(stderr, "error: MSGSOCK_TEST_BACKEND=%s is not a backend (epoll, poll, io_uring)\n",
+            fprintf(stderr,
+                    "error: MSGSOCK_TEST_BACKEND=%s is not a backend (epoll, poll, io_uring)\n",
                     want);
             exit(2);
         }
     }
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if ((!name || fnmatch(name, tests[i].name, 0) == 0) && (!setup || tests[i].setup_func == setup))
+        if ((!name || fnmatch(name, tests[i].name, 0) == 0) &&
+            (!setup || tests[i].setup_func == setup))
             tests[k++] = tests[i];
-    printf("NOTE: MSGSOCK_TEST=%s MSGSOCK_TEST_BACKEND=%s narrows this binary to %zu of %zu tests\n",
-           name ? name : "", want ? want : "", k, n);
+    printf("NOTE: MSGSOCK_TEST=%s MSGSOCK_TEST_BACKEND=%s narrows this binary to %zu of %zu "
+           "tests\n", name ? name : "", want ? want : "", k, n);
     fflush(stdout);
     if (k == 0) {
         fprintf(stderr, "error: MSGSOCK_TEST=%s MSGSOCK_TEST_BACKEND=%s match no test\n",

@@ -10,6 +10,11 @@ struct CMUnitTest;
  * tests pass it as ms_loop_opts.backend or ms_server_config.backend. */
 extern const char *backend;
 
+/* As a test's setup with its name as the prestate
+ * (cmocka_unit_test_prestate_setup_teardown(fn, use_epoll, NULL, "fn")),
+ * each also sets test_name; as a group setup, only backend. */
+extern const char *test_name;
+
 int use_epoll(void **state);
 int use_poll(void **state);
 /* A test on it calls backend_require first: where the kernel refuses

@@ -16,13 +16,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "helper_backend.h"
+#include "helper_thread.h"
+#include "helper_wait.h"
 
 
 /* ---- a server on its own thread ---- */
@@ -39,23 +43,50 @@ typedef struct tsrv {
     atomic_int saw_paused;
     atomic_int send_rc;
     atomic_int nodelay, keepalive, keepidle; /* of the last accepted socket, at on_open */
+    int run_rc;                   /* ms_server_run's, read after the join */
+    _Atomic(const char *) loop_backend; /* ms_loop_backend of a connection's loop */
+    _Atomic(ms_server *) conn_server;   /* ms_conn_server, at on_open */
+    atomic_size_t sendv_queued;   /* M_SENDV: ms_conn_out_queued after the vector */
+    atomic_size_t later_queued;   /* M_SENDV: the same at the next message */
 } tsrv;
 
-enum { M_ECHO, M_REFRAME, M_FLOOD, M_CLOSE_SELF, M_ABORT_OPEN, M_BACKPRESSURE };
+/* The callbacks run on the server's thread: they check with
+ * offthread_check, and srv_stop (on the test's thread) fails on what they
+ * recorded. */
+enum { M_ECHO, M_REFRAME, M_FLOOD, M_CLOSE_SELF, M_ABORT_OPEN, M_BACKPRESSURE, M_ACCESSORS,
+       M_SENDV };
 
+/* Any thread: -1 (recorded as a failed check) if getsockopt fails. */
 static int sockopt(int fd, int level, int name)
 {
     int v = -1;
     socklen_t len = sizeof v;
-    assert_int_equal(getsockopt(fd, level, name, &v, &len), 0);
-    return v;
+    int rc = getsockopt(fd, level, name, &v, &len);
+    offthread_check(rc == 0, "getsockopt(%d, %d, %d): %s", fd, level, name, strerror(errno));
+    return rc == 0 ? v : -1;
 }
+
+/* M_ACCESSORS: what each connection keeps through ms_conn_set_userdata. */
+typedef struct per_conn {
+    int msgs;
+} per_conn;
 
 static void on_open(ms_conn *c, void *user)
 {
     tsrv *t = user;
     ms_conn_info info;
     ms_conn_info_get(c, &info);
+    atomic_store(&t->loop_backend, ms_loop_backend(ms_conn_loop(c)));
+    atomic_store(&t->conn_server, ms_conn_server(c));
+    if (t->mode == M_ACCESSORS) {
+        offthread_check(ms_conn_userdata(c) == NULL, "a new connection has userdata %p",
+                        ms_conn_userdata(c));
+        per_conn *pc = calloc(1, sizeof *pc);
+        offthread_check(pc != NULL, "calloc");
+        ms_conn_set_userdata(c, pc);
+        offthread_check(ms_conn_userdata(c) == pc, "userdata %p, set %p", ms_conn_userdata(c),
+                        (void *)pc);
+    }
     atomic_store(&t->keepalive, sockopt(info.fd, SOL_SOCKET, SO_KEEPALIVE));
     atomic_store(&t->keepidle, sockopt(info.fd, IPPROTO_TCP, TCP_KEEPIDLE));
     /* Last: check_accepted waits on it, then reads the other two. */
@@ -64,8 +95,103 @@ static void on_open(ms_conn *c, void *user)
         ms_conn_send_raw(c, "bye", 3);
         ms_conn_abort(c);
         ms_conn_abort(c);
-        assert_int_equal(ms_conn_send_raw(c, "x", 1), MS_ECLOSED);
+        int rc = ms_conn_send_raw(c, "x", 1);
+        offthread_check(rc == MS_ECLOSED, "send after abort: %s", ms_err_name(rc));
     }
+}
+
+/* M_ACCESSORS: counts the server's connections and whether self is one. */
+struct census {
+    ms_conn *self;
+    int n, found, without_data;
+};
+
+static void count_conn(ms_conn *c, void *arg)
+{
+    struct census *k = arg;
+    k->n++;
+    k->found += c == k->self;
+    k->without_data += ms_conn_userdata(c) == NULL;
+}
+
+/* Replies "MSGS CONNS FOUND": this connection's messages so far (kept in
+ * its userdata), the server's open connections (ms_server_foreach_conn,
+ * valid here: one loop, on its thread) and whether this one was among them. */
+static void accessors_msg(tsrv *t, ms_conn *c)
+{
+    per_conn *pc = ms_conn_userdata(c);
+    if (!offthread_check(pc != NULL, "no userdata at on_message"))
+        return;
+    pc->msgs++;
+    ms_server *s = ms_conn_server(c);
+    offthread_check(s == t->s, "ms_conn_server %p, the server is %p", (void *)s, (void *)t->s);
+    struct census k = {.self = c};
+    ms_server_foreach_conn(t->s, count_conn, &k);
+    offthread_check(k.without_data == 0, "%d connections without userdata", k.without_data);
+    char reply[32];
+    int n = snprintf(reply, sizeof reply, "%d %d %d", pc->msgs, k.n, k.found);
+    int rc = ms_conn_send_raw(c, reply, (size_t)n);
+    offthread_check(rc == 0, "send: %s", ms_err_name(rc));
+}
+
+/* M_SENDV: the vector's pieces, sizes in bytes; zeros included, and more
+ * pieces than one ring send takes (MSI_RING_IOV, 64). Filled with
+ * sendv_byte(offset in the whole). */
+enum { SENDV_PIECES = 70 };
+
+static size_t sendv_piece_len(int i)
+{
+    static const size_t lens[] = {1, 0, 3u << 20, 0, 0, 65537, 4, 0, 5u << 20, 7};
+    return i < 10 ? lens[i] : i % 3 == 0 ? 0 : (size_t)i;
+}
+
+static uint8_t sendv_byte(size_t off)
+{
+    return (uint8_t)(off * 31 + (off >> 12) + (off >> 20));
+}
+
+static size_t sendv_total(void)
+{
+    size_t total = 0;
+    for (int i = 0; i < SENDV_PIECES; i++)
+        total += sendv_piece_len(i);
+    return total;
+}
+
+/* At the first message: the whole vector, out_queued recorded after it
+ * (the client does not read yet, so most is queued); at the next, the
+ * queue (empty once the client has read everything) and "ok". */
+static void sendv_msg(tsrv *t, ms_conn *c)
+{
+    size_t total = sendv_total();
+    if (atomic_load(&t->sendv_queued) != SIZE_MAX) {
+        atomic_store(&t->later_queued, ms_conn_out_queued(c));
+        int rc = ms_conn_send_raw(c, "ok", 2);
+        offthread_check(rc == 0, "send: %s", ms_err_name(rc));
+        return;
+    }
+    uint8_t *data = malloc(total);
+    if (!offthread_check(data != NULL, "malloc %zu", total))
+        return;
+    for (size_t k = 0; k < total; k++)
+        data[k] = sendv_byte(k);
+    struct iovec iov[SENDV_PIECES];
+    size_t off = 0;
+    for (int i = 0; i < SENDV_PIECES; i++) {
+        iov[i] = (struct iovec){data + off, sendv_piece_len(i)};
+        off += iov[i].iov_len;
+    }
+    int rc = ms_conn_sendv_raw(c, iov, SENDV_PIECES);
+    offthread_check(rc == 0, "sendv: %s", ms_err_name(rc));
+    ms_conn_info info;
+    ms_conn_info_get(c, &info);
+    size_t q = ms_conn_out_queued(c);
+    offthread_check(q == info.out_queued, "out_queued %zu, info says %zu", q, info.out_queued);
+    atomic_store(&t->sendv_queued, q);
+    /* The payload stays the caller's: scribbling on it now must not
+     * change what the peer gets. */
+    memset(data, 0xee, total);
+    free(data);
 }
 
 static void on_msg(ms_conn *c, const ms_frame *m, void *user)
@@ -75,11 +201,21 @@ static void on_msg(ms_conn *c, const ms_frame *m, void *user)
         atomic_store(&t->max_len, m->len);
     switch (t->mode) {
     case M_ECHO:
-    case M_BACKPRESSURE:
-        assert_int_equal(ms_conn_send_raw(c, m->data, m->len), 0);
+    case M_BACKPRESSURE: {
+        int rc = ms_conn_send_raw(c, m->data, m->len);
+        offthread_check(rc == 0, "echo %zu bytes: %s", m->len, ms_err_name(rc));
         break;
-    case M_REFRAME:
-        assert_int_equal(ms_conn_send(c, m->data, m->len), 0);
+    }
+    case M_REFRAME: {
+        int rc = ms_conn_send(c, m->data, m->len);
+        offthread_check(rc == 0, "reframe %zu bytes: %s", m->len, ms_err_name(rc));
+        break;
+    }
+    case M_ACCESSORS:
+        accessors_msg(t, c);
+        break;
+    case M_SENDV:
+        sendv_msg(t, c);
         break;
     case M_FLOOD: {
         static uint8_t block[65536];
@@ -89,12 +225,15 @@ static void on_msg(ms_conn *c, const ms_frame *m, void *user)
         atomic_store(&t->send_rc, rc);
         break;
     }
-    case M_CLOSE_SELF:
-        assert_int_equal(ms_conn_send_raw(c, m->data, m->len), 0);
+    case M_CLOSE_SELF: {
+        int rc = ms_conn_send_raw(c, m->data, m->len);
+        offthread_check(rc == 0, "send: %s", ms_err_name(rc));
         ms_conn_close(c);
         ms_conn_close(c);
-        assert_int_equal(ms_conn_send_raw(c, "late", 4), MS_ECLOSED);
+        rc = ms_conn_send_raw(c, "late", 4);
+        offthread_check(rc == MS_ECLOSED, "send after close: %s", ms_err_name(rc));
         break;
+    }
     }
     ms_conn_info info;
     ms_conn_info_get(c, &info);
@@ -106,8 +245,11 @@ static void on_msg(ms_conn *c, const ms_frame *m, void *user)
 
 static void on_close(ms_conn *c, int reason, void *user)
 {
-    (void)c;
     tsrv *t = user;
+    if (t->mode == M_ACCESSORS) {
+        free(ms_conn_userdata(c));
+        ms_conn_set_userdata(c, NULL);
+    }
     atomic_store(&t->last_reason, reason);
     atomic_fetch_add(&t->closes, 1);
 }
@@ -122,15 +264,20 @@ static void quiet_log(void *user, int level, const char *msg)
 static void *srv_thread(void *arg)
 {
     tsrv *t = arg;
-    assert_int_equal(ms_server_run(t->s), 0);
+    t->run_rc = ms_server_run(t->s);
     return NULL;
 }
 
+/* A server on the test's backend; on io_uring the test is skipped
+ * (visibly) where the kernel refuses it. */
 static tsrv *srv_start(int mode, const ms_frame_config *frame, const ms_server_limits *lim)
 {
+    backend_require(test_name);
+    offthread_reset();
     tsrv *t = calloc(1, sizeof *t);
     assert_non_null(t);
     t->mode = mode;
+    atomic_store(&t->sendv_queued, SIZE_MAX);
     ms_server_config cfg = {
         .listen = "127.0.0.1:0",
         .threads = 1,
@@ -152,12 +299,22 @@ static tsrv *srv_start(int mode, const ms_frame_config *frame, const ms_server_l
     return t;
 }
 
+/* Stops and frees t, then fails on what its callbacks recorded, and
+ * unless the server's loop ran on the backend asked for. */
 static void srv_stop(tsrv *t)
 {
     ms_server_stop(t->s);
     assert_int_equal(pthread_join(t->th, NULL), 0);
+    int rc = t->run_rc;
+    const char *ran_on = atomic_load(&t->loop_backend);
     ms_server_free(t->s);
     free(t);
+    offthread_verify();
+    if (rc != 0)
+        fail_msg("%s: ms_server_run: %s", backend, ms_err_name(rc));
+    if (!ran_on)
+        fail_msg("%s: the server opened no connection, so its loop's backend is unknown", backend);
+    backend_check(ran_on, "the server's loop");
 }
 
 static ms_server_stats stats(tsrv *t)
@@ -175,13 +332,7 @@ static int dial(tsrv *t)
     return fd;
 }
 
-static void wait_until(int (*cond)(tsrv *), tsrv *t, int ms)
-{
-    int64_t end = ms_now_ms() + ms;
-    while (!cond(t) && ms_now_ms() < end)
-        usleep(2000);
-    assert_true(cond(t));
-}
+#define wait_until(cond, t, ms) wait_for(cond, t, ms, #cond)
 
 /* ---- tests ---- */
 
@@ -197,6 +348,12 @@ static void test_echo(void **state)
     assert_memory_equal(back, msg, 44);
     close(fd);
     srv_stop(t);
+}
+
+static int counted_bad_input(void *arg)
+{
+    tsrv *t = arg;
+    return stats(t).dropped_bad_input >= 1;
 }
 
 static void test_len32_framing(void **state)
@@ -229,9 +386,7 @@ static void test_len32_framing(void **state)
     char x;
     assert_true(ms_recv_some(fd, &x, 1, 5000) < 0);
     close(fd);
-    int64_t end = ms_now_ms() + 3000;
-    while (stats(t).dropped_bad_input != 1 && ms_now_ms() < end)
-        usleep(2000);
+    wait_until(counted_bad_input, t, 3000);
     assert_int_equal(stats(t).dropped_bad_input, 1);
     assert_int_equal(atomic_load(&t->last_reason), MS_ETOOLARGE);
     free(wire);
@@ -261,7 +416,11 @@ static void *write_thread(void *arg)
     return NULL;
 }
 
-static int paused_seen(tsrv *t) { return atomic_load(&t->saw_paused); }
+static int paused_seen(void *arg)
+{
+    tsrv *t = arg;
+    return atomic_load(&t->saw_paused);
+}
 
 /* What the library promises: reading pauses once out_high bytes are queued,
  * and whatever was received before the pause took effect is held and
@@ -284,6 +443,15 @@ static void check_queue_bound(tsrv *t)
                  queued, len, 65536 + len);
 }
 
+/* Bytes wait in the client's send queue: the server's receive buffer is
+ * full, the server is not reading. */
+static int writer_stalled(void *arg)
+{
+    writer *w = arg;
+    int q = 0;
+    return ioctl(w->fd, SIOCOUTQ, &q) == 0 && q > 0;
+}
+
 static void backpressure(size_t max_msg)
 {
     ms_server_limits lim = {.conn = {.out_high = 65536, .out_low = 16384, .out_max = 8u << 20}};
@@ -301,7 +469,7 @@ static void backpressure(size_t max_msg)
      * the socket buffers between are full: how soon depends on the load),
      * and stays paused a while. */
     wait_until(paused_seen, t, 10000);
-    usleep(300000);
+    wait_until(writer_stalled, w, 10000);
     check_queue_bound(t);
     /* Now read everything back: reading resumes and every byte arrives. */
     uint8_t buf[65536];
@@ -342,14 +510,30 @@ static void test_backpressure_small_msg(void **state)
     backpressure(16384);
 }
 
-static int closed_once(tsrv *t) { return atomic_load(&t->closes) >= 1; }
+static int closed_once(void *arg)
+{
+    tsrv *t = arg;
+    return atomic_load(&t->closes) >= 1;
+}
 
 /* The server counts an end in its stats after on_close has returned (on
  * its thread; every model does), so a test that saw on_close waits for the
  * count as well. open drops before the reason's counter rises. */
-static int counted_output(tsrv *t) { return stats(t).dropped_output >= 1; }
-static int counted_timeout(tsrv *t) { return stats(t).timed_out >= 1; }
-static int none_open(tsrv *t) { return stats(t).open == 0; }
+static int counted_output(void *arg)
+{
+    tsrv *t = arg;
+    return stats(t).dropped_output >= 1;
+}
+static int counted_timeout(void *arg)
+{
+    tsrv *t = arg;
+    return stats(t).timed_out >= 1;
+}
+static int none_open(void *arg)
+{
+    tsrv *t = arg;
+    return stats(t).open == 0;
+}
 
 static void test_output_limit(void **state)
 {
@@ -410,7 +594,11 @@ static void test_half_close(void **state)
     srv_stop(t);
 }
 
-static int closed_n(tsrv *t, int n) { return atomic_load(&t->closes) >= n; }
+static int closed_80(void *arg)
+{
+    tsrv *t = arg;
+    return atomic_load(&t->closes) >= 80;
+}
 
 /* Connections that end and others that start at once reuse the loop's
  * per-connection slots (descriptor numbers, io_uring handles): each new
@@ -437,9 +625,7 @@ static void test_reuse_after_close(void **state)
         close(fd[2]);
         close(fd[3]);
     }
-    int64_t end = ms_now_ms() + 5000;
-    while (!closed_n(t, 80) && ms_now_ms() < end)
-        usleep(2000);
+    wait_until(closed_80, t, 5000);
     assert_int_equal(atomic_load(&t->closes), 80);
     srv_stop(t);
 }
@@ -528,6 +714,12 @@ static void test_callback_closes_self(void **state)
     srv_stop(t);
 }
 
+static int refused_50(void *arg)
+{
+    tsrv *t = arg;
+    return stats(t).refused >= 50;
+}
+
 static void test_conn_limit_flood(void **state)
 {
     (void)state;
@@ -536,9 +728,7 @@ static void test_conn_limit_flood(void **state)
     int fds[60];
     for (int i = 0; i < 60; i++)
         fds[i] = dial(t);
-    int64_t end = ms_now_ms() + 5000;
-    while (stats(t).refused < 50 && ms_now_ms() < end)
-        usleep(2000);
+    wait_until(refused_50, t, 5000);
     ms_server_stats st = stats(t);
     assert_int_equal(st.accepted, 10);
     assert_int_equal(st.refused, 50);
@@ -557,9 +747,7 @@ static void test_conn_limit_flood(void **state)
         close(fds[i]);
     }
     /* Once they are gone, new clients are served again. */
-    end = ms_now_ms() + 5000;
-    while (stats(t).open != 0 && ms_now_ms() < end)
-        usleep(2000);
+    wait_until(none_open, t, 5000);
     int fd = dial(t);
     char b[3];
     assert_int_equal(ms_send_all(fd, "abc", 3, 5000, NULL), 0);
@@ -618,6 +806,7 @@ static void cl_open(ms_conn *c, void *user)
 {
     cl *k = user;
     k->opened = 1;
+    assert_null(ms_conn_server(c)); /* a client's; this runs on the test's thread */
     assert_int_equal(ms_conn_send(c, "Message 1 from client.", 22), 0);
     assert_int_equal(ms_conn_send(c, "Message 2 from client.", 22), 0);
 }
@@ -647,6 +836,7 @@ static void test_client(void **state)
     ms_loop *loop;
     ms_loop_opts lo = {.backend = backend};
     assert_int_equal(ms_loop_create(&loop, &lo), 0);
+    backend_check(ms_loop_backend(loop), "the clients' loop");
     ms_conn_callbacks cb = {cl_open, cl_msg, cl_close};
     enum { N = 20 };
     cl k[N];
@@ -686,7 +876,11 @@ static void test_client(void **state)
 
 /* ---- socket options ---- */
 
-static int opened(tsrv *t) { return atomic_load(&t->nodelay) >= 0; }
+static int opened(void *arg)
+{
+    tsrv *t = arg;
+    return atomic_load(&t->nodelay) >= 0;
+}
 
 /* Accepted sockets: TCP_NODELAY and keepalive unless turned off. */
 static void check_accepted(const ms_server_limits *lim, int nodelay, int keepalive, int idle)
@@ -729,10 +923,12 @@ static int client_nodelay(const char *addr, const ms_conn_limits *lim)
     ms_loop *loop;
     ms_loop_opts lo = {.backend = backend};
     assert_int_equal(ms_loop_create(&loop, &lo), 0);
+    backend_check(ms_loop_backend(loop), "the client's loop");
     ms_conn_callbacks cb = {.on_open = optcl_open, .on_close = optcl_close};
     optcl k = {.nodelay = -1};
     assert_int_equal(ms_conn_connect(loop, addr, NULL, lim, &cb, &k, 5000, NULL), 0);
     assert_int_equal(ms_loop_run(loop), 0);
+    offthread_verify(); /* sockopt's check, on this thread too */
     assert_int_equal(k.closed, 1);
     ms_loop_free(loop);
     return k.nodelay;
@@ -754,12 +950,111 @@ static void test_sockopts(void **state)
     srv_stop(t);
 }
 
+/* ---- accessors, and a vector of pieces ---- */
+
+static int three_open(void *arg)
+{
+    tsrv *t = arg;
+    return stats(t).open == 3;
+}
+
+static int two_open(void *arg)
+{
+    tsrv *t = arg;
+    return stats(t).open == 2;
+}
+
+/* One message on fd; the M_ACCESSORS reply must be want. */
+static void ask(int fd, const char *want)
+{
+    size_t n = strlen(want);
+    char got[32] = "";
+    assert_int_equal(ms_send_all(fd, "?", 1, 5000, NULL), 0);
+    int rc = ms_recv_exact(fd, got, n, 5000, NULL);
+    if (rc != 0 || memcmp(got, want, n) != 0)
+        fail_msg("%s: reply '%.*s' (%s), want '%s'", backend, (int)n, got,
+                 rc ? ms_err_name(rc) : "whole", want);
+}
+
+/* ms_conn_set_userdata/ms_conn_userdata keep each connection's own
+ * state, ms_conn_server names the server, ms_server_foreach_conn sees
+ * exactly the open connections (replies: "MSGS CONNS FOUND"). */
+static void test_accessors(void **state)
+{
+    (void)state;
+    tsrv *t = srv_start(M_ACCESSORS, NULL, NULL);
+    int fd[3];
+    for (int i = 0; i < 3; i++)
+        fd[i] = dial(t);
+    wait_until(three_open, t, 5000);
+    ask(fd[0], "1 3 1");
+    ask(fd[1], "1 3 1");
+    ask(fd[0], "2 3 1");
+    ask(fd[2], "1 3 1");
+    ask(fd[0], "3 3 1");
+    close(fd[2]);
+    wait_until(two_open, t, 5000);
+    ask(fd[1], "2 2 1");
+    assert_ptr_equal(atomic_load(&t->conn_server), t->s);
+    close(fd[0]);
+    close(fd[1]);
+    srv_stop(t);
+}
+
+static int sendv_done(void *arg)
+{
+    tsrv *t = arg;
+    return atomic_load(&t->sendv_queued) != SIZE_MAX;
+}
+
+/* ms_conn_sendv_raw with 70 pieces, empty ones among them, 8 MiB in all:
+ * more than the socket buffers hold while the client does not read (the
+ * server's send buffer grows to tcp_wmem's 4 MiB at most, the unread
+ * receive buffer does not grow), so ms_conn_out_queued reports the rest
+ * queued; every byte then arrives in order, and the queue is empty by the
+ * next message. */
+static void test_sendv_pieces(void **state)
+{
+    (void)state;
+    tsrv *t = srv_start(M_SENDV, NULL, NULL);
+    int fd = dial(t);
+    assert_int_equal(ms_send_all(fd, "v", 1, 5000, NULL), 0);
+    wait_until(sendv_done, t, 10000);
+    size_t total = sendv_total(), queued = atomic_load(&t->sendv_queued);
+    if (queued == 0 || queued > total)
+        fail_msg("%s: out_queued %zu after a vector of %zu bytes nobody reads", backend, queued,
+                 total);
+    uint8_t *buf = malloc(65536);
+    assert_non_null(buf);
+    size_t got = 0;
+    while (got < total) {
+        ssize_t n = ms_recv_some(fd, buf, total - got < 65536 ? total - got : 65536, 10000);
+        if (n <= 0)
+            fail_msg("%s: %s after %zu of %zu bytes", backend, ms_err_name((int)n), got, total);
+        for (ssize_t k = 0; k < n; k++)
+            if (buf[k] != sendv_byte(got + (size_t)k))
+                fail_msg("%s: byte %zu is %u, want %u", backend, got + (size_t)k, buf[k],
+                         sendv_byte(got + (size_t)k));
+        got += (size_t)n;
+    }
+    free(buf);
+    char ok[2];
+    assert_int_equal(ms_send_all(fd, "v", 1, 5000, NULL), 0);
+    assert_int_equal(ms_recv_exact(fd, ok, 2, 5000, NULL), 0);
+    assert_memory_equal(ok, "ok", 2);
+    assert_int_equal(atomic_load(&t->later_queued), 0);
+    close(fd);
+    srv_stop(t);
+}
+
 /* ---- the blocking driver ---- */
 
+/* On the blocking driver's thread. */
 static void echo16(ms_conn *c, const ms_frame *m, void *user)
 {
     (void)user;
-    assert_int_equal(ms_conn_send(c, m->data, m->len), 0);
+    int rc = ms_conn_send(c, m->data, m->len);
+    offthread_check(rc == 0, "echo: %s", ms_err_name(rc));
 }
 
 typedef struct bjob {
@@ -781,6 +1076,7 @@ static void test_serve_fd(void **state)
     (void)state;
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    offthread_reset();
     bjob j = {.fd = sv[1], .rc = 1};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, blocking_thread, &j), 0);
@@ -791,13 +1087,15 @@ static void test_serve_fd(void **state)
     assert_memory_equal(back, wire, sizeof wire);
     assert_int_equal(ms_sock_shutdown_write(sv[0]), 0);
     pthread_join(th, NULL);
+    offthread_verify();
     assert_int_equal(j.rc, 0);
     close(sv[0]);
     close(sv[1]);
 }
 
-#define BOTH(fn) cmocka_unit_test_setup(fn, use_epoll), cmocka_unit_test_setup(fn, use_poll), \
-    cmocka_unit_test_setup(fn, use_uring)
+/* Each backend's setup gets the test's name (test_name, for SKIP-REASON). */
+#define ON(fn, setup) cmocka_unit_test_prestate_setup_teardown(fn, setup, NULL, (void *)#fn)
+#define BOTH(fn) ON(fn, use_epoll), ON(fn, use_poll), ON(fn, use_uring)
 
 int main(void)
 {
@@ -816,6 +1114,8 @@ int main(void)
         BOTH(test_client),
         BOTH(test_reuse_after_close),
         BOTH(test_sockopts),
+        BOTH(test_accessors),
+        BOTH(test_sendv_pieces),
         cmocka_unit_test(test_serve_fd),
     };
     size_t n = backend_filter(tests, sizeof tests / sizeof tests[0]);

@@ -7,14 +7,21 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "msgsock.h"
+
+#include "helper_thread.h"
+#include "helper_wait.h"
 
 #define MIB (1024 * 1024)
 
@@ -73,11 +80,11 @@ static void close_pair(int sv[2])
 }
 
 /* A peer thread: reads or writes len bytes in pieces of at most chunk bytes,
- * after waiting delay_ms, pausing pause_ms between pieces. */
+ * pausing pause_ms between pieces (a pace, not a wait for anything). */
 struct peer {
     int fd;
     size_t len, chunk;
-    int delay_ms, pause_ms;
+    int pause_ms;
     unsigned char *buf;
     size_t done;
     int err;
@@ -87,7 +94,6 @@ struct peer {
 static void *reader_main(void *arg)
 {
     struct peer *p = arg;
-    sleep_ms(p->delay_ms);
     while (p->done < p->len) {
         size_t want = p->len - p->done < p->chunk ? p->len - p->done : p->chunk;
         ssize_t n = recv(p->fd, p->buf + p->done, want, 0);
@@ -105,7 +111,6 @@ static void *reader_main(void *arg)
 static void *writer_main(void *arg)
 {
     struct peer *p = arg;
-    sleep_ms(p->delay_ms);
     while (p->done < p->len) {
         size_t n = p->len - p->done < p->chunk ? p->len - p->done : p->chunk;
         size_t sent = 0;
@@ -267,6 +272,13 @@ static void test_recv_reset(void **state)
     ms_sock_close(sv[1], 0);
 }
 
+/* The socket *arg has an error or hang-up to report (the peer's RST). */
+static int peer_reset(void *arg)
+{
+    struct pollfd p = {*(int *)arg, POLLOUT, 0};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP));
+}
+
 static void test_send_to_closed_peer(void **state)
 {
     (void)state;
@@ -289,10 +301,10 @@ static void test_send_to_closed_peer(void **state)
      * later ones into EPIPE (or ECONNRESET if the RST is read first). */
     tcp_pair(sv, 0);
     ms_sock_close(sv[1], 0);
-    for (int i = 0; i < 200 && rc == 0; i++) {
+    rc = ms_send_all(sv[0], chunk, sizeof chunk, 1000, NULL);
+    if (rc == 0) {
+        wait_for(peer_reset, &sv[0], 5000, "the closed peer's reset");
         rc = ms_send_all(sv[0], chunk, sizeof chunk, 1000, NULL);
-        if (rc == 0)
-            sleep_ms(5);
     }
     if (rc != MS_EPIPE && rc != MS_ECONNRESET)
         fail_msg("send to closed TCP peer gave %s", ms_err_name(rc));
@@ -315,7 +327,10 @@ static void test_recv_deadline(void **state)
 }
 
 /* A peer sending a byte every 40 ms never lets a single recv wait 200 ms;
- * only a deadline over the whole call stops the transfer. */
+ * only a deadline over the whole call stops the transfer. Two bytes are
+ * there before the call and the rest cannot all come within it (28 more
+ * take at least 27 pauses, 1080 ms): what it got is bounded whatever the
+ * scheduling. */
 static void test_deadline_spans_whole_call(void **state)
 {
     (void)state;
@@ -324,12 +339,14 @@ static void test_deadline_spans_whole_call(void **state)
     size_t got = 0;
     unix_pair(sv, 0);
     unsigned char *data = make_data(sizeof buf);
-    struct peer w = {.fd = sv[1], .len = sizeof buf, .chunk = 1, .pause_ms = 40, .buf = data};
+    assert_int_equal(ms_send_all(sv[1], data, 2, 1000, NULL), 0);
+    struct peer w = {.fd = sv[1], .len = sizeof buf, .done = 2, .chunk = 1, .pause_ms = 40,
+                     .buf = data};
     peer_start(&w, writer_main);
     int64_t t0 = ms_now_ms();
     assert_int_equal(ms_recv_exact(sv[0], buf, sizeof buf, 200, &got), MS_ETIMEDOUT);
     assert_in_range(ms_now_ms() - t0, 180, 2000);
-    assert_in_range(got, 2, 10);
+    assert_in_range(got, 2, sizeof buf - 1);
     assert_memory_equal(buf, data, got);
     ms_sock_close(sv[0], 0); /* the writer's next send fails and it stops */
     pthread_join(w.th, NULL);
@@ -372,7 +389,7 @@ static void test_so_rcvtimeo_is_timeout(void **state)
     close_pair(sv);
 }
 
-static volatile sig_atomic_t signals_seen;
+static atomic_int signals_seen; /* lock-free: safe in a handler */
 
 static void on_usr1(int sig)
 {
@@ -382,20 +399,49 @@ static void on_usr1(int sig)
 
 struct kicker {
     pthread_t target, th;
+    pid_t target_tid;
     int fd;
     int write_after; /* 1: send "done" after the signals; 2: drain len bytes */
     size_t len;
     unsigned char *buf;
 };
 
+/* 1 if thread tid of this process sleeps in a system call (the kernel
+ * names the call in /proc: a number; "running" or "-1" otherwise). */
+static int blocked_in_syscall(pid_t tid)
+{
+    char path[64], line[128] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int ok = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    return ok && line[0] >= '0' && line[0] <= '9';
+}
+
+/* The kicker's waits, polled with a deadline; it is not the test's
+ * thread, so a wait that runs out is recorded (offthread_check). */
+static void kicker_wait(struct kicker *k, int signals, const char *what)
+{
+    int64_t end = ms_now_ms() + 5000;
+    while (!(atomic_load(&signals_seen) >= signals && blocked_in_syscall(k->target_tid))) {
+        if (!offthread_check(ms_now_ms() < end, "timed out waiting for %s", what))
+            return;
+        sleep_ms(1);
+    }
+}
+
+/* Each signal lands while the test's thread sleeps in the call under
+ * test; so does the write that lets the call finish. */
 static void *kicker_main(void *arg)
 {
     struct kicker *k = arg;
     for (int i = 0; i < 2; i++) {
-        sleep_ms(80);
+        kicker_wait(k, i, "the test's thread blocked before a signal");
         pthread_kill(k->target, SIGUSR1);
     }
-    sleep_ms(50);
+    kicker_wait(k, 2, "the test's thread blocked again after two signals");
     if (k->write_after == 1)
         ms_send_all(k->fd, "done", 4, 2000, NULL);
     else if (k->write_after == 2)
@@ -405,7 +451,9 @@ static void *kicker_main(void *arg)
 
 static void kick(struct kicker *k)
 {
+    offthread_reset();
     k->target = pthread_self();
+    k->target_tid = (pid_t)syscall(SYS_gettid);
     assert_int_equal(pthread_create(&k->th, NULL, kicker_main, k), 0);
 }
 
@@ -434,6 +482,7 @@ static void test_eintr_retried(void **state)
     assert_int_equal(recv(sv[0], buf, sizeof buf, 0), -1);
     assert_int_equal(errno, EINTR);
     pthread_join(k.th, NULL);
+    offthread_verify();
 
     int timeouts[] = {-1, 5000};
     for (int i = 0; i < 2; i++) {
@@ -443,6 +492,7 @@ static void test_eintr_retried(void **state)
         size_t got = 0;
         assert_int_equal(ms_recv_exact(sv[0], buf, 4, timeouts[i], &got), 0);
         pthread_join(k2.th, NULL);
+        offthread_verify();
         assert_int_equal(signals_seen, 2);
         assert_int_equal(got, 4);
         assert_memory_equal(buf, "done", 4);
@@ -456,6 +506,7 @@ static void test_eintr_retried(void **state)
     kick(&k3);
     assert_int_equal(ms_send_all(sv[0], data, len, -1, &sent), 0);
     pthread_join(k3.th, NULL);
+    offthread_verify();
     assert_int_equal(signals_seen, 2);
     assert_int_equal(sent, len);
     assert_memory_equal(k3.buf, data, len);

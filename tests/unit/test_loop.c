@@ -29,7 +29,6 @@
 
 #include "helper_backend.h"
 #include "helper_skip.h"
-#include "helper_wait.h"
 
 
 /* A loop on the group's backend for test; on io_uring the test is skipped
@@ -445,8 +444,8 @@ static void test_thousand_fds(void **state)
         setrlimit(RLIMIT_NOFILE, &rl);
         getrlimit(RLIMIT_NOFILE, &rl);
         if (rl.rlim_cur < 2 * MANY + 64)
-            skip_because(__func__, "RLIMIT_NOFILE's hard limit %llu is below the %d descriptors needed",
-                         (unsigned long long)rl.rlim_max, 2 * MANY + 64);
+            skip_because(__func__, "RLIMIT_NOFILE's hard limit %llu is below the %d "
+                         "descriptors needed", (unsigned long long)rl.rlim_max, 2 * MANY + 64);
     }
     struct many *m = calloc(1, sizeof *m);
     assert_non_null(m);

@@ -7,6 +7,9 @@
 
 #include "msgsock.h"
 
+#include "helper_thread.h"
+#include "helper_wait.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -90,17 +93,54 @@ static void round_trip(int fd, const char *text)
     assert_memory_equal(in, out, n + 4);
 }
 
-static void wait_open(srv *t, uint64_t want)
+static int none_open(void *arg)
 {
+    srv *t = arg;
     ms_server_stats st;
-    for (int i = 0; i < 500; i++) {
-        ms_server_stats_get(t->s, &st);
-        if (st.open == want)
-            return;
-        usleep(10000);
-    }
     ms_server_stats_get(t->s, &st);
-    assert_int_equal(st.open, want);
+    return st.open == 0;
+}
+
+/* A blocking worker publishes its counters just after its reply has gone
+ * out, so the client can be a moment ahead of the snapshot. */
+struct published {
+    srv *t;
+    size_t want;
+};
+
+static int all_published(void *arg)
+{
+    struct published *p = arg;
+    ms_server_snapshot snap;
+    assert_int_equal(ms_server_snapshot_get(p->t->s, &snap), 0);
+    size_t done = 0;
+    for (size_t i = 0; i < snap.nconns; i++)
+        done += snap.conns[i].bytes_out == 18;
+    ms_server_snapshot_free(&snap);
+    return done == p->want;
+}
+
+/* The ended connections' traffic has reached the server's totals. */
+struct traffic {
+    srv *t;
+    uint64_t bytes;
+};
+
+static int traffic_counted(void *arg)
+{
+    struct traffic *w = arg;
+    ms_server_stats st;
+    ms_server_stats_get(w->t->s, &st);
+    return st.bytes_in == w->bytes;
+}
+
+static int one_end_logged(void *arg)
+{
+    srv *t = arg;
+    pthread_mutex_lock(&t->mu);
+    int ends = t->ends;
+    pthread_mutex_unlock(&t->mu);
+    return ends > 0;
 }
 
 static void check_model(ms_server_model model, int threads)
@@ -115,19 +155,10 @@ static void check_model(ms_server_model model, int threads)
         round_trip(fds[i], "hello");
         round_trip(fds[i], "again");
     }
-    /* A blocking worker publishes its counters just after its reply has
-     * gone out, so the client can be a moment ahead of the snapshot. */
+    struct published pub = {&t, (size_t)n};
+    wait_for(all_published, &pub, 5000, "every connection's counters in the snapshot");
     ms_server_snapshot snap;
-    for (int tries = 0;; tries++) {
-        assert_int_equal(ms_server_snapshot_get(t.s, &snap), 0);
-        size_t done = 0;
-        for (size_t i = 0; i < snap.nconns; i++)
-            done += snap.conns[i].bytes_out == 18;
-        if (done == (size_t)n || tries == 500)
-            break;
-        ms_server_snapshot_free(&snap);
-        usleep(10000);
-    }
+    assert_int_equal(ms_server_snapshot_get(t.s, &snap), 0);
     assert_int_equal(snap.model, model);
     assert_int_equal(snap.nconns, (size_t)n);
     assert_int_equal(snap.stats.accepted, (uint64_t)n);
@@ -147,16 +178,13 @@ static void check_model(ms_server_model model, int threads)
     ms_server_snapshot_free(&snap);
     for (int i = 0; i < n; i++)
         ms_sock_close(fds[i], 0);
-    wait_open(&t, 0);
+    wait_for(none_open, &t, 5000, "no connection open");
     /* Ended, they stay counted: in the totals once the server has cleaned
      * each one up (a blocking worker a moment after open dropped). */
+    struct traffic want = {&t, 18 * (uint64_t)n};
+    wait_for(traffic_counted, &want, 5000, "the ended connections' bytes in the totals");
     ms_server_stats st;
-    for (int i = 0; i < 500; i++) {
-        ms_server_stats_get(t.s, &st);
-        if (st.bytes_in == 18 * (uint64_t)n)
-            break;
-        usleep(10000);
-    }
+    ms_server_stats_get(t.s, &st);
     assert_int_equal(st.bytes_in, 18 * (uint64_t)n);
     assert_int_equal(st.bytes_out, 18 * (uint64_t)n);
     assert_int_equal(st.msgs_in, 2 * (uint64_t)n);
@@ -176,15 +204,9 @@ static void check_model(ms_server_model model, int threads)
     ssize_t r = ms_recv_some(fd, junk, sizeof junk, 5000);
     assert_true(r == MS_EOF || r == MS_ECONNRESET);
     ms_sock_close(fd, 0);
-    wait_open(&t, 0);
-    for (int i = 0; i < 200; i++) {
-        pthread_mutex_lock(&t.mu);
-        int ends = t.ends;
-        pthread_mutex_unlock(&t.mu);
-        if (ends || model == MS_MODEL_FORK)
-            break;
-        usleep(10000);
-    }
+    wait_for(none_open, &t, 5000, "no connection open");
+    if (model != MS_MODEL_FORK) /* a child's record is logged in the child */
+        wait_for(one_end_logged, &t, 2000, "the connection's end in the log records");
     ms_server_stats_get(t.s, &st);
     assert_int_equal(st.dropped_bad_input, 1);
     if (model != MS_MODEL_FORK) { /* a child's record is logged in the child */
@@ -227,19 +249,25 @@ static void test_iterative(void **state)
     check_model(MS_MODEL_ITERATIVE, 0);
 }
 
-/* Snapshots taken from several threads at once while clients come and go.
- * Their traffic totals never go back: a connection ending between the
- * reading of the list and of the totals is neither counted twice nor
- * missed. */
+/* Snapshots taken from several threads at once while clients come and go,
+ * checked on the test's thread after the join. Their traffic totals never
+ * go back: a connection ending between the reading of the list and of the
+ * totals is neither counted twice nor missed. */
 static void *snapper(void *arg)
 {
     srv *t = arg;
     uint64_t last_in = 0, last_msgs = 0;
     for (int i = 0; i < 200; i++) {
         ms_server_snapshot snap;
-        assert_int_equal(ms_server_snapshot_get(t->s, &snap), 0);
-        assert_true(snap.stats.bytes_in >= last_in);
-        assert_true(snap.stats.msgs_out >= last_msgs);
+        int rc = ms_server_snapshot_get(t->s, &snap);
+        if (!offthread_check(rc == 0, "snapshot %d: %s", i, ms_err_name(rc)))
+            break;
+        int forward = snap.stats.bytes_in >= last_in && snap.stats.msgs_out >= last_msgs;
+        if (!offthread_check(forward, "snapshot %d: totals went back (bytes_in %llu after %llu)", i,
+                             (unsigned long long)snap.stats.bytes_in, (unsigned long long)last_in)) {
+            ms_server_snapshot_free(&snap);
+            break;
+        }
         last_in = snap.stats.bytes_in;
         last_msgs = snap.stats.msgs_out;
         ms_server_snapshot_free(&snap);
@@ -251,6 +279,7 @@ static void churn(ms_server_model model, int threads)
 {
     srv t;
     start(&t, model, threads, MS_FRAME_LEN32);
+    offthread_reset();
     pthread_t th[3];
     for (int i = 0; i < 3; i++)
         assert_int_equal(pthread_create(&th[i], NULL, snapper, &t), 0);
@@ -262,6 +291,7 @@ static void churn(ms_server_model model, int threads)
     }
     for (int i = 0; i < 3; i++)
         pthread_join(th[i], NULL);
+    offthread_verify();
     finish(&t);
 }
 

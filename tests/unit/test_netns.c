@@ -65,8 +65,8 @@ static int enter_namespace(void **state)
     if (rc != 0)
         snprintf(fail_reason, sizeof fail_reason,
                  "configuring the namespace's discard interface with ip failed (%s %d): %s",
-                 WIFEXITED(rc) ? "exit status" : "wait status", WIFEXITED(rc) ? WEXITSTATUS(rc) : rc,
-                 SETUP_CMD);
+                 WIFEXITED(rc) ? "exit status" : "wait status",
+                 WIFEXITED(rc) ? WEXITSTATUS(rc) : rc, SETUP_CMD);
     return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "helper_backend.h"
+#include "helper_wait.h"
 
 
 static ms_loop *new_loop(void)
@@ -312,6 +313,16 @@ static void trio_cb(ms_loop *loop, ms_timer *t, void *arg)
     }
 }
 
+static int all_due(void *arg)
+{
+    struct trio *tr = arg;
+    int64_t now = ms_now_ms();
+    for (int i = 0; i < 3; i++)
+        if (ms_timer_due(tr->t[i]) > now)
+            return 0;
+    return 1;
+}
+
 static void test_change_others_due_same_iteration(void **state)
 {
     (void)state;
@@ -322,8 +333,7 @@ static void test_change_others_due_same_iteration(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(ms_timer_start(tr.t[i], 0, 0, trio_cb, &tr), 0);
     /* All three are due together; wait until they are. */
-    struct timespec ms2 = {0, 2 * 1000 * 1000};
-    nanosleep(&ms2, NULL);
+    wait_for(all_due, &tr, 2000, "the three timers' deadline");
     assert_int_equal(ms_loop_run_once(loop, 0), 1);
     assert_int_equal(tr.calls[0], 1);
     assert_int_equal(tr.calls[1], 0);

@@ -10,6 +10,9 @@
 #include "msgsock.h"
 #include "conn/tls_int.h"
 
+#include "helper_thread.h"
+#include "helper_wait.h"
+
 #include <openssl/err.h>
 #include <poll.h>
 #include <pthread.h>
@@ -159,6 +162,14 @@ static int handshake_pair(msi_tls_io *cli, msi_tls_io *srv, int *srv_rc)
     return crc;
 }
 
+/* Everything the sender sv[0] wrote has reached sv[1]: nothing left in
+ * its send queue (on loopback TCP, nothing unacknowledged either). */
+static int all_arrived(void *arg)
+{
+    int *sv = arg, q = -1;
+    return ioctl(sv[0], TIOCOUTQ, &q) == 0 && q == 0;
+}
+
 static void test_io_handshake_and_coalescing(void **state)
 {
     (void)state;
@@ -194,7 +205,7 @@ static void test_io_handshake_and_coalescing(void **state)
         ioctl(sv[0], TIOCOUTQ, &q);
         fail_msg("nothing arrived; client outq %d", q);
     }
-    usleep(20000);
+    wait_for(all_arrived, sv, 2000, "the client's send queue to empty");
     char raw[8192];
     ssize_t wire = recv(sv[1], raw, sizeof raw, MSG_PEEK);
     if (wire <= 200)
@@ -312,6 +323,7 @@ typedef struct tsrv {
     pthread_t th;
     char addr[MS_ADDR_STRLEN];
     atomic_int opens, closes, last_reason, msgs;
+    int run_rc;                   /* ms_server_run's, read after the join */
     char last_err[256];
     pthread_mutex_t mu;
 } tsrv;
@@ -331,7 +343,9 @@ static void s_on_msg(ms_conn *c, const ms_frame *m, void *user)
         ms_conn_close(c);
         return;
     }
-    assert_int_equal(ms_conn_send_raw(c, m->data, m->len), 0);
+    /* The server's thread: checked by srv_stop on the test's. */
+    int rc = ms_conn_send_raw(c, m->data, m->len);
+    offthread_check(rc == 0, "echo: %s", ms_err_name(rc));
 }
 
 static void s_on_close(ms_conn *c, int reason, void *user)
@@ -355,12 +369,13 @@ static void quiet_log(void *user, int level, const char *msg)
 static void *srv_thread(void *arg)
 {
     tsrv *t = arg;
-    assert_int_equal(ms_server_run(t->s), 0);
+    t->run_rc = ms_server_run(t->s);
     return NULL;
 }
 
 static tsrv *srv_start(ms_tls_ctx *ctx)
 {
+    offthread_reset();
     tsrv *t = calloc(1, sizeof *t);
     assert_non_null(t);
     pthread_mutex_init(&t->mu, NULL);
@@ -386,16 +401,31 @@ static void srv_stop(tsrv *t)
 {
     ms_server_stop(t->s);
     assert_int_equal(pthread_join(t->th, NULL), 0);
+    int rc = t->run_rc;
     ms_server_free(t->s);
     pthread_mutex_destroy(&t->mu);
     free(t);
+    offthread_verify();
+    assert_int_equal(rc, 0);
+}
+
+struct closes_wanted {
+    tsrv *t;
+    int n;
+};
+
+static int closes_reached(void *arg)
+{
+    struct closes_wanted *w = arg;
+    return atomic_load(&w->t->closes) >= w->n;
 }
 
 static void wait_closes(tsrv *t, int n, int ms)
 {
-    int64_t end = ms_now_ms() + ms;
-    while (atomic_load(&t->closes) < n && ms_now_ms() < end)
-        usleep(2000);
+    struct closes_wanted w = {t, n};
+    char what[64];
+    snprintf(what, sizeof what, "%d connections closed", n);
+    wait_for(closes_reached, &w, ms, what);
     assert_int_equal(atomic_load(&t->closes), n);
 }
 
