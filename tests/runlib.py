@@ -70,8 +70,9 @@ class Tally:
             for t, r in self.failed:
                 print(f"  {t}: {r}")
         if self.passed == 0 and not self.failed:
-            self.failed.append(("(run)", "no test ran"))
-            print("FAILED: no test ran")
+            why = "every test skipped" if self.skipped else "no test ran"
+            self.failed.append(("(run)", why))
+            print(f"FAILED: {why}")
         for n in self.notes:
             print(n)
         print(f"{self.passed} passed, {len(self.failed)} failed, {len(self.skipped)} skipped",
