@@ -108,7 +108,9 @@ def memcheck_findings(logdir):
             text = f.read()
         problem = memcheck_problem(text)
         if problem and not os.path.exists(log[:-len(".log")] + ".killed"):
-            out.append((log, problem, text))
+            cmd = next((ln.split("Command: ", 1)[1] for ln in text.splitlines()
+                        if "Command: " in ln), "?")
+            out.append((log, f"{problem} ({cmd})", text))
     return out
 
 
