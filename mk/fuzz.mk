@@ -55,7 +55,8 @@ fuzz: fuzz-build
 
 fuzz-replay: fuzz-build
 	$(Q)set -e; for t in $(FUZZ_NAMES); do $(FUZZ_ML); \
-	    $(FUZZ_DIR)/fuzz_$$t -runs=0 -max_len=$$ml -timeout=$(FUZZ_TIMEOUT) tests/fuzz/corpus/$$t \
+	    $(FUZZ_DIR)/fuzz_$$t -runs=0 -max_len=$$ml -timeout=$(FUZZ_TIMEOUT) \
+	        -artifact_prefix=$(FUZZ_DIR)/$$t-replay- tests/fuzz/corpus/$$t \
 	        >$(FUZZ_DIR)/$$t-replay.log 2>&1 \
 	        || { tail -n 40 $(FUZZ_DIR)/$$t-replay.log; \
 	             echo "fuzz-replay: $$t fails; log in $(FUZZ_DIR)/$$t-replay.log"; exit 1; }; \
