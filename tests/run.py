@@ -51,13 +51,14 @@ class UnitRun:
     def parse(self, out, stopped):
         """stopped: why the binary ended early (timeout, crash) or None."""
         reasons = {}
+        last_reason = None  # a SKIP-REASON since the current RUN line, whatever its name
         expected = got = 0
         in_group = False
         for line in out.splitlines():
             line = line.rstrip()
             m = REASON_RE.match(line)
             if m:
-                reasons[m.group(1)] = m.group(2)
+                reasons[m.group(1)] = last_reason = m.group(2)
                 continue
             m = GROUP_RE.match(line)
             if m:
@@ -74,11 +75,12 @@ class UnitRun:
                     self.finish(self.current, "FAILED", "no result (its setup failed)")
                     got += 1
                 self.current = m.group(1)
+                last_reason = None
                 continue
             m = RESULT_RE.match(line)
             if m and m.group(2) == self.current:
                 kind, test = m.groups()
-                self.finish(test, kind, reasons.pop(test, "no SKIP-REASON line")
+                self.finish(test, kind, reasons.pop(test, last_reason or "no SKIP-REASON line")
                             if kind == "SKIPPED" else kind.lower())
                 got += 1
         if self.current:
