@@ -151,7 +151,7 @@ class CountingResult(unittest.TextTestResult):
     def _why(err):
         lines = [ln for ln in "".join(
             traceback.format_exception_only(err[0], err[1])).splitlines() if ln]
-        return lines[-1][:300] if lines else "error"
+        return lines[0][:300] if lines else "error"
 
     def addSuccess(self, test):
         super().addSuccess(test)

@@ -6,7 +6,6 @@ import glob
 import json
 import os
 import select
-import signal
 import socket
 import struct
 import subprocess
@@ -89,14 +88,22 @@ def stop_clean(test, srv, expect=0):
     return err
 
 
-def kill_on_purpose(srv, why):
-    """SIGKILLs srv where a test must (memcheck then writes no summary):
-    records why next to its memcheck log, which run.py then excuses."""
-    log = memcheck_log(srv.pid)
+def mark_killed(pid, why):
+    """Records why pid is SIGKILLed next to its memcheck log (memcheck
+    then writes no summary); run.py excuses that log."""
+    log = memcheck_log(pid)
     if log:
         with open(log[:-len(".log")] + ".killed", "w") as f:
             f.write(why)
-    srv.stop(signal.SIGKILL)
+
+
+def kill_on_purpose(srv, why):
+    """SIGKILLs srv where a test must, saying why."""
+    mark_killed(srv.pid, why)
+    try:
+        srv.kill(reason=why)
+    except TypeError:  # an mstest.Server.kill that takes no reason
+        srv.kill()
 
 
 def memcheck_findings(logdir):
