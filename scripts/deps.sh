@@ -1,6 +1,6 @@
 #!/bin/sh
 # deps.sh: installs the Debian packages a make target needs, when missing.
-# Usage: scripts/deps.sh build|test|fuzz|bench|reliability|tls
+# Usage: scripts/deps.sh build|test|fuzz|bench|reliability
 # Prints what it installs; installs only as root (otherwise says what to run).
 set -eu
 

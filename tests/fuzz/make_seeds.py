@@ -54,6 +54,13 @@ def seeds():
                 b'{"a":1,"a":2}', b'[1]', b'"x"', b'{"a":"\\u0000"}', b'{"a":"\xff"}', b'']:
         app.append(b"\x02\x00\x00" + app_msg(None, b"x", bad))
     app.append(b"\x03\x10\x00\xff\xff")
+    # A 60 KiB header (limit 65535: d[1] = 0xff), fed in chunks of up to 17
+    # bytes, then a small message: the large-header path end to end.
+    big = std_hdr(b"0123456789")
+    big["x-padding"] = ""
+    pad = 60 * 1024 - len(json.dumps(big).encode())
+    big["x-padding"] = "".join(chr(ord("a") + i % 26) for i in range(pad))
+    app.append(b"\x02\xff\x00" + app_msg(big, b"0123456789") + app_msg(std_hdr(b"ok"), b"ok"))
     s["app"] = app
     return s
 

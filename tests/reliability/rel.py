@@ -1,8 +1,11 @@
 """Shared helpers of the reliability suite (stdlib only): the server's
 memory, descriptors, CPU and TCP states from /proc, abortive closes, the
-application protocol, and the well-behaved client every case ends with."""
+application protocol, the well-behaved client every case ends with, and the
+clean stop every case ends on (exit status, sanitizer and memcheck reports)."""
+import glob
 import json
 import os
+import select
 import socket
 import struct
 import subprocess
@@ -11,9 +14,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "cli"))
+sys.path.insert(0, os.path.join(HERE, ".."))
 
 import mstest  # noqa: E402
 import pyapp  # noqa: E402
+import runlib  # noqa: E402
 from mstest import MsTestCase, Server, recv_exact  # noqa: E402,F401
 
 RABBIT = "Follow the white rabbit. \U0001f430"
@@ -41,6 +46,132 @@ def wait_for(cond, timeout, step=0.02):
             return True
         time.sleep(step)
     return cond()
+
+
+def wait_until(cond, timeout, what):
+    """Polls cond until it holds; fails with what after timeout seconds."""
+    if not wait_for(cond, timeout):
+        raise AssertionError(f"not reached within {timeout} s: {what}")
+
+
+def memcheck_log(pid):
+    """The memcheck log of process pid when run.py --valgrind runs this."""
+    d = os.environ.get("MSGSOCK_VG_LOGDIR")
+    return os.path.join(d, f"vg.{pid}.log") if d else None
+
+
+def memcheck_problem(text):
+    """Why a memcheck log fails, or None: errors, leaks, or no ERROR
+    SUMMARY at all (the process never reached its exit: SIGKILL)."""
+    if "ERROR SUMMARY:" not in text:
+        return "no ERROR SUMMARY: the process was killed before memcheck could check it"
+    if "ERROR SUMMARY: 0 errors" not in text:
+        return "memcheck found errors"
+    if "definitely lost: " in text and "definitely lost: 0 bytes" not in text:
+        return "memcheck found a leak"
+    return None
+
+
+def stop_clean(test, srv, expect=0):
+    """Stops srv with SIGTERM and requires exit status expect, no sanitizer
+    report in its stderr and, under memcheck, a clean ERROR SUMMARY."""
+    rc = srv.stop()
+    err = srv.stderr_text()
+    test.assertEqual(rc, expect, f"{srv.args} exited {rc} after SIGTERM: {err[-2000:]}")
+    report = runlib.sanitizer_report(err)
+    test.assertIsNone(report, f"sanitizer report in {srv.args}'s stderr: {err[-4000:]}")
+    log = memcheck_log(srv.pid)
+    if log:
+        with open(log, errors="replace") as f:
+            text = f.read()
+        test.assertIsNone(memcheck_problem(text), f"{log}: {text[-4000:]}")
+    return err
+
+
+def mark_killed(pid, why):
+    """Records why pid is SIGKILLed next to its memcheck log (memcheck
+    then writes no summary); run.py excuses that log."""
+    log = memcheck_log(pid)
+    if log:
+        with open(log[:-len(".log")] + ".killed", "w") as f:
+            f.write(why)
+
+
+def kill_on_purpose(srv, why):
+    """SIGKILLs srv where a test must, saying why."""
+    mark_killed(srv.pid, why)
+    try:
+        srv.kill(reason=why)
+    except TypeError:  # an mstest.Server.kill that takes no reason
+        srv.kill()
+
+
+def memcheck_findings(logdir):
+    """[(log, problem, text)] over every process memcheck ran, except those a
+    test killed on purpose (their reason is the problem's excuse)."""
+    out = []
+    for log in sorted(glob.glob(os.path.join(logdir, "vg.*.log"))):
+        with open(log, errors="replace") as f:
+            text = f.read()
+        problem = memcheck_problem(text)
+        if problem and not os.path.exists(log[:-len(".log")] + ".killed"):
+            cmd = next((ln.split("Command: ", 1)[1] for ln in text.splitlines()
+                        if "Command: " in ln), "?")
+            out.append((log, f"{problem} ({cmd})", text))
+    return out
+
+
+def server_sockets(srv):
+    """[(state, rx_queue, tx_queue)] of the server's own TCP sockets other
+    than its listeners, read in the server's network namespace: an
+    accepted connection is here until the server closes its descriptor."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{srv.pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{srv.pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    out = []
+    for path in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{srv.pid}/net/{path}") as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    state = TCP_STATES.get(int(fields[3], 16), fields[3])
+                    if fields[9] in inodes and state != "LISTEN":
+                        tx, rx = (int(x, 16) for x in fields[4].split(":"))
+                        out.append((state, rx, tx))
+        except FileNotFoundError:
+            pass
+    return out
+
+
+QUEUED = 1 << 20  # a megabyte: far more than a reading peer leaves unacknowledged
+
+
+def push_until_blocked(sock, data):
+    """Sends data on sock (made non-blocking) until all is sent or sock
+    stays unwritable for a while (the peer stopped reading); returns the
+    bytes sent."""
+    sock.setblocking(False)
+    quiet = 2.0 if sanitized() else 0.5
+    sent = 0
+    while sent < len(data) and select.select([], [sock], [], quiet)[1]:
+        try:
+            sent += sock.send(data[sent:sent + 65536])
+        except BlockingIOError:
+            pass
+    return sent
+
+
+def wait_queued(srv, at_least=QUEUED, timeout=30):
+    """Waits until the server has at_least bytes of output unacknowledged
+    on one connection: a peer that does not read holds them up."""
+    wait_until(lambda: any(tx >= at_least for _, _, tx in server_sockets(srv)), timeout,
+               f"the server has {at_least} bytes queued for a peer that does not read")
 
 
 def rss_kb(srv):
@@ -142,11 +273,10 @@ def echo_check(srv, payload=b"still here", timeout=5):
 
 
 def settled_fds(srv, check):
-    """The server's descriptor count at rest, after one served client."""
+    """The server's descriptor count at rest, after one served client: once
+    the server has closed that client's connection."""
     check(srv)
-    wait_for(lambda: False, 0.2)
-    n = srv.open_fds()
-    wait_for(lambda: srv.open_fds() < n, 0.3)
+    wait_until(lambda: not server_sockets(srv), 10, "the server closes the served connection")
     return srv.open_fds()
 
 

@@ -2,28 +2,26 @@
 """Runs the reliability suite (tests/reliability/test_*.py, stdlib unittest)
 against BUILD/msgsock, or with --suite cli the integration tests of
 tests/cli; with --valgrind every msgsock process runs under memcheck and any
-error or leak fails. Ends with one line 'N passed, N failed, N skipped'."""
+error, leak or missing ERROR SUMMARY (a process killed before its exit)
+fails, unless a test killed it on purpose with rel.kill_on_purpose, which
+records why. Counts, skips, strict skips and the environment as tests/run.py
+does (tests/runlib.py); the last line is 'N passed, N failed, N skipped'."""
 import argparse
-import glob
+import inspect
 import os
 import sys
 import tempfile
-import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, HERE)
+
+import runlib  # noqa: E402
 
 VALGRIND = ("valgrind --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite,possible "
             "--show-leak-kinds=definite,possible --error-exitcode=99 --track-fds=no "
             "--log-file={logdir}/vg.%p.log")
-
-
-def flat(s):
-    for t in s:
-        if isinstance(t, unittest.TestSuite):
-            yield from flat(t)
-        else:
-            yield t
 
 
 def valgrind_wrapper(binary):
@@ -36,16 +34,22 @@ def valgrind_wrapper(binary):
     return path, d
 
 
-def valgrind_findings(logdir):
-    """Log files of processes memcheck found errors or leaks in."""
-    bad = []
-    for log in sorted(glob.glob(os.path.join(logdir, "vg.*.log"))):
-        with open(log, errors="replace") as f:
-            text = f.read()
-        if ("ERROR SUMMARY: 0 errors" not in text and "ERROR SUMMARY:" in text) or \
-                "definitely lost: " in text and "definitely lost: 0 bytes" not in text:
-            bad.append((log, text))
-    return bad
+def excuse_reasoned_kills():
+    """A test that SIGKILLs a server says why with mstest.Server.kill(
+    reason=...) where that exists: the reason is recorded beside the
+    server's memcheck log, so the check over every log at the end excuses
+    it as it does rel.kill_on_purpose."""
+    import rel  # puts tests/cli on the path
+    import mstest
+    kill = mstest.Server.kill
+    if "reason" not in inspect.signature(kill).parameters:
+        return
+
+    def kill_recorded(self, reason=None):
+        if reason is not None:
+            rel.mark_killed(self.pid, reason)
+        return kill(self, reason)
+    mstest.Server.kill = kill_recorded
 
 
 def main():
@@ -54,7 +58,10 @@ def main():
     ap.add_argument("--suite", choices=["reliability", "cli"], default="reliability")
     ap.add_argument("--valgrind", action="store_true")
     ap.add_argument("-k", dest="pattern", default="")
+    runlib.add_env_args(ap)
     a = ap.parse_args()
+    tally = runlib.Tally()
+    runlib.apply_env_args(tally, a)
     binary = os.path.abspath(os.path.join(a.build, "msgsock"))
     if not os.access(binary, os.X_OK):
         print(f"run.py: {binary} is missing; build it first", file=sys.stderr)
@@ -64,25 +71,23 @@ def main():
         binary, logdir = valgrind_wrapper(binary)
         os.environ["MSGSOCK_SLOW"] = "1"
         os.environ["MSGSOCK_MEMCHECK"] = "1"
+        os.environ["MSGSOCK_VG_LOGDIR"] = logdir
     os.environ["MSGSOCK_BIN"] = binary
     os.environ["MSGSOCK_BUILD"] = os.path.abspath(a.build)
-    where = HERE if a.suite == "reliability" else os.path.join(ROOT, "tests", "cli")
-    sys.path.insert(0, where)
-    suite = unittest.TestLoader().discover(where, pattern="test_*.py", top_level_dir=where)
-    if a.pattern:
-        suite = unittest.TestSuite(t for t in flat(suite) if a.pattern in t.id())
-    res = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
-    bad = len(res.failures) + len(res.errors) + len(res.unexpectedSuccesses)
-    passed = res.testsRun - bad - len(res.skipped)
     if logdir:
-        found = valgrind_findings(logdir)
-        for log, text in found[:5]:
-            print(f"== memcheck: {log}\n{text[-4000:]}")
-        nlogs = len(glob.glob(os.path.join(logdir, "vg.*.log")))
-        print(f"memcheck: {nlogs} processes checked, {len(found)} with errors or leaks (logs in {logdir})")
-        bad += len(found)
-    print(f"{passed} passed, {bad} failed, {len(res.skipped)} skipped")
-    return 1 if bad or passed == 0 else 0
+        excuse_reasoned_kills()
+    where = HERE if a.suite == "reliability" else os.path.join(ROOT, "tests", "cli")
+    runlib.run_unittest(where, a.suite, a.pattern, tally)
+    if logdir:
+        import rel
+        found = rel.memcheck_findings(logdir)
+        for log, problem, text in found[:5]:
+            print(f"== memcheck: {log}: {problem}\n{text[-4000:]}")
+        nlogs = len([f for f in os.listdir(logdir) if f.endswith(".log")])
+        tally.note(f"memcheck: {nlogs} processes checked, {len(found)} with errors, leaks or no "
+                   f"summary (logs in {logdir})")
+        tally.failed += [(f"memcheck:{os.path.basename(log)}", problem) for log, problem, _ in found]
+    return tally.finish()
 
 
 if __name__ == "__main__":

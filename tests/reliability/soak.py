@@ -8,7 +8,8 @@ verified and lost, and each server's VmRSS and descriptors at the start
 
 Exits 1 if a message is lost or wrong, if a server's descriptors do not
 return exactly to their start count, if its VmRSS ends more than
-RSS_TOLERANCE_KB above the start, or if a server does not exit 0 on SIGTERM.
+RSS_TOLERANCE_KB above the start, if a server does not exit 0 on SIGTERM or
+if its log holds a sanitizer report.
 
   soak.py --build DIR [--seconds N] [--workers N] [--seed N]
 """
@@ -190,7 +191,9 @@ def main():
         stop.set()
         for t in ts:
             t.join(30)
-        time.sleep(0.5)
+        for name, srv in servers.items():
+            rel.wait_until(lambda: not rel.server_sockets(srv), 30,
+                           f"{name} closes every connection of the warm-up")
         start = {name: sample(srv) for name, srv in servers.items()}
         base_counts = (st.sent, st.verified)
         stop.clear()
@@ -246,6 +249,10 @@ def main():
             print(f"soak: {name} logged {text.count(chr(10))} lines")
             if rc != 0:
                 print(f"soak: FAIL: {name} exited {rc}: {text[-2000:]}")
+                status = 1
+            report = rel.runlib.sanitizer_report(text)
+            if report:
+                print(f"soak: FAIL: {name} logged a sanitizer report: {report}")
                 status = 1
     print("soak: " + ("ok" if status == 0 else "FAILED"))
     return status

@@ -169,7 +169,7 @@ class NetFaultsTest(MsTestCase):
             flush_nft(NS_CLI)
             self.assertTrue(rel.wait_for(lambda: srv.open_fds() == fds0, 10))
             self.served(srv, 2)
-            self.assertEqual(srv.stop(), 0)
+            rel.stop_clean(self, srv)
 
     def cut_link(self, server_args, holder_mode, expect, bound_s):
         with self.start(*server_args) as srv:
@@ -195,7 +195,7 @@ class NetFaultsTest(MsTestCase):
             self.assertTrue(gone, f"{srv.open_fds()} descriptors still open, {fds0} at rest")
             flush_nft(NS_SRV)
             self.served(srv, 4)
-            self.assertEqual(srv.stop(), 0)
+            rel.stop_clean(self, srv)
         self.assertIn(expect, srv.stderr_text())
 
     def test_cut_link_found_by_keepalive(self):
@@ -221,7 +221,7 @@ class NetFaultsTest(MsTestCase):
                 rc, res, err = netload(10, 50, 11, rel.port_of(srv), timeout=120)
                 note(f"netem delay 20ms, reorder 25%, duplicate 5%: {res}")
                 self.assertEqual(rc, 0, f"{res} {err[-2000:]}")
-                self.assertEqual(srv.stop(), 0)
+                rel.stop_clean(self, srv)
         finally:
             subprocess.run(["ip", "netns", "exec", NS_SRV, "tc", "qdisc", "del", "dev", TAG + "a",
                             "root"], capture_output=True, timeout=30)
@@ -299,7 +299,7 @@ class DelayRelayTest(MsTestCase):
                 self.assertGreater(res["seconds"], 20 * 0.1 * 0.9)
             finally:
                 relay.close()
-            self.assertEqual(srv.stop(), 0)
+            rel.stop_clean(self, srv)
 
 
 if __name__ == "__main__":

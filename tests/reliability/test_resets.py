@@ -30,18 +30,11 @@ class ResetTest(MsTestCase):
                 rel.app_search(srv)
             # Pipelined requests never read: answers queue up to out-high,
             # then the server stops reading; then the reset.
+            pipe = req * 20000
             for _ in range(5):
                 s = srv.connect()
-                s.setblocking(False)
-                pipe = req * 20000
-                sent = 0
-                last = time.monotonic()
-                while sent < len(pipe) and time.monotonic() - last < 0.5:
-                    try:
-                        sent += s.send(pipe[sent:sent + 65536])
-                        last = time.monotonic()
-                    except BlockingIOError:
-                        time.sleep(0.01)
+                rel.push_until_blocked(s, pipe)
+                rel.wait_queued(srv)
                 rel.rst_close(s)
             self.assertTrue(rel.wait_for(lambda: srv.open_fds() == fds0, 5),
                             f"{srv.open_fds()} descriptors open, {fds0} at rest")
@@ -49,25 +42,18 @@ class ResetTest(MsTestCase):
             note(f"app-server after 150 resets + 5 with queued answers: descriptors {fds0} -> "
                  f"{srv.open_fds()}, peak VmRSS +{peak} kB")
             rel.app_search(srv)
-            self.assertEqual(srv.stop(), 0)
+            rel.stop_clean(self, srv)
 
     def test_echo_server_reset_with_megabytes_queued(self):
         with rel.echo_server() as srv:
             fds0 = rel.settled_fds(srv, rel.echo_check)
             base = rel.rss_kb(srv)
+            data = b"q" * (8 << 20)
             for _ in range(10):
                 s = srv.connect()
-                s.setblocking(False)
-                block = b"q" * (1 << 20)
-                sent = 0
-                last = time.monotonic()
-                while sent < (8 << 20) and time.monotonic() - last < 0.5:
-                    try:
-                        sent += s.send(block)
-                        last = time.monotonic()
-                    except BlockingIOError:
-                        time.sleep(0.01)
+                sent = rel.push_until_blocked(s, data)
                 self.assertGreater(sent, 1 << 20)
+                rel.wait_queued(srv)
                 rel.rst_close(s)
             self.assertTrue(rel.wait_for(lambda: srv.open_fds() == fds0, 5))
             # memcheck holds freed blocks back (--freelist-vol, 20 MB) to catch
@@ -78,7 +64,7 @@ class ResetTest(MsTestCase):
             note(f"echo server after 10 resets with MiBs queued: descriptors {fds0} -> "
                  f"{srv.open_fds()}, VmRSS {base} -> {rel.rss_kb(srv)} kB")
             rel.echo_check(srv)
-            self.assertEqual(srv.stop(), 0)
+            rel.stop_clean(self, srv)
 
 
 class HalfCloseTest(MsTestCase):
@@ -107,7 +93,7 @@ class HalfCloseTest(MsTestCase):
             self.assertTrue(self.no_close_wait(srv), rel.tcp_states(rel.port_of(srv)))
             self.assertTrue(rel.wait_for(lambda: srv.open_fds() == fds0, 5))
             rel.app_search(srv)
-            self.assertEqual(srv.stop(), 0)
+            rel.stop_clean(self, srv)
 
     def test_echo_megabytes_then_shut_wr(self):
         data = bytes(range(256)) * 4096  # 1 MiB
@@ -139,7 +125,7 @@ class HalfCloseTest(MsTestCase):
             self.assertTrue(self.no_close_wait(srv), rel.tcp_states(rel.port_of(srv)))
             self.assertTrue(rel.wait_for(lambda: srv.open_fds() == fds0, 5))
             rel.echo_check(srv)
-            self.assertEqual(srv.stop(), 0)
+            rel.stop_clean(self, srv)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ class SlowlorisTest(MsTestCase):
             self.assertTrue(rel.wait_for(lambda: srv.open_fds() == fds0, 5),
                             f"{srv.open_fds()} descriptors open, {fds0} at rest")
             rel.app_search(srv)
-            self.assertEqual(srv.stop(), 0)
+            rel.stop_clean(self, srv)
         self.assertIn("not completed within its deadline", srv.stderr_text())
 
     def test_silent_connections_hit_the_idle_timeout(self):
@@ -82,7 +82,7 @@ class SlowlorisTest(MsTestCase):
                 s.close()
             self.assertTrue(rel.wait_for(lambda: srv.open_fds() == fds0, 5))
             rel.app_search(srv)
-            self.assertEqual(srv.stop(), 0)
+            rel.stop_clean(self, srv)
 
 
 if __name__ == "__main__":
