@@ -918,6 +918,12 @@ static void optcl_close(ms_conn *c, int reason, void *user)
     ((optcl *)user)->closed++;
 }
 
+static int server_opened_one(void *arg)
+{
+    tsrv *t = arg;
+    return atomic_load(&t->loop_backend) != NULL;
+}
+
 static int client_nodelay(const char *addr, const ms_conn_limits *lim)
 {
     ms_loop *loop;
@@ -947,6 +953,8 @@ static void test_sockopts(void **state)
     assert_true(client_nodelay(t->addr, NULL) != 0);
     ms_conn_limits off = {.nodelay = -1};
     assert_int_equal(client_nodelay(t->addr, &off), 0);
+    /* The clients close at once: the server may not have opened either yet. */
+    wait_until(server_opened_one, t, 5000);
     srv_stop(t);
 }
 
