@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "msgsock.h"
@@ -54,6 +55,9 @@ static int start(job *j, int msg_timeout_ms)
 {
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    /* A server that never answers fails the test instead of hanging it. */
+    struct timeval tv = {.tv_sec = 10};
+    assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
     memset(j, 0, sizeof *j);
     j->fd = sv[1];
     j->lim.proxy_protocol = 1;
