@@ -21,6 +21,7 @@ enum {
     O_LISTEN = 1000, O_MODEL, O_THREADS, O_MAX_CONNS, O_MAX_MSG, O_IDLE, O_MSG_TIMEOUT,
     O_OUT_HIGH, O_OUT_LOW, O_OUT_MAX, O_LINGER, O_KEEPALIVE, O_BACKEND, O_STATS,
     O_STATS_PUBLIC, O_NO_NODELAY, O_BACKLOG, O_METRICS, O_METRICS_PUBLIC,
+    O_PROXY_PROTOCOL,
 };
 
 static const struct option common_opts[] = {
@@ -43,6 +44,7 @@ static const struct option common_opts[] = {
     {"stats-public", no_argument, 0, O_STATS_PUBLIC},
     {"metrics", required_argument, 0, O_METRICS},
     {"metrics-public", no_argument, 0, O_METRICS_PUBLIC},
+    {"proxy-protocol", no_argument, 0, O_PROXY_PROTOCOL},
     {"verbose", no_argument, 0, 'v'},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, 'V'},
@@ -103,6 +105,10 @@ static const char common_help[] =
     "  --metrics ADDR       serve the totals for Prometheus: HTTP GET /metrics on\n"
     "                       ADDR. Loopback or unix: addresses only, unless\n"
     "  --metrics-public     is given too\n"
+    "  --proxy-protocol     every connection starts with a PROXY protocol header, v1\n"
+    "                       or v2 (HAProxy's send-proxy, send-proxy-v2): its client\n"
+    "                       is the peer in stats and logs; a connection without a\n"
+    "                       valid one in 5 s is closed unanswered (not with TLS)\n"
     "  --tls-cert FILE      serve TLS with this PEM certificate chain (every model)\n"
     "  --tls-key FILE       its PEM private key (default: read from --tls-cert)\n"
     "  --tls-ca FILE        require client certificates signed by these PEM CAs\n"
@@ -385,6 +391,7 @@ static int parse_common(cli_serve_spec *sp, serve_opts *o, int c, const char *ar
     case O_STATS_PUBLIC: o->stats_public = 1; return 0;
     case O_METRICS: o->metrics = arg; return 0;
     case O_METRICS_PUBLIC: o->metrics_public = 1; return 0;
+    case O_PROXY_PROTOCOL: l->proxy_protocol = 1; return 0;
     case CLI_OPT_TLS_CERT:
     case CLI_OPT_TLS_KEY:
     case CLI_OPT_TLS_CA:
@@ -529,6 +536,9 @@ static int serve(cli_serve_spec *sp, serve_opts *o, const char *addr)
     cfg->log_conns = verbose;
     int admin = -1, mfd = -1, status;
     ms_tls_ctx *tls = NULL;
+    if (cfg->limits.conn.proxy_protocol && o->tls.cert)
+        return cli_usage(sp->cmd, "--proxy-protocol does not go with --tls-cert: the PROXY "
+                                  "header would come before the TLS handshake");
     if ((status = cli_tls_server_ctx(sp->cmd, &o->tls, &tls)) != CLI_OK)
         return status;
     cfg->tls = tls;

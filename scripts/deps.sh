@@ -8,6 +8,7 @@ pkgs_build="libjansson-dev libssl-dev liburing-dev pkg-config"
 pkgs_test="$pkgs_build libcmocka-dev python3 iproute2 openssl procps"
 pkgs_test="$pkgs_test sslscan" # tests/cli/test_tls_scan.py scans the TLS defaults
 pkgs_test="$pkgs_test python3-prometheus-client" # tests/cli/test_metrics.py parses /metrics (run by /usr/bin/python3)
+pkgs_test="$pkgs_test haproxy" # tests/cli/test_proxy_protocol.py runs msgsock behind it
 pkgs_fuzz="$pkgs_test clang"
 pkgs_bench="$pkgs_test libuv1-dev libevent-dev linux-perf util-linux"
 pkgs_reliability="$pkgs_test nftables valgrind util-linux"

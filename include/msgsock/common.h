@@ -101,7 +101,9 @@
     X(EPROXYV2FAM, -30044, "Unsupported PROXY v2 address family or transport") \
     X(EPROXYV2LEN, -30045, "PROXY v2 header longer than the configured limit") \
     X(EPROXYV2ADDR, -30046, "PROXY v2 address block shorter than its family needs") \
-    X(EPROXYV2TLV, -30047, "Malformed PROXY v2 TLV (runs past the header, or a bad CRC32C)")
+    X(EPROXYV2TLV, -30047, "Malformed PROXY v2 TLV (runs past the header, or a bad CRC32C)") \
+    X(EPROXYSHORT, -30048, "End of stream inside the PROXY header")          \
+    X(EPROXYTIMEOUT, -30049, "PROXY header not complete within its deadline")
 
 enum {
 #define MS_ERR_ENUM(name, value, msg) MS_##name = (value),

@@ -66,6 +66,19 @@ typedef struct ms_conn_limits {
                            * holds a small write while an earlier one is unacknowledged;
                            * with the peer's delayed ACK a request/reply exchange
                            * can then stall about 40 ms per message) */
+    int proxy_protocol;   /* 1: an accepted connection starts with a PROXY protocol
+                           * header, v1 or v2 (HAProxy's send-proxy, send-proxy-v2),
+                           * consumed before any message; its source address becomes
+                           * the peer (ms_conn_peer, logs, snapshots) and on_open runs
+                           * once it is in, so it sees that peer (a v2 LOCAL or v1
+                           * UNKNOWN header keeps the socket's). A missing, invalid
+                           * (an MS_EPROXY* code), cut short (MS_EPROXYSHORT) or late
+                           * (MS_EPROXYTIMEOUT: MS_CONN_PROXY_TIMEOUT_MS, or
+                           * msg_timeout_ms if shorter) header ends the connection
+                           * with nothing sent and on_close without on_open (a
+                           * connection closed before any byte: reason 0). Servers
+                           * and ms_conn_serve_fd; ignored by clients; not with TLS
+                           * (MS_EINVAL). 0: off */
 } ms_conn_limits;
 
 #define MS_CONN_DEFAULT_OUT_HIGH (1u << 20)
@@ -73,6 +86,8 @@ typedef struct ms_conn_limits {
 #define MS_CONN_DEFAULT_IDLE_MS 300000
 #define MS_CONN_DEFAULT_MSG_MS 30000
 #define MS_CONN_DEFAULT_LINGER_MS 2000
+/* How long an accepted connection has to send its whole PROXY header. */
+#define MS_CONN_PROXY_TIMEOUT_MS 5000
 /* A server's keepalive: a peer that vanished without a FIN or reset (cable
  * cut, host down) is found after about idle + intvl * count seconds (2 min). */
 #define MS_CONN_DEFAULT_KEEPALIVE_IDLE_S 60
@@ -139,7 +154,8 @@ MS_EXPORT void ms_conn_abort(ms_conn *c);
 MS_EXPORT void ms_conn_info_get(const ms_conn *c, ms_conn_info *out);
 MS_EXPORT void ms_conn_set_userdata(ms_conn *c, void *p);
 MS_EXPORT void *ms_conn_userdata(const ms_conn *c);
-/* The peer's address as seen at accept/connect time. */
+/* The peer's address as seen at accept/connect time; with proxy_protocol,
+ * the client's address from the PROXY header once it is in. */
 MS_EXPORT void ms_conn_peer(const ms_conn *c, ms_addr *out);
 /* The loop driving c, or NULL for a connection served by ms_conn_serve_fd. */
 MS_EXPORT ms_loop *ms_conn_loop(const ms_conn *c);

@@ -192,7 +192,9 @@ void msi_conn_opened(ms_conn *c)
 {
     msi_group *g = c->g;
     c->active = msi_conn_now(g);
-    if (g->cb.on_open) {
+    if (c->flags & MSI_F_PROXYHDR)
+        msi_conn_dl_append(c, MSI_DL_CONNECT, c->created);
+    else if (g->cb.on_open) {
         c->depth++;
         g->cb.on_open(c, g->user);
         c->depth--;
@@ -222,6 +224,8 @@ int msi_conn_start(msi_group *g, int fd, const struct sockaddr *peer, socklen_t 
     c->dl = -1;
     c->created = c->active = msi_conn_now(g);
     c->state = connecting ? MS_CONN_CONNECTING : MS_CONN_OPEN;
+    if (!connecting && g->srv && g->lim.proxy_protocol)
+        c->flags |= MSI_F_PROXYHDR;
     msi_conn_set_peer(c, peer, plen);
     int rc = g->tops->open(&c->tp, g->tctx, fd, g->srv != NULL);
     if (rc == 0 && (connecting || !msi_conn_ring_adopt(c, 0)))

@@ -24,6 +24,11 @@ static void serve_input(ms_conn *c)
                 why = MS_ESLOW;
             }
         }
+        int hleft = msi_conn_stack_header_left(c, now);
+        if (hleft >= 0 && (wait < 0 || hleft <= wait)) {
+            wait = hleft;
+            why = MS_EPROXYTIMEOUT;
+        }
         msi_buf *b = c->in;
         ssize_t n = g->tops->recv_wait(c->tp, c->fd, b->data + b->len, b->cap - b->len, wait);
         if (n > 0) {
@@ -91,6 +96,8 @@ int ms_conn_serve_fd(int fd, const ms_frame_config *frame, const ms_conn_limits 
 int ms_conn_serve_fd_tls(int fd, ms_tls_ctx *tls, const ms_frame_config *frame,
                          const ms_conn_limits *lim, const ms_conn_callbacks *cb, void *user)
 {
+    if (tls && lim && lim->proxy_protocol)
+        return MS_EINVAL;
     msi_group g;
     int rc = msi_group_init(&g, NULL, frame, lim, cb, user);
     if (rc < 0)

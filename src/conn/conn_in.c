@@ -1,5 +1,6 @@
 /* conn_in.c: the input path: read, cut messages, deliver, end of stream, linger. */
 #include "conn/conn_int.h"
+#include "msgsock/proxy.h"
 
 #include <string.h>
 
@@ -66,6 +67,39 @@ static size_t decode_span(const msi_group *g, size_t avail)
     return g->frame.kind == MS_FRAME_RAW && avail > MSI_BUF_BIG ? MSI_BUF_BIG : avail;
 }
 
+/* The PROXY header at the start of c->in, the one way every driver takes
+ * (ring input is copied into c->in while it is awaited). Once it is whole,
+ * its source becomes c's peer, its bytes are dropped and on_open runs.
+ * Returns 1 then, 0 while more bytes are needed, -1 once c is ending. */
+static int proxy_header(ms_conn *c)
+{
+    msi_group *g = c->g;
+    msi_buf *b = c->in;
+    ms_proxy_header h;
+    ssize_t r = ms_proxy_decode(NULL, b->data + b->start, b->len - b->start, &h, NULL);
+    if (r == MS_ENEEDMORE)
+        return 0;
+    if (r < 0) {
+        /* Nothing was sent: the close is immediate (no linger). */
+        msi_conn_begin_close(c, (int)r);
+        return -1;
+    }
+    b->start += (size_t)r;
+    if (h.command == MS_PROXY_PROXY)
+        msi_conn_set_peer(c, (const struct sockaddr *)&h.src.ss, h.src.len);
+    c->flags &= (uint16_t)~MSI_F_PROXYHDR;
+    if (c->dl == MSI_DL_CONNECT)
+        msi_conn_dl_unlink(c);
+    if (g->srv)
+        msi_server_conn_proxied(g->srv, c);
+    if (g->cb.on_open) {
+        c->depth++;
+        g->cb.on_open(c, g->user);
+        c->depth--;
+    }
+    return (c->flags & MSI_F_DEAD) || c->state != MS_CONN_OPEN ? -1 : 1;
+}
+
 void msi_conn_parse(ms_conn *c)
 {
     msi_group *g = c->g;
@@ -73,6 +107,14 @@ void msi_conn_parse(ms_conn *c)
     while (c->state == MS_CONN_OPEN && !(c->flags & (MSI_F_DEAD | MSI_F_PAUSED)) && c->in &&
            c->in->start < c->in->len) {
         msi_buf *b = c->in;
+        if (c->flags & MSI_F_PROXYHDR) {
+            int h = proxy_header(c);
+            if (h < 0)
+                return;
+            if (h == 0)
+                break;
+            continue;
+        }
         if (!c->fr && framer_borrow(c) < 0) {
             msi_conn_fail(c, MS_ENOMEM);
             return;
@@ -106,7 +148,7 @@ void msi_conn_parse(ms_conn *c)
         return;
     if (c->in && c->in->start == c->in->len) {
         msi_conn_in_release(c);
-    } else if (c->in && c->state == MS_CONN_OPEN) {
+    } else if (c->in && c->state == MS_CONN_OPEN && !(c->flags & MSI_F_PROXYHDR)) {
         if (c->flags & MSI_F_PAUSED)
             msi_conn_dl_unlink(c);
         else if (c->dl != MSI_DL_MSG || delivered)
@@ -180,7 +222,11 @@ void msi_conn_eof(ms_conn *c)
     c->flags |= MSI_F_RDEOF;
     int reason = 0;
     size_t left = c->in ? c->in->len - c->in->start : 0;
-    if (c->state == MS_CONN_OPEN && (left > 0 || g->frame.kind == MS_FRAME_CLOSE)) {
+    if (c->flags & MSI_F_PROXYHDR) {
+        /* No message before the header; a connection closed before its
+         * first byte (a proxy's plain TCP check) is a clean end. */
+        reason = left > 0 ? MS_EPROXYSHORT : 0;
+    } else if (c->state == MS_CONN_OPEN && (left > 0 || g->frame.kind == MS_FRAME_CLOSE)) {
         if (c->fr || framer_borrow(c) == 0) {
             ms_frame m;
             ssize_t r = ms_framer_decode_eof(c->fr, c->in ? c->in->data + c->in->start : NULL,
@@ -304,7 +350,7 @@ void msi_conn_ring_input(ms_conn *c, const uint8_t *p, size_t n)
     /* Closing or lingering: no more messages; what still comes is dropped. */
     if (c->state != MS_CONN_OPEN)
         return;
-    if (!c->in) {
+    if (!c->in && !(c->flags & MSI_F_PROXYHDR)) {
         ssize_t used = ring_cut(c, p, n);
         if (used < 0 || c->state != MS_CONN_OPEN)
             return;

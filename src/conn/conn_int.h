@@ -118,7 +118,16 @@ enum {
     MSI_F_RING = 128,     /* reads and writes through the loop's io_uring (ring_h) */
     MSI_F_EOFPEND = 256,  /* the end of stream came while paused: taken once resumed */
     MSI_F_BIGREAD = 512,  /* its last read filled the buffer: the next fresh one is MSI_BUF_BIG */
+    MSI_F_PROXYHDR = 1024, /* its PROXY header is still to come: no on_open yet */
 };
+
+/* How long an accepted connection has for its PROXY header (lim resolved). */
+static inline int msi_conn_proxy_ms(const ms_conn_limits *lim)
+{
+    return lim->msg_timeout_ms > 0 && lim->msg_timeout_ms < MS_CONN_PROXY_TIMEOUT_MS
+               ? lim->msg_timeout_ms
+               : MS_CONN_PROXY_TIMEOUT_MS;
+}
 
 /* conn_group.c, for server.c and client.c */
 int msi_group_init(msi_group *g, ms_loop *loop, const ms_frame_config *frame,
@@ -155,6 +164,8 @@ void msi_conn_stack_input(ms_conn *c, size_t n);
 /* The peer's end of stream. */
 void msi_conn_stack_eof(ms_conn *c);
 void msi_conn_stack_fail(ms_conn *c, int reason);
+/* Milliseconds left for its PROXY header, or -1 if none is awaited. */
+int msi_conn_stack_header_left(const ms_conn *c, int64_t now);
 /* 1 after a graceful close shut its write side: input is to be drained. */
 int msi_conn_stack_lingering(const ms_conn *c);
 /* Ends c: a clean end whose write side is still open shuts it first (TLS:
@@ -352,5 +363,7 @@ static inline int msi_conn_reading_wanted(const ms_conn *c)
 
 /* server.c, for conn.c: a connection of srv ended (c->reason says why). */
 void msi_server_conn_closed(ms_server *srv, ms_conn *c);
+/* server.c, for conn_in.c: c's PROXY header is in (its peer is the client's). */
+void msi_server_conn_proxied(ms_server *srv, ms_conn *c);
 
 #endif

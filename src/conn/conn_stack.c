@@ -10,7 +10,7 @@ void msi_conn_stack_init(ms_conn *c, msi_group *g, int fd)
     c->g = g;
     c->fd = fd;
     c->dl = -1;
-    c->flags = MSI_F_STACK;
+    c->flags = MSI_F_STACK | (g->lim.proxy_protocol ? MSI_F_PROXYHDR : 0);
     c->state = MS_CONN_OPEN;
     c->created = c->active = ms_now_ms();
     struct sockaddr_storage ss;
@@ -53,6 +53,14 @@ void msi_conn_stack_eof(ms_conn *c)
 void msi_conn_stack_fail(ms_conn *c, int reason)
 {
     msi_conn_fail(c, reason);
+}
+
+int msi_conn_stack_header_left(const ms_conn *c, int64_t now)
+{
+    if (!(c->flags & MSI_F_PROXYHDR))
+        return -1;
+    int64_t left = c->created + msi_conn_proxy_ms(&c->g->lim) - now;
+    return left > 0 ? (int)left : 0;
 }
 
 int msi_conn_stack_lingering(const ms_conn *c)

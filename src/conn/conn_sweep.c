@@ -19,6 +19,8 @@ static void sweep_cb(ms_loop *loop, ms_timer *t, void *arg)
             msi_conn_dl_unlink(c);
             if (w == MSI_DL_MSG)
                 msi_conn_fail(c, MS_ESLOW);
+            else if (w == MSI_DL_CONNECT && (c->flags & MSI_F_PROXYHDR))
+                msi_conn_begin_close(c, MS_EPROXYTIMEOUT);
             else if (w == MSI_DL_CONNECT)
                 msi_conn_fail(c, (c->flags & MSI_F_HANDSHAKE) ? MS_ETLSTIMEDOUT : MS_ETIMEDOUT);
             else

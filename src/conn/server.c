@@ -163,11 +163,12 @@ static void default_log(void *user, int level, const char *msg)
 
 int msi_server_reason_kind(int reason)
 {
-    if ((reason <= MS_ETOOLARGE && reason >= MS_EBADCONTENT) || reason == MS_ETRUNCATED)
+    if ((reason <= MS_ETOOLARGE && reason >= MS_EBADCONTENT) || reason == MS_ETRUNCATED ||
+        (reason <= MS_EPROXYSIG && reason >= MS_EPROXYSHORT))
         return MSI_END_BAD;
     if (reason == MS_EOUTPUTLIMIT)
         return MSI_END_OUTPUT;
-    if (reason == MS_EIDLE || reason == MS_ESLOW)
+    if (reason == MS_EIDLE || reason == MS_ESLOW || reason == MS_EPROXYTIMEOUT)
         return MSI_END_TIMEOUT;
     return reason == 0 || reason == MS_ECLOSED ? MSI_END_OK : MSI_END_OTHER;
 }
@@ -392,13 +393,18 @@ static void on_accept(ms_loop *loop, int lfd, int events, void *arg)
         }
         msi_server_note_accept(s);
         ms_addr peer = {.len = 0};
+        /* With a PROXY header, the line waits for the client's address. */
+        int proxied = s->cfg.limits.conn.proxy_protocol;
         if (s->cfg.log_conns) {
             memcpy(&peer.ss, &ss, sslen);
             peer.len = sslen;
-            msi_server_log_conn(s, 1, &peer, 0);
+            if (!proxied)
+                msi_server_log_conn(s, 1, &peer, 0);
         }
         int rc = msi_conn_start(&sl->g, fd, (struct sockaddr *)&ss, sslen, 0, NULL);
         if (rc < 0) {
+            if (proxied)
+                msi_server_log_conn(s, 1, &peer, 0);
             msi_server_log_conn(s, 0, &peer, rc);
             atomic_fetch_sub(&s->open, 1);
             msi_server_log(s, 0, MS_LOG_SERVER, rc, NULL, "accept: cannot serve a connection: %s",
@@ -418,11 +424,23 @@ void msi_server_conn_closed(ms_server *s, ms_conn *c)
     if ((r != 0 && r != MS_ECLOSED) || s->cfg.log_conns) {
         ms_addr a;
         ms_conn_peer(c, &a);
+        /* Ended before its PROXY header was in: the proxy's address. */
+        if (c->flags & MSI_F_PROXYHDR)
+            msi_server_log_conn(s, 1, &a, 0);
         msi_server_log_end(s, &a, r, ms_conn_tls_error(c));
         msi_server_log_conn(s, 0, &a, r);
     }
     if (sl->g.stopping && sl->g.nconns == 0)
         ms_loop_stop(sl->loop);
+}
+
+void msi_server_conn_proxied(ms_server *s, ms_conn *c)
+{
+    if (!s->cfg.log_conns)
+        return;
+    ms_addr a;
+    ms_conn_peer(c, &a);
+    msi_server_log_conn(s, 1, &a, 0);
 }
 
 /* ---- stopping ---- */
@@ -539,6 +557,10 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
     if (!cfg || (!cfg->listen && cfg->listen_fd <= 0))
         return MS_EINVAL;
     if (cfg->model < MS_MODEL_EVENT || cfg->model > MS_MODEL_ITERATIVE)
+        return MS_EINVAL;
+    /* The PROXY header comes before a TLS handshake, which the TLS
+     * transport would read as its own. */
+    if (cfg->tls && cfg->limits.conn.proxy_protocol)
         return MS_EINVAL;
     ms_server *s = calloc(1, sizeof *s);
     if (!s)

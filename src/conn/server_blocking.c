@@ -28,6 +28,10 @@ enum { X_CLEAN = 0, X_BAD = 10, X_OUTPUT = 11, X_TIMEOUT = 12, X_ERROR = 13 };
 typedef struct blk_pub {
     atomic_int state;
     atomic_uint_fast64_t bytes_in, bytes_out, msgs_in, msgs_out;
+    /* With proxy_protocol: the client's address, once its header is in
+     * (written once, before opened is set). */
+    atomic_int opened;
+    ms_addr peer;
 } blk_pub;
 
 typedef struct blk_slot {
@@ -80,10 +84,22 @@ static void publish(blk_slot *sl, ms_conn *c)
     atomic_store_explicit(&p->msgs_out, i.msgs_out, memory_order_relaxed);
 }
 
+/* The connection's peer: the PROXY header's client once it is in. */
+static const ms_addr *slot_peer(const blk_slot *sl)
+{
+    return atomic_load_explicit(&sl->pub->opened, memory_order_acquire) ? &sl->pub->peer
+                                                                        : &sl->peer;
+}
+
 static void w_open(ms_conn *c, void *user)
 {
     blk_slot *sl = user;
     const ms_server_config *cfg = sl->b->cfg;
+    if (cfg->limits.conn.proxy_protocol) {
+        ms_conn_peer(c, &sl->pub->peer);
+        atomic_store_explicit(&sl->pub->opened, 1, memory_order_release);
+        msi_server_log_conn(sl->b->s, 1, slot_peer(sl), 0);
+    }
     if (cfg->cb.on_open)
         cfg->cb.on_open(c, cfg->user);
     publish(sl, c);
@@ -121,7 +137,10 @@ static void w_close(ms_conn *c, int reason, void *user)
     publish(sl, c);
     if (b->cfg->cb.on_close)
         b->cfg->cb.on_close(c, reason, b->cfg->user);
-    msi_server_log_end(b->s, &sl->peer, reason, ms_conn_tls_error(c));
+    /* Ended before its PROXY header was in: the proxy's address. */
+    if (b->cfg->limits.conn.proxy_protocol && !atomic_load(&sl->pub->opened))
+        msi_server_log_conn(b->s, 1, &sl->peer, 0);
+    msi_server_log_end(b->s, slot_peer(sl), reason, ms_conn_tls_error(c));
 }
 
 static int serve(msi_blocking *b, blk_slot *sl, int fd)
@@ -142,7 +161,7 @@ static void *thread_main(void *arg)
     pthread_mutex_unlock(&b->mu);
     ms_sock_close(fd, 0);
     reason = stop_reason(b, reason);
-    msi_server_log_conn(b->s, 0, &sl->peer, reason);
+    msi_server_log_conn(b->s, 0, slot_peer(sl), reason);
     msi_server_note_end(b->s, reason);
     /* From here on the acceptor may join and free sl. */
     atomic_store(&sl->done, 1);
@@ -215,7 +234,7 @@ static void child_main(msi_blocking *b, blk_slot *sl, int fd)
     close_cloexec_fds(fd);
     int reason = stop_reason(b, serve(b, sl, fd));
     ms_sock_close(fd, 0);
-    msi_server_log_conn(b->s, 0, &sl->peer, reason);
+    msi_server_log_conn(b->s, 0, slot_peer(sl), reason);
     _exit(exit_code(reason));
 }
 
@@ -354,6 +373,7 @@ static void start_conn(msi_blocking *b, int fd, const struct sockaddr_storage *s
     }
     if (sl) {
         atomic_init(&sl->pub->state, MS_CONN_OPEN);
+        atomic_init(&sl->pub->opened, 0);
         pthread_mutex_lock(&b->mu);
         rc = live_add(b, sl);
         pthread_mutex_unlock(&b->mu);
@@ -369,7 +389,8 @@ static void start_conn(msi_blocking *b, int fd, const struct sockaddr_storage *s
         return;
     }
     msi_server_note_accept(b->s);
-    msi_server_log_conn(b->s, 1, &sl->peer, 0);
+    if (!b->cfg->limits.conn.proxy_protocol)
+        msi_server_log_conn(b->s, 1, &sl->peer, 0);
     if (b->model == MS_MODEL_FORK) {
         pid_t pid = fork();
         if (pid == 0)
@@ -390,6 +411,8 @@ static void start_conn(msi_blocking *b, int fd, const struct sockaddr_storage *s
         pthread_mutex_lock(&b->mu);
         live_remove(b, sl);
         pthread_mutex_unlock(&b->mu);
+        if (b->cfg->limits.conn.proxy_protocol)
+            msi_server_log_conn(b->s, 1, &sl->peer, 0);
         msi_server_log_conn(b->s, 0, &sl->peer, rc);
         slot_free(sl);
         msi_server_note_end(b->s, MS_ECLOSED);
@@ -662,7 +685,7 @@ int msi_blocking_conns(msi_blocking *b, ms_server_conn **out, size_t *n, ms_serv
         const blk_slot *sl = b->live[i];
         const blk_pub *p = sl->pub;
         ms_server_conn *c = &v[i];
-        c->peer = sl->peer;
+        c->peer = *slot_peer(sl);
         c->state = (ms_conn_state)atomic_load_explicit(&p->state, memory_order_relaxed);
         c->age_ms = now - sl->created;
         c->bytes_in = atomic_load_explicit(&p->bytes_in, memory_order_relaxed);

@@ -1,0 +1,380 @@
+"""Black-box tests of --proxy-protocol: every server model and loop backend
+takes a PROXY v1 or v2 header before the first message and names the client
+in it as the peer (stats, -v lines); a missing, malformed, oversized, cut
+short or late header closes that connection unanswered with a logged reason
+while the others go on; and two app-servers behind a real HAProxy (one
+send-proxy-v2, one send-proxy, health checks on) answer every request and
+show the clients' real addresses."""
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+import unittest
+
+import mstest
+from mstest import MsTestCase, Server, fresh_unix_path, run, wait_for
+from test_server_edges import Lines, py_addr, read_app_response, search, stats_json
+from test_uring import URING_REFUSED
+
+MODELS = ("event", "thread", "fork", "iterative")
+ANSWER = {"result": "Follow the white rabbit. \U0001f430"}
+V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def v1(src, sport, dst="192.0.2.1", dport=65432):
+    fam = "TCP6" if ":" in src else "TCP4"
+    return f"PROXY {fam} {src} {dst} {sport} {dport}\r\n".encode()
+
+
+def v2(src, sport, dst=None, dport=65432, tlv=b""):
+    if ":" in src:
+        dst = dst or "2001:db8::1"
+        fam, addrs = 0x21, (ipaddress.IPv6Address(src).packed
+                            + ipaddress.IPv6Address(dst).packed)
+    else:
+        dst = dst or "192.0.2.1"
+        fam, addrs = 0x11, ipaddress.IPv4Address(src).packed + ipaddress.IPv4Address(dst).packed
+    body = addrs + struct.pack(">HH", sport, dport) + tlv
+    return V2_SIG + bytes([0x21, fam]) + struct.pack(">H", len(body)) + body
+
+
+def v2_local():
+    return V2_SIG + bytes([0x20, 0x00]) + struct.pack(">H", 0)
+
+
+def fmt(host, port):
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def server(model, *args, env=None):
+    path = fresh_unix_path("stats")
+    srv = Server("app-server", "--proxy-protocol", "-v", "--model", model,
+                 "--stats", "unix:" + path, *args, "127.0.0.1", "0", env=env)
+    return srv, "unix:" + path
+
+
+def peers(addr):
+    return [c["peer"] for c in stats_json(addr)["connections"]]
+
+
+def wait_stats(addr, cond, what, timeout=10):
+    last = []
+
+    def check():
+        last[:] = [stats_json(addr)]
+        return cond(last[0])
+    try:
+        wait_for(check, timeout, what)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; last stats: {last and last[0]}") from None
+    return last[0]
+
+
+def gone(addr):
+    return wait_stats(addr, lambda d: not d["connections"], "every connection gone")
+
+
+def expect_closed_unanswered(test, s, timeout=10):
+    """s sees its end (EOF or reset) with no byte of an answer."""
+    s.settimeout(timeout)
+    try:
+        test.assertEqual(s.recv(4096), b"", "the server answered a connection it must drop")
+    except ConnectionResetError:
+        pass
+
+
+class PeerFromHeaderTest(MsTestCase):
+    def check_peers(self, model, backend=None):
+        args = ("--backend", backend) if backend else ()
+        srv, addr = server(model, *args)
+        with srv:
+            out = Lines(srv)
+            cases = [(v1("203.0.113.7", 4242), "203.0.113.7", 4242),
+                     (v2("2001:db8::7", 5353), "2001:db8::7", 5353),
+                     (v2("198.51.100.9", 61000, dst="198.51.100.1",
+                         tlv=b"\x04\x00\x02zz"), "198.51.100.9", 61000),
+                     (v2_local(), None, None)]
+            for hdr, host, port in cases:
+                with srv.connect() as s:
+                    s.sendall(hdr + search("morpheus"))
+                    self.assertEqual(read_app_response(s), ANSWER)
+                    own = s.getsockname()
+                    want = fmt(host, port) if host else fmt(own[0], own[1])
+                    # The connection stays open while its peer is read.
+                    self.assertEqual(peers(addr), [want])
+                    me = (py_addr(s) if not host else f"('{host}', {port}, 0, 0)" if ":" in host
+                          else f"('{host}', {port})")
+                    out.wait_for([f"Accepted connection from {me}",
+                                  f"Received request {{'action': 'search', 'value': 'morpheus'}}"
+                                  f" from {me}"])
+                out.wait_for([f"Closing connection to {me}"])
+                gone(addr)
+            # The table names the same client.
+            with srv.connect() as s:
+                s.sendall(v1("203.0.113.8", 1234) + search("morpheus"))
+                self.assertEqual(read_app_response(s), ANSWER)
+                p = run("stats", addr, timeout=20)
+                rows = [ln for ln in p.stdout.decode().splitlines()
+                        if ln.startswith("203.0.113.8:1234 ")]
+                self.assertEqual(len(rows), 1, p.stdout)
+            d = gone(addr)
+            self.assertEqual(d["totals"]["accepted"], 5)
+            self.assertEqual(d["totals"]["dropped_bad_input"], 0)
+            self.assertEqual(srv.stop(), 0)
+
+    def test_every_model(self):
+        for model in MODELS:
+            with self.subTest(model=model):
+                self.check_peers(model)
+
+    def test_every_backend(self):
+        for backend in ("epoll", "poll", "io_uring"):
+            if backend == "io_uring" and URING_REFUSED:
+                continue
+            with self.subTest(backend=backend):
+                self.check_peers("event", backend)
+
+    def test_header_split_byte_by_byte(self):
+        """Each byte its own segment (Nagle off, paced): the header and the
+        request after it are put together across reads."""
+        for model, backend in (("event", "epoll"), ("event", "io_uring"), ("thread", None),
+                               ("fork", None)):
+            if backend == "io_uring" and URING_REFUSED:
+                continue
+            for hdr, want in ((v1("203.0.113.7", 4242), "203.0.113.7:4242"),
+                              (v2("2001:db8::7", 5353), "[2001:db8::7]:5353")):
+                with self.subTest(model=model, backend=backend, version=hdr[:1]):
+                    args = ("--backend", backend) if backend else ()
+                    srv, addr = server(model, *args)
+                    with srv:
+                        with srv.connect() as s:
+                            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                            req = search("morpheus")
+                            for b in hdr + req[:3]:
+                                s.send(bytes([b]))
+                                time.sleep(0.001)  # pacing, so that reads see bytes apart
+                            s.sendall(req[3:])
+                            self.assertEqual(read_app_response(s), ANSWER)
+                            self.assertEqual(peers(addr), [want])
+                        self.assertEqual(srv.stop(), 0)
+
+    def test_header_and_messages_in_one_segment(self):
+        """The header, two requests and a third cut in half in one send."""
+        for backend in ("epoll", "io_uring"):
+            if backend == "io_uring" and URING_REFUSED:
+                continue
+            with self.subTest(backend=backend):
+                srv, addr = server("event", "--backend", backend)
+                with srv:
+                    with srv.connect() as s:
+                        req = search("morpheus")
+                        s.sendall(v2("192.0.2.55", 7) + req + req + req[:10])
+                        self.assertEqual(read_app_response(s), ANSWER)
+                        self.assertEqual(read_app_response(s), ANSWER)
+                        s.sendall(req[10:])
+                        self.assertEqual(read_app_response(s), ANSWER)
+                        self.assertEqual(peers(addr), ["192.0.2.55:7"])
+                    self.assertEqual(srv.stop(), 0)
+
+
+class BadHeaderTest(MsTestCase):
+    def test_bad_headers_closed_unanswered_others_go_on(self):
+        bad = [
+            ("no header", search("morpheus"), "not a proxy protocol header"),
+            ("v1 without CRLF", b"PROXY UNKNOWN " + b"x" * 100, "no crlf within 107 bytes"),
+            ("v1 malformed", b"PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n", "malformed proxy v1 line"),
+            ("v2 over its bound", V2_SIG + b"\x21\x11" + struct.pack(">H", 600) + b"\0" * 600,
+             "proxy v2 header longer than the configured limit"),
+            ("v2 bad version", V2_SIG + b"\x31\x11" + struct.pack(">H", 12) + b"\0" * 12,
+             "unsupported proxy v2 version"),
+        ]
+        for model in MODELS:
+            with self.subTest(model=model):
+                srv, addr = server(model)
+                with srv:
+                    # In the iterative model one connection is served at a
+                    # time: the good one waits its turn there.
+                    keep = None if model == "iterative" else srv.connect()
+                    if keep:
+                        keep.sendall(v1("203.0.113.1", 1111))
+                    for what, data, reason in bad:
+                        with srv.connect() as s:
+                            me = "127.0.0.1:%d" % s.getsockname()[1]
+                            s.sendall(data)
+                            expect_closed_unanswered(self, s)
+                            wait_for(lambda: any(me in ln and reason in ln.lower()
+                                                 for ln in srv.stderr_text().splitlines()),
+                                     10, f"{what}: '{reason}' logged with the proxy's address")
+                    if keep:
+                        keep.sendall(search("morpheus"))
+                        self.assertEqual(read_app_response(keep), ANSWER)
+                        self.assertEqual(peers(addr), ["203.0.113.1:1111"])
+                        keep.close()
+                    d = gone(addr)
+                    self.assertEqual(d["totals"]["dropped_bad_input"], len(bad))
+                    self.assertEqual(srv.stop(), 0)
+
+    def test_cut_short_then_silent_or_gone(self):
+        """A header cut short: closed at the header deadline (--msg-timeout
+        shortens it) if the client goes silent, at once if it closes."""
+        for model in MODELS:
+            with self.subTest(model=model):
+                srv, addr = server(model, "--msg-timeout", "400")
+                with srv:
+                    hdr = v2("192.0.2.3", 33)
+                    with srv.connect() as s:
+                        me = "127.0.0.1:%d" % s.getsockname()[1]
+                        start = time.monotonic()
+                        s.sendall(hdr[:20])
+                        expect_closed_unanswered(self, s)
+                        self.assertGreaterEqual(time.monotonic() - start, 0.3)
+                    wait_for(lambda: any(me in ln and "not complete within its deadline" in ln
+                                         for ln in srv.stderr_text().splitlines()),
+                             10, "the late header logged")
+                    with srv.connect() as s:
+                        me = "127.0.0.1:%d" % s.getsockname()[1]
+                        s.sendall(b"PROXY TCP4 1.2")
+                        s.shutdown(socket.SHUT_WR)
+                        expect_closed_unanswered(self, s)
+                    wait_for(lambda: any(me in ln and "end of stream inside the proxy header"
+                                         in ln.lower() for ln in srv.stderr_text().splitlines()),
+                             10, "the header cut short logged")
+                    d = gone(addr)
+                    self.assertEqual(d["totals"]["timed_out"], 1)
+                    self.assertEqual(d["totals"]["dropped_bad_input"], 1)
+                    self.assertEqual(srv.stop(), 0)
+
+    def test_closed_before_any_byte_is_a_clean_end(self):
+        srv, addr = server("event")
+        with srv:
+            for _ in range(3):
+                srv.connect().close()
+            d = wait_stats(addr, lambda d: d["totals"]["accepted"] == 3 and not d["connections"],
+                           "three connections come and gone")
+            self.assertEqual(d["totals"]["dropped_bad_input"], 0)
+            self.assertEqual(srv.stop(), 0)
+            self.assertNotIn("closing", srv.stderr_text())
+
+    def test_not_with_tls(self):
+        p = run("app-server", "--proxy-protocol", "--tls-cert", "/nonexistent.pem",
+                "127.0.0.1", "0", timeout=20)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(b"--proxy-protocol does not go with --tls-cert", p.stderr)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def haproxy_stat(sock_path):
+    """HAProxy's 'show stat' over its stats socket: {(proxy, server): status}."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(sock_path)
+        s.sendall(b"show stat\n")
+        data = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    lines = data.decode().splitlines()
+    if not lines or not lines[0].startswith("# "):
+        return {}
+    head = lines[0][2:].split(",")
+    rows = [dict(zip(head, ln.split(","))) for ln in lines[1:] if ln]
+    return {(r["pxname"], r["svname"]): r["status"] for r in rows}
+
+
+@unittest.skipUnless(shutil.which("haproxy"), "no haproxy command (Debian package haproxy)")
+class HAProxyTest(MsTestCase):
+    def test_two_app_servers_behind_haproxy(self):
+        srv_a, stats_a = server("event")
+        srv_b, stats_b = server("thread")
+        with srv_a, srv_b:
+            tmp = tempfile.mkdtemp(prefix="msgsock-haproxy-")
+            fport = free_port()
+            admin = os.path.join(tmp, "admin.sock")
+            cfg = "\n".join([
+                "global", "  nbthread 1", f"  stats socket {admin} level admin",
+                "defaults", "  mode tcp", "  timeout connect 2s", "  timeout client 20s",
+                "  timeout server 20s", "  timeout check 2s",
+                "frontend fe", f"  bind 127.0.0.1:{fport}", "  default_backend be",
+                "backend be", "  balance roundrobin",
+                f"  server a 127.0.0.1:{srv_a.sockaddr[1]} send-proxy-v2 check inter 200ms",
+                f"  server b 127.0.0.1:{srv_b.sockaddr[1]} send-proxy check inter 200ms",
+            ]) + "\n"
+            conf = os.path.join(tmp, "haproxy.cfg")
+            with open(conf, "w") as f:
+                f.write(cfg)
+            hap = subprocess.Popen(["haproxy", "-db", "-f", conf], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE)
+            try:
+                def up():
+                    if hap.poll() is not None:
+                        raise AssertionError(f"haproxy exited {hap.returncode}: "
+                                             f"{hap.stderr.read().decode()}")
+                    try:
+                        st = haproxy_stat(admin)
+                    except OSError:
+                        return False
+                    return st.get(("be", "a")) == "UP" and st.get(("be", "b")) == "UP"
+                # Up means its health checks, each with its PROXY header
+                # (a v2 LOCAL for a, a v1 line for b), were accepted.
+                wait_for(up, 20, "haproxy's frontend up and both servers UP")
+                n = 20
+                for i in range(n):
+                    with socket.create_connection(("127.0.0.1", fport), timeout=10) as c:
+                        c.sendall(search("morpheus"))
+                        self.assertEqual(read_app_response(c), ANSWER, f"request {i}")
+                # Clients kept open while each server's stats are read.
+                clients = []
+                for _ in range(4):
+                    c = socket.create_connection(("127.0.0.1", fport), timeout=10)
+                    c.sendall(search("morpheus"))
+                    self.assertEqual(read_app_response(c), ANSWER)
+                    clients.append(c)
+                want = {"127.0.0.1:%d" % c.getsockname()[1] for c in clients}
+                pa, pb = set(peers(stats_a)), set(peers(stats_b))
+                self.assertEqual(want - (pa | pb), set(),
+                                 f"clients {want}, server a's peers {pa}, b's {pb}")
+                self.assertTrue(want & pa and want & pb, f"round robin: a {pa}, b {pb}")
+                for c in clients:
+                    c.close()
+                accepted = 0
+                for addr in (stats_a, stats_b):
+                    d = stats_json(addr)
+                    # Every check's header (v2 LOCAL, v1 line) was taken too.
+                    self.assertEqual(d["totals"]["dropped_bad_input"], 0, d)
+                    self.assertEqual(d["totals"]["timed_out"], 0, d)
+                    accepted += d["totals"]["accepted"]
+                self.assertGreater(accepted, n + len(clients), "no health check came")
+            finally:
+                if hap.poll() is None:
+                    hap.send_signal(signal.SIGTERM)
+                try:
+                    hap.wait(10)
+                except subprocess.TimeoutExpired:
+                    hap.kill()
+                    hap.wait()
+                    raise AssertionError("haproxy did not exit within 10 s of SIGTERM")
+                hap.stderr.close()
+                shutil.rmtree(tmp, ignore_errors=True)
+            self.assertIsNotNone(hap.returncode)
+            # Resets are logged with -v (HAProxy ends its checks so); nothing else.
+            for ln in (srv_a.stderr_text() + srv_b.stderr_text()).splitlines():
+                if "closing" in ln:
+                    self.assertIn("connection reset by peer", ln)
+            self.assertEqual(srv_a.stop(), 0)
+            self.assertEqual(srv_b.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
