@@ -33,4 +33,10 @@ bench-quick: bench-peers
 bench-app: all
 	$(Q)$(PYTHON) bench/run.py --build $(BUILD) --only app $(BENCH_ARGS)
 
-.PHONY: bench-peers bench-app
+# What HAProxy in front of msgsock costs: req/s direct, through HAProxy to
+# one backend and to two, and HAProxy's CPU per request (bench/haproxy.py).
+bench-haproxy: all
+	$(Q)scripts/deps.sh test
+	$(Q)$(PYTHON) bench/haproxy.py --build $(BUILD)
+
+.PHONY: bench-peers bench-app bench-haproxy
