@@ -66,6 +66,14 @@ static size_t decode_span(const msi_group *g, size_t avail)
     return g->frame.kind == MS_FRAME_RAW && avail > MSI_BUF_BIG ? MSI_BUF_BIG : avail;
 }
 
+/* Draining: a connection whose requests are all answered (or their replies
+ * queued) and that holds no partial one is done. */
+static void drain_answered(ms_conn *c)
+{
+    if (c->g->stopping && msi_conn_drain_idle(c, msi_conn_now(c->g)))
+        msi_conn_begin_close(c, MS_ECLOSED);
+}
+
 void msi_conn_parse(ms_conn *c)
 {
     msi_group *g = c->g;
@@ -106,6 +114,8 @@ void msi_conn_parse(ms_conn *c)
         return;
     if (c->in && c->in->start == c->in->len) {
         msi_conn_in_release(c);
+        if (delivered)
+            drain_answered(c);
     } else if (c->in && c->state == MS_CONN_OPEN) {
         if (c->flags & MSI_F_PAUSED)
             msi_conn_dl_unlink(c);
@@ -313,6 +323,8 @@ void msi_conn_ring_input(ms_conn *c, const uint8_t *p, size_t n)
         if (n == 0) {
             /* At a message boundary: the framer goes back. */
             msi_conn_in_release(c);
+            if (used > 0)
+                drain_answered(c);
             return;
         }
     }

@@ -40,6 +40,10 @@ ms_loop *msi_server_loop(ms_server *s, int i);
 msi_group *msi_server_group(ms_server *s, int i);
 msi_snap *msi_server_snap(ms_server *s);
 msi_blocking *msi_server_blocking(ms_server *s);
+/* The drain's deadline (ms_now_ms), INT64_MAX while there is none. */
+int64_t msi_server_drain_due(const ms_server *s);
+/* A stop signal: drains, or a second one closes what is left at once. */
+void msi_server_on_signal(ms_server *s);
 
 /* ---- server_blocking.c ---- */
 
