@@ -7,6 +7,7 @@ set -eu
 pkgs_build="libjansson-dev libssl-dev liburing-dev pkg-config"
 pkgs_test="$pkgs_build libcmocka-dev python3 iproute2 openssl procps"
 pkgs_test="$pkgs_test sslscan" # tests/cli/test_tls_scan.py scans the TLS defaults
+pkgs_test="$pkgs_test haproxy" # tests/cli/test_drain.py: a backend drained behind HAProxy
 pkgs_fuzz="$pkgs_test clang"
 pkgs_bench="$pkgs_test libuv1-dev libevent-dev linux-perf util-linux"
 pkgs_reliability="$pkgs_test nftables valgrind util-linux"

@@ -440,15 +440,24 @@ static void drain_left_why(const ms_conn *c, char *buf, size_t len)
         snprintf(buf, len, "no request yet");
 }
 
+/* A server line, not a connection's end: a front end that words each end
+ * by its code alone would lose "drain timeout". */
+void msi_server_log_drain_timeout(ms_server *s, const ms_addr *peer, const char *why)
+{
+    char p[MS_ADDR_STRLEN];
+    if (ms_addr_format(peer, p, sizeof p) < 0)
+        snprintf(p, sizeof p, "unix:");
+    msi_server_log(s, 1, MS_LOG_SERVER, MS_ETIMEDOUT, NULL,
+                   "drain timeout: closing the connection from %s (%s)", p, why);
+}
+
 static void drain_abort_one(ms_conn *c, void *arg)
 {
-    ms_server *s = arg;
     char why[96];
     ms_addr a;
     drain_left_why(c, why, sizeof why);
     ms_conn_peer(c, &a);
-    msi_server_log(s, 1, MS_LOG_CONN_END, MS_ETIMEDOUT, &a, "connection closed: drain timeout (%s)",
-                   why);
+    msi_server_log_drain_timeout(arg, &a, why);
     msi_conn_fail(c, MS_ECLOSED);
 }
 

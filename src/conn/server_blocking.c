@@ -512,10 +512,9 @@ static void drain_expired(ms_loop *loop, ms_timer *t, void *arg)
     pthread_mutex_lock(&b->mu);
     for (int i = 0; i < b->nlive; i++) {
         blk_slot *sl = b->live[i];
-        msi_server_log(b->s, 1, MS_LOG_CONN_END, MS_ETIMEDOUT, &sl->peer,
-                       "connection closed: drain timeout (%s)",
-                       atomic_load(&sl->pub->msgs_in) ? "request unfinished"
-                                                      : "no request yet");
+        msi_server_log_drain_timeout(b->s, &sl->peer,
+                                     atomic_load(&sl->pub->msgs_in) ? "request unfinished"
+                                                                    : "no request yet");
         if (b->model == MS_MODEL_FORK)
             kill(sl->pid, SIGKILL);
         else if (sl->fd >= 0)
