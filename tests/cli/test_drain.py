@@ -116,7 +116,7 @@ class DrainTest(MsTestCase):
                 self.assertLess(took, 3, f"{model}: exit took {took:.2f}s")
 
     def test_backlog_queued_before_sigterm_is_served(self):
-        for model in ("event", "thread", "iterative"):
+        for model in ("event", "thread", "fork", "iterative"):
             with self.subTest(model=model), \
                     Server("app-server", "--model", model, "127.0.0.1", "0") as srv:
                 # Stopped, the server accepts nothing: the connects wait in
