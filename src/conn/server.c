@@ -34,6 +34,7 @@ typedef struct srv_loop {
     int lfd;
     int lowned;         /* 1: this loop's own listener (closed at free) */
     int watching;
+    int taking_queue;   /* the drain accepts the listener's queue: not done at 0 conns */
     int reserve_fd;     /* spent to accept-and-close when out of descriptors */
     ms_timer *pause_t;  /* the rest after EMFILE; while draining, the first-request grace */
     ms_timer *stop_t;   /* the drain deadline */
@@ -418,7 +419,7 @@ void msi_server_conn_closed(ms_server *s, ms_conn *c)
         msi_server_log_end(s, &a, r, ms_conn_tls_error(c));
         msi_server_log_conn(s, 0, &a, r);
     }
-    if (sl->g.stopping && sl->g.nconns == 0)
+    if (sl->g.stopping && sl->g.nconns == 0 && !sl->taking_queue)
         ms_loop_stop(sl->loop);
 }
 
@@ -508,7 +509,9 @@ static void drain_listener(srv_loop *sl)
     ms_timer_stop(sl->pause_t);
     if (!sl->lowned || sl->s->cfg.listen_fd > 0 || sl->lfd < 0)
         return;
+    sl->taking_queue = 1;
     accept_some(sl, INT_MAX, 1);
+    sl->taking_queue = 0;
     shutdown(sl->lfd, SHUT_RD);
 }
 
