@@ -459,7 +459,13 @@ static void drain_abort_one(ms_conn *c, void *arg)
     drain_left_why(c, why, sizeof why);
     ms_conn_peer(c, &a);
     msi_server_log_drain_timeout(arg, &a, why);
-    msi_conn_fail(c, MS_ECLOSED);
+    /* Lingering, the reply is out: a FIN, unless unread input forces a reset. */
+    if (c->state == MS_CONN_LINGER) {
+        c->reason = MS_ECLOSED;
+        msi_conn_finish(c);
+    } else {
+        msi_conn_fail(c, MS_ECLOSED);
+    }
 }
 
 static void drain_expired(ms_loop *loop, ms_timer *t, void *arg)

@@ -59,6 +59,7 @@ struct msi_blocking {
     atomic_int stopping;
     atomic_int draining;    /* the workers' drain flag (a fork child's own copy) */
     int drain_accept;       /* the owned listener's queue is still being served */
+    int drain_over;         /* the deadline has passed: what was left is closed */
     int stop_begun;
     int in_child;
     int64_t last_log_refused, last_log_accept;
@@ -507,6 +508,10 @@ static void drain_expired(ms_loop *loop, ms_timer *t, void *arg)
 {
     (void)t;
     msi_blocking *b = arg;
+    /* Two wakes queued before the deadline moved both find it passed. */
+    if (b->drain_over)
+        return;
+    b->drain_over = 1;
     if (b->drain_accept)
         listener_shut(b);
     pthread_mutex_lock(&b->mu);
@@ -663,9 +668,15 @@ int msi_blocking_run(msi_blocking *b)
     if (atomic_load(&b->stopping))
         stop_on_loop(b->loop, b);
     rc = ms_loop_run(b->loop);
+    /* The drain is over (or the loop failed): what is left ends now. */
     drain_begin(b);
     if (b->drain_accept)
         listener_shut(b);
+    pthread_mutex_lock(&b->mu);
+    for (int i = 0; i < b->nlive; i++)
+        if (b->model != MS_MODEL_FORK && b->live[i]->fd >= 0)
+            shutdown(b->live[i]->fd, SHUT_RDWR);
+    pthread_mutex_unlock(&b->mu);
     ms_timer_stop(b->reap_t);
     ms_timer_stop(b->stop_t);
     /* Whatever is left: threads are joined, children killed and reaped. */
