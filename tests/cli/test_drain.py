@@ -16,7 +16,7 @@ import unittest
 
 import pyapp
 import test_activation
-from mstest import MsTestCase, Server, recv_exact, unread_bytes, wait_for
+from mstest import MsTestCase, Server, run, unread_bytes, wait_for
 from test_app import read_message
 
 MODELS = ("event", "thread", "fork", "iterative")
@@ -154,6 +154,12 @@ class DrainTest(MsTestCase):
                 self.assertLess(took, 4, f"{model}: exit took {took:.2f}s")
                 wait_for(lambda: "drain timeout" in srv.stderr_text(), 5, "the drain timeout line")
                 c.close()
+
+    def test_drain_timeout_usage(self):
+        for bad in ("x", "-1", "86400001"):
+            p = run("app-server", "--drain-timeout", bad, "127.0.0.1", "0")
+            self.assertEqual(p.returncode, 2)
+            self.assertIn(b"--drain-timeout wants milliseconds", p.stderr)
 
     def test_second_sigterm_stops_at_once(self):
         with Server("app-server", "127.0.0.1", "0") as srv:
