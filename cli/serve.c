@@ -21,7 +21,7 @@ enum {
     O_LISTEN = 1000, O_MODEL, O_THREADS, O_MAX_CONNS, O_MAX_MSG, O_IDLE, O_MSG_TIMEOUT,
     O_OUT_HIGH, O_OUT_LOW, O_OUT_MAX, O_LINGER, O_KEEPALIVE, O_BACKEND, O_STATS,
     O_STATS_PUBLIC, O_NO_NODELAY, O_BACKLOG, O_METRICS, O_METRICS_PUBLIC,
-    O_PROXY_PROTOCOL,
+    O_PROXY_PROTOCOL, O_DRAIN_TIMEOUT,
 };
 
 static const struct option common_opts[] = {
@@ -36,6 +36,7 @@ static const struct option common_opts[] = {
     {"out-low", required_argument, 0, O_OUT_LOW},
     {"out-max", required_argument, 0, O_OUT_MAX},
     {"linger", required_argument, 0, O_LINGER},
+    {"drain-timeout", required_argument, 0, O_DRAIN_TIMEOUT},
     {"keepalive", required_argument, 0, O_KEEPALIVE},
     {"no-nodelay", no_argument, 0, O_NO_NODELAY},
     {"backend", required_argument, 0, O_BACKEND},
@@ -86,6 +87,8 @@ static const char common_help[] =
     "                       at most the idle timeout\n"
     "  --linger MS          after closing, drain unread input this long (default\n"
     "                       2000)\n"
+    "  --drain-timeout MS   on SIGTERM, let connections finish this long, then\n"
+    "                       close the rest (default 10000; 0 = no limit)\n"
     "  --keepalive SECS[,INTVL,COUNT]\n"
     "                       TCP keepalive: first probe after SECS idle, then COUNT\n"
     "                       probes INTVL s apart (default 60,10,6); 0 = off\n"
@@ -125,7 +128,9 @@ static const char common_help[] =
     "  -V, --version        show the version\n"
     "\n"
     "Prints 'listening on ADDR' on stdout once ready. SIGUSR1 prints the --stats\n"
-    "table on stderr. SIGINT or SIGTERM closes every connection and exits 0.\n"
+    "table on stderr. SIGINT or SIGTERM drains: no new connections, requests\n"
+    "under way are answered, then each connection is closed; exit 0. A second\n"
+    "signal closes what is left at once.\n"
     "Log lines never hold a server up: a line stdout or stderr cannot take at\n"
     "once (a pipe nobody reads) is dropped and counted (stats: log_dropped).\n";
 
@@ -356,6 +361,11 @@ static int parse_common(cli_serve_spec *sp, serve_opts *o, int c, const char *ar
         if (cli_parse_long(arg, 1, 600000, &v) < 0)
             return cli_usage(cmd, "--linger wants milliseconds, got '%s'", arg);
         l->linger_ms = (int)v;
+        return 0;
+    case O_DRAIN_TIMEOUT:
+        if (cli_parse_long(arg, 0, 86400000, &v) < 0)
+            return cli_usage(cmd, "--drain-timeout wants milliseconds, got '%s'", arg);
+        cfg->drain_timeout_ms = v ? (int)v : -1;
         return 0;
     case O_KEEPALIVE: {
         int idle, intvl = 0, count = 0, used = 0;

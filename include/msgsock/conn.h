@@ -251,11 +251,13 @@ typedef void (*ms_log_record_fn)(void *user, const ms_log_record *rec);
  * in the child: what they change in memory is gone when it exits; the child
  * closes every descriptor marked close-on-exec but its connection's (as an
  * exec would: the listener, the loop's, sockets held for other peers) and
- * keeps the others. Stop: THREAD and
- * ITERATIVE shut every connection's socket down (the handler sees the end)
- * and join the threads; FORK sends each child SIGTERM (it shuts its socket
- * down and exits; SIGKILL after linger_ms + 1 s) and reaps every child, as
- * it does whenever one exits: no zombies.
+ * keeps the others. Stop drains as in the
+ * event model (ms_server_drain): a worker checks for it at least every
+ * 100 ms while it waits for input; FORK sends each child
+ * SIGTERM, which starts its drain (SIGKILL at the drain deadline), and
+ * reaps every child, as it does whenever one exits: no zombies. At the
+ * deadline THREAD and ITERATIVE shut what is left down (the handler sees
+ * the end) and join the threads.
  */
 #define MS_SERVER_ITERATIVE_IDLE_MS 1000
 
@@ -306,7 +308,17 @@ typedef struct ms_server_config {
                                    * another process holding it serves on. Every event
                                    * loop watches it (no SO_REUSEPORT siblings). 0: none
                                    * (dup a descriptor 0 first) */
+    int drain_timeout_ms;         /* how long a stop (ms_server_stop, SIGTERM) lets the
+                                   * connections finish before what is left is closed,
+                                   * each logged "drain timeout" (0: the default
+                                   * MS_SERVER_DEFAULT_DRAIN_MS; -1: no limit) */
 } ms_server_config;
+
+#define MS_SERVER_DEFAULT_DRAIN_MS 10000
+/* A connection accepted that has sent nothing yet when a drain begins (or
+ * that is accepted during it) gets this long to start its request before
+ * it counts as idle. */
+#define MS_SERVER_DRAIN_FIRST_MS 1000
 
 typedef struct ms_server_stats {
     uint64_t accepted;            /* connections accepted and served */
@@ -336,11 +348,27 @@ MS_EXPORT int ms_server_local_addr(const ms_server *s, ms_addr *out);
 MS_EXPORT int ms_server_listen_fd(const ms_server *s);
 /* Serves on threads loops (the calling thread runs loop 0), or in the
  * configured blocking model, until ms_server_stop() or, with
- * handle_signals, SIGINT/SIGTERM; then closes every connection gracefully
- * (bounded by linger_ms, then aborted) and returns 0, or a negative code if
- * it could not start. */
+ * handle_signals, SIGINT/SIGTERM (a second one: ms_server_drain(s, 0));
+ * then drains (ms_server_drain) and returns 0 once every connection is
+ * over, or a negative code if it could not start. */
 MS_EXPORT int ms_server_run(ms_server *s);
-/* Asks ms_server_run to return. Safe from any thread and from callbacks. */
+/*
+ * Drains and stops: the server stops accepting. A listener it bound itself
+ * (no other process holds it) first has every connection already queued on
+ * it accepted and served, then it is shut so new connects are refused; an
+ * inherited listener (listen_fd) is left to its other holders, queue and
+ * all. Each connection finishes what it has begun: a partly received
+ * message is read to its end (msg_timeout_ms still applies) and answered,
+ * queued output is sent; then it is closed gracefully, as is every idle
+ * connection (nothing partial, nothing queued, and a message received
+ * already or MS_SERVER_DRAIN_FIRST_MS gone by). ms_server_run returns once
+ * none is left, or after timeout_ms (-1: no limit), when what is left is
+ * closed at once, each with a log line "drain timeout" (reason
+ * MS_ECLOSED). A later call can only shorten the deadline (0: close what
+ * is left now). Safe from any thread and from callbacks.
+ */
+MS_EXPORT void ms_server_drain(ms_server *s, int timeout_ms);
+/* ms_server_drain(s, drain_timeout_ms of the configuration). */
 MS_EXPORT void ms_server_stop(ms_server *s);
 /* Frees a server that is not running. Closes the listeners. */
 MS_EXPORT void ms_server_free(ms_server *s);

@@ -145,6 +145,24 @@ void msi_conn_progress_close(ms_conn *c)
     }
 }
 
+/* ---- draining ---- */
+
+int64_t msi_conn_drain_first_due(const ms_conn *c)
+{
+    const msi_group *g = c->g;
+    int64_t from = c->created > g->drain_start ? c->created : g->drain_start;
+    return from + MS_SERVER_DRAIN_FIRST_MS;
+}
+
+int msi_conn_drain_idle(const ms_conn *c, int64_t now)
+{
+    if (!c->g->stopping || c->state != MS_CONN_OPEN || (c->flags & MSI_F_DEAD))
+        return 0;
+    if (c->in && c->in->start < c->in->len)
+        return 0;
+    return c->msgs_in > 0 || now >= msi_conn_drain_first_due(c);
+}
+
 /* ---- starting ---- */
 
 void msi_conn_set_peer(ms_conn *c, const struct sockaddr *sa, socklen_t len)

@@ -4,19 +4,44 @@
 
 /* The lingering close discards at most this much. */
 #define LINGER_DISCARD (4u << 20)
+/* A server's worker looks at the drain flag at least this often while it
+ * waits for input. */
+#define DRAIN_CHECK_MS 100
+
+/* The server drains: 1 if c was idle and is now closing. */
+static int drain_check(ms_conn *c, int64_t now)
+{
+    msi_group *g = c->g;
+    if (!g->drain || !atomic_load(g->drain))
+        return 0;
+    if (!g->stopping) {
+        g->stopping = 1;
+        g->drain_start = now;
+    }
+    if (!msi_conn_drain_idle(c, now))
+        return 0;
+    msi_conn_begin_close(c, MS_ECLOSED);
+    return 1;
+}
 
 /* Reads and delivers until the connection is no longer open. */
 static void serve_input(ms_conn *c)
 {
     msi_group *g = c->g;
-    int64_t msg_start = 0;
+    int64_t msg_start = 0, idle_start = ms_now_ms();
     while (msi_conn_stack_reading(c)) {
+        int64_t now = ms_now_ms();
+        if (drain_check(c, now))
+            return;
         if (msi_conn_stack_room(c) < 0)
             return;
         int partial = c->in->len > c->in->start;
-        int64_t now = ms_now_ms();
-        int wait = g->lim.idle_timeout_ms;
+        int wait = -1;
         int why = MS_EIDLE;
+        if (g->lim.idle_timeout_ms > 0) {
+            int64_t left = idle_start + g->lim.idle_timeout_ms - now;
+            wait = left > 0 ? (int)left : 0;
+        }
         if (partial && g->lim.msg_timeout_ms > 0) {
             int64_t left = msg_start + g->lim.msg_timeout_ms - now;
             if (wait < 0 || left < wait) {
@@ -29,8 +54,15 @@ static void serve_input(ms_conn *c)
             wait = hleft;
             why = MS_EPROXYTIMEOUT;
         }
+        int sliced = g->drain && (wait < 0 || wait > DRAIN_CHECK_MS);
+        if (sliced)
+            wait = DRAIN_CHECK_MS;
         msi_buf *b = c->in;
         ssize_t n = g->tops->recv_wait(c->tp, c->fd, b->data + b->len, b->cap - b->len, wait);
+        if (n > 0)
+            idle_start = ms_now_ms();
+        if (n == MS_ETIMEDOUT && sliced)
+            continue;
         if (n > 0) {
             uint64_t before = c->msgs_in;
             msi_conn_stack_input(c, (size_t)n);
@@ -66,7 +98,7 @@ static void serve_linger(ms_conn *c)
     }
 }
 
-static int serve(msi_group *g, int fd)
+static int serve_group(msi_group *g, int fd)
 {
     ms_conn c;
     msi_conn_stack_init(&c, g, fd);
@@ -96,6 +128,13 @@ int ms_conn_serve_fd(int fd, const ms_frame_config *frame, const ms_conn_limits 
 int ms_conn_serve_fd_tls(int fd, ms_tls_ctx *tls, const ms_frame_config *frame,
                          const ms_conn_limits *lim, const ms_conn_callbacks *cb, void *user)
 {
+    return msi_conn_serve_fd_drain(fd, tls, frame, lim, cb, user, NULL);
+}
+
+int msi_conn_serve_fd_drain(int fd, ms_tls_ctx *tls, const ms_frame_config *frame,
+                            const ms_conn_limits *lim, const ms_conn_callbacks *cb, void *user,
+                            const atomic_int *drain)
+{
     if (tls && lim && lim->proxy_protocol)
         return MS_EINVAL;
     msi_group g;
@@ -107,7 +146,8 @@ int ms_conn_serve_fd_tls(int fd, ms_tls_ctx *tls, const ms_frame_config *frame,
         msi_group_fini(&g);
         return rc;
     }
-    rc = serve(&g, fd);
+    g.drain = drain;
+    rc = serve_group(&g, fd);
     msi_group_fini(&g);
     return rc;
 }

@@ -100,6 +100,14 @@ static int proxy_header(ms_conn *c)
     return (c->flags & MSI_F_DEAD) || c->state != MS_CONN_OPEN ? -1 : 1;
 }
 
+/* Draining: a connection whose requests are all answered (or their replies
+ * queued) and that holds no partial one is done. */
+static void drain_answered(ms_conn *c)
+{
+    if (c->g->stopping && msi_conn_drain_idle(c, msi_conn_now(c->g)))
+        msi_conn_begin_close(c, MS_ECLOSED);
+}
+
 void msi_conn_parse(ms_conn *c)
 {
     msi_group *g = c->g;
@@ -148,6 +156,8 @@ void msi_conn_parse(ms_conn *c)
         return;
     if (c->in && c->in->start == c->in->len) {
         msi_conn_in_release(c);
+        if (delivered)
+            drain_answered(c);
     } else if (c->in && c->state == MS_CONN_OPEN && !(c->flags & MSI_F_PROXYHDR)) {
         if (c->flags & MSI_F_PAUSED)
             msi_conn_dl_unlink(c);
@@ -359,6 +369,8 @@ void msi_conn_ring_input(ms_conn *c, const uint8_t *p, size_t n)
         if (n == 0) {
             /* At a message boundary: the framer goes back. */
             msi_conn_in_release(c);
+            if (used > 0)
+                drain_answered(c);
             return;
         }
     }

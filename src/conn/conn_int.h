@@ -74,7 +74,11 @@ typedef struct msi_group {
     int nfpool, capfpool;
 
     int nconns;
-    int stopping;             /* server shutting down: no accepts */
+    int stopping;             /* server draining: no accepts; each connection is
+                               * closed once idle (msi_conn_drain_idle) */
+    int64_t drain_start;      /* when it began (msi_conn_now) */
+    const atomic_int *drain;  /* blocking driver of a server: becomes 1 when the
+                               * server drains (NULL: never) */
     int owned_by_conn;        /* client group: freed with its connection */
     int sockopts_inherited;   /* server: accepted sockets get nodelay and keepalive
                                * from the listener (Linux copies them at accept) */
@@ -139,6 +143,12 @@ void msi_group_close_all(msi_group *g, int reason, int abortive);
 void msi_group_foreach(msi_group *g, void (*fn)(ms_conn *c, void *arg), void *arg);
 
 /* conn.c, for server.c and client.c */
+/* While g drains: 1 if c is open with no partial message and has had a
+ * message, or MS_SERVER_DRAIN_FIRST_MS went by since the drain (or its
+ * accept) without one; it is then to be closed gracefully. */
+int msi_conn_drain_idle(const ms_conn *c, int64_t now);
+/* When a fresh connection of g stops counting as busy (see above). */
+int64_t msi_conn_drain_first_due(const ms_conn *c);
 /* Wraps a connected or connecting descriptor (taken over, also on failure:
  * then closed). connecting: wait for writability and SO_ERROR first.
  * *out is NULL if the connection already ended inside on_open. */
@@ -171,6 +181,13 @@ int msi_conn_stack_lingering(const ms_conn *c);
 /* Ends c: a clean end whose write side is still open shuts it first (TLS:
  * close_notify), then on_close. Returns the reason on_close got. */
 int msi_conn_stack_end(ms_conn *c);
+
+/* conn_blocking.c, for server_blocking.c: ms_conn_serve_fd_tls with the
+ * server's drain flag (NULL: none), checked at least every 100 ms while
+ * the driver waits for input. */
+int msi_conn_serve_fd_drain(int fd, struct ms_tls_ctx *tls, const ms_frame_config *frame,
+                            const ms_conn_limits *lim, const ms_conn_callbacks *cb, void *user,
+                            const atomic_int *drain);
 
 /* ---- between the conn*.c files ---- */
 

@@ -34,9 +34,10 @@ typedef struct srv_loop {
     int lfd;
     int lowned;         /* 1: this loop's own listener (closed at free) */
     int watching;
+    int taking_queue;   /* the drain accepts the listener's queue: not done at 0 conns */
     int reserve_fd;     /* spent to accept-and-close when out of descriptors */
-    ms_timer *pause_t;
-    ms_timer *stop_t;
+    ms_timer *pause_t;  /* the rest after EMFILE; while draining, the first-request grace */
+    ms_timer *stop_t;   /* the drain deadline */
     pthread_t th;
     int started;
     int64_t last_log_emfile, last_log_refused;
@@ -51,6 +52,7 @@ struct ms_server {
     srv_loop *loops;
     ms_addr local;
     atomic_int stopping;
+    _Atomic int64_t drain_due;  /* the drain's deadline (ms_now_ms), INT64_MAX: none */
     atomic_int open;
     atomic_uint_fast64_t accepted, refused, bad, output, timed_out;
     msi_snap *snap;
@@ -354,13 +356,17 @@ static void on_emfile(srv_loop *sl, int err)
     }
 }
 
-static void on_accept(ms_loop *loop, int lfd, int events, void *arg)
+static void stop_on_loop(ms_loop *loop, void *arg);
+
+/* Accepts and serves up to n connections; draining (the queue of a listener
+ * about to be shut), until the queue is empty. */
+static void accept_some(srv_loop *sl, int n, int draining)
 {
-    (void)events;
-    srv_loop *sl = arg;
+    ms_loop *loop = sl->loop;
+    int lfd = sl->lfd;
     ms_server *s = sl->s;
     int max = s->cfg.limits.max_conns;
-    for (int i = 0; i < ACCEPT_BATCH && !sl->g.stopping; i++) {
+    for (int i = 0; i < n; i++) {
         struct sockaddr_storage ss;
         socklen_t sslen = sizeof ss;
         int fd = accept4(lfd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -370,7 +376,7 @@ static void on_accept(ms_loop *loop, int lfd, int events, void *arg)
                 continue;
             if (e == EAGAIN)
                 return;
-            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+            if (!draining && (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)) {
                 on_emfile(sl, -e);
                 return;
             }
@@ -413,6 +419,20 @@ static void on_accept(ms_loop *loop, int lfd, int events, void *arg)
     }
 }
 
+static void on_accept(ms_loop *loop, int lfd, int events, void *arg)
+{
+    (void)lfd;
+    (void)events;
+    srv_loop *sl = arg;
+    /* A drain has begun: loop 0 may shut the listener this loop shares
+     * before this loop's own stop_on_loop runs. */
+    if (atomic_load(&sl->s->stopping)) {
+        stop_on_loop(loop, sl);
+        return;
+    }
+    accept_some(sl, ACCEPT_BATCH, 0);
+}
+
 void msi_server_conn_closed(ms_server *s, ms_conn *c)
 {
     srv_loop *sl = (srv_loop *)(void *)((char *)c->g - offsetof(srv_loop, g));
@@ -430,7 +450,7 @@ void msi_server_conn_closed(ms_server *s, ms_conn *c)
         msi_server_log_end(s, &a, r, ms_conn_tls_error(c));
         msi_server_log_conn(s, 0, &a, r);
     }
-    if (sl->g.stopping && sl->g.nconns == 0)
+    if (sl->g.stopping && sl->g.nconns == 0 && !sl->taking_queue)
         ms_loop_stop(sl->loop);
 }
 
@@ -443,38 +463,134 @@ void msi_server_conn_proxied(ms_server *s, ms_conn *c)
     msi_server_log_conn(s, 1, &a, 0);
 }
 
-/* ---- stopping ---- */
+/* ---- stopping: the drain ---- */
 
-static void stop_timeout(ms_loop *loop, ms_timer *t, void *arg)
+/* Why a connection was still there at the drain deadline, in words. */
+static void drain_left_why(const ms_conn *c, char *buf, size_t len)
+{
+    size_t partial = c->in ? c->in->len - c->in->start : 0;
+    if (c->state == MS_CONN_CONNECTING)
+        snprintf(buf, len, "handshake unfinished");
+    else if (partial)
+        snprintf(buf, len, "request incomplete, %zu byte(s) received", partial);
+    else if (c->olen)
+        snprintf(buf, len, "reply unsent, %zu byte(s) queued", c->olen);
+    else if (c->state == MS_CONN_LINGER)
+        snprintf(buf, len, "peer has not closed after the reply");
+    else
+        snprintf(buf, len, "no request yet");
+}
+
+/* A server line, not a connection's end: a front end that words each end
+ * by its code alone would lose "drain timeout". */
+void msi_server_log_drain_timeout(ms_server *s, const ms_addr *peer, const char *why)
+{
+    char p[MS_ADDR_STRLEN];
+    if (ms_addr_format(peer, p, sizeof p) < 0)
+        snprintf(p, sizeof p, "unix:");
+    msi_server_log(s, 1, MS_LOG_SERVER, MS_ETIMEDOUT, NULL,
+                   "drain timeout: closing the connection from %s (%s)", p, why);
+}
+
+static void drain_abort_one(ms_conn *c, void *arg)
+{
+    char why[96];
+    ms_addr a;
+    drain_left_why(c, why, sizeof why);
+    ms_conn_peer(c, &a);
+    msi_server_log_drain_timeout(arg, &a, why);
+    /* Lingering, the reply is out: a FIN, unless unread input forces a reset. */
+    if (c->state == MS_CONN_LINGER) {
+        c->reason = MS_ECLOSED;
+        msi_conn_finish(c);
+    } else {
+        msi_conn_fail(c, MS_ECLOSED);
+    }
+}
+
+static void drain_expired(ms_loop *loop, ms_timer *t, void *arg)
 {
     (void)t;
     srv_loop *sl = arg;
-    msi_group_close_all(&sl->g, MS_ECLOSED, 1);
+    msi_group_foreach(&sl->g, drain_abort_one, sl->s);
     ms_loop_stop(loop);
+}
+
+/* Closes the idle connections; the fresh ones not yet idle get the
+ * first-request grace, this timer again at the earliest one's end. */
+static void drain_sweep_one(ms_conn *c, void *arg)
+{
+    int64_t *next = arg;
+    msi_group *g = c->g;
+    int64_t now = ms_loop_now(g->loop);
+    if (msi_conn_drain_idle(c, now)) {
+        msi_conn_begin_close(c, MS_ECLOSED);
+        return;
+    }
+    int64_t due = msi_conn_drain_first_due(c);
+    if (c->state <= MS_CONN_OPEN && c->msgs_in == 0 && due > now && due < *next)
+        *next = due;
+}
+
+static void drain_sweep(ms_loop *loop, ms_timer *t, void *arg)
+{
+    (void)t;
+    srv_loop *sl = arg;
+    int64_t next = INT64_MAX;
+    msi_group_foreach(&sl->g, drain_sweep_one, &next);
+    if (next != INT64_MAX)
+        ms_timer_start(sl->pause_t, next - ms_loop_now(loop), 0, drain_sweep, sl);
+}
+
+/* A listener this process alone holds: what the kernel has queued on it
+ * is accepted and served, then it is shut, so new connects are refused
+ * (and a proxy tries another server) instead of waiting in a queue no one
+ * reads. An inherited one is left as it is to the other holders. */
+static void drain_listener(srv_loop *sl)
+{
+    if (sl->watching) {
+        ms_loop_unwatch(sl->loop, sl->lfd);
+        sl->watching = 0;
+    }
+    ms_timer_stop(sl->pause_t);
+    if (!sl->lowned || sl->s->cfg.listen_fd > 0 || sl->lfd < 0)
+        return;
+    sl->taking_queue = 1;
+    accept_some(sl, INT_MAX, 1);
+    sl->taking_queue = 0;
+    shutdown(sl->lfd, SHUT_RD);
 }
 
 static void stop_on_loop(ms_loop *loop, void *arg)
 {
     srv_loop *sl = arg;
-    if (sl->g.stopping)
-        return;
-    sl->g.stopping = 1;
-    if (sl->watching) {
-        ms_loop_unwatch(loop, sl->lfd);
-        sl->watching = 0;
+    ms_server *s = sl->s;
+    if (!sl->g.stopping) {
+        sl->g.stopping = 1;
+        sl->g.drain_start = ms_loop_now(loop);
+        drain_listener(sl);
+        drain_sweep(loop, sl->pause_t, sl);
     }
-    ms_timer_stop(sl->pause_t);
-    msi_group_close_all(&sl->g, MS_ECLOSED, 0);
     if (sl->g.nconns == 0) {
         ms_loop_stop(loop);
         return;
     }
-    int64_t grace = sl->g.lim.linger_ms > 0 ? sl->g.lim.linger_ms : 0;
-    ms_timer_start(sl->stop_t, grace + 1000, 0, stop_timeout, sl);
+    int64_t due = atomic_load(&s->drain_due);
+    if (due == INT64_MAX)
+        return;
+    int64_t left = due - ms_now_ms();
+    if (left <= 0)
+        drain_expired(loop, sl->stop_t, sl);
+    else
+        ms_timer_start(sl->stop_t, left, 0, drain_expired, sl);
 }
 
-void ms_server_stop(ms_server *s)
+void ms_server_drain(ms_server *s, int timeout_ms)
 {
+    int64_t due = timeout_ms < 0 ? INT64_MAX : ms_now_ms() + timeout_ms;
+    int64_t cur = atomic_load(&s->drain_due);
+    while (due < cur && !atomic_compare_exchange_weak(&s->drain_due, &cur, due)) {
+    }
     atomic_store(&s->stopping, 1);
     if (s->blk)
         msi_blocking_stop(s->blk);
@@ -483,11 +599,31 @@ void ms_server_stop(ms_server *s)
             ms_loop_stop(s->loops[i].loop);
 }
 
+void ms_server_stop(ms_server *s)
+{
+    ms_server_drain(s, s->cfg.drain_timeout_ms);
+}
+
+int64_t msi_server_drain_due(const ms_server *s)
+{
+    return atomic_load(&((ms_server *)s)->drain_due);
+}
+
+/* SIGINT or SIGTERM drains; a second one while draining closes what is
+ * left at once. */
+void msi_server_on_signal(ms_server *s)
+{
+    if (atomic_load(&s->stopping))
+        ms_server_drain(s, 0);
+    else
+        ms_server_stop(s);
+}
+
 static void on_signal(ms_loop *loop, int signo, void *arg)
 {
     (void)loop;
     (void)signo;
-    ms_server_stop(arg);
+    msi_server_on_signal(arg);
 }
 
 /* ---- life cycle ---- */
@@ -569,6 +705,9 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
      * stay the same while it runs. */
     pthread_once(&sinks_once, sinks_init);
     s->cfg = *cfg;
+    atomic_init(&s->drain_due, INT64_MAX);
+    if (s->cfg.drain_timeout_ms == 0)
+        s->cfg.drain_timeout_ms = MS_SERVER_DEFAULT_DRAIN_MS;
     void *shared = mmap(NULL, sizeof *s->log_dropped, PROT_READ | PROT_WRITE,
                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (shared == MAP_FAILED) {

@@ -61,6 +61,9 @@ struct msi_blocking {
     ms_timer *reap_t, *stop_t, *pause_t;
     ms_tls_ctx *tls;        /* a reference to cfg->tls, or NULL */
     atomic_int stopping;
+    atomic_int draining;    /* the workers' drain flag (a fork child's own copy) */
+    int drain_accept;       /* the owned listener's queue is still being served */
+    int drain_over;         /* the deadline has passed: what was left is closed */
     int stop_begun;
     int in_child;
     int64_t last_log_refused, last_log_accept;
@@ -145,7 +148,8 @@ static void w_close(ms_conn *c, int reason, void *user)
 
 static int serve(msi_blocking *b, blk_slot *sl, int fd)
 {
-    return ms_conn_serve_fd_tls(fd, b->tls, &b->cfg->frame, &b->lim, &b->wrap, sl);
+    return msi_conn_serve_fd_drain(fd, b->tls, &b->cfg->frame, &b->lim, &b->wrap, sl,
+                                   &b->draining);
 }
 
 static void reap_wake(ms_loop *loop, void *arg);
@@ -169,16 +173,17 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-/* The child's stop: SIGTERM (or SIGINT from a terminal) shuts the socket
- * down, so the blocking driver sees the end and the child exits. */
-static int child_fd = -1;
+/* The child's stop: SIGTERM (or SIGINT from a terminal) drains its
+ * connection: the driver finishes the request under way, then closes. The
+ * parent sends SIGKILL at the drain deadline. */
+static atomic_int *child_drain;
 
 static void child_on_signal(int signo)
 {
     (void)signo;
     child_stopped = 1;
-    if (child_fd >= 0)
-        shutdown(child_fd, SHUT_RDWR);
+    if (child_drain)
+        atomic_store(child_drain, 1);
 }
 
 static int exit_code(int reason)
@@ -219,7 +224,7 @@ static void close_cloexec_fds(int keep)
 static void child_main(msi_blocking *b, blk_slot *sl, int fd)
 {
     b->in_child = 1;
-    child_fd = fd;
+    child_drain = &b->draining;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = child_on_signal;
@@ -296,6 +301,8 @@ static void listener_set(msi_blocking *b)
         ms_loop_modify(b->loop, b->lfd, want ? MS_EV_READ : 0);
 }
 
+static void drain_accept(msi_blocking *b);
+
 /* Joins finished threads and reaps exited children. */
 static void reap(msi_blocking *b)
 {
@@ -324,7 +331,9 @@ static void reap(msi_blocking *b)
         slot_free(sl);
     }
     listener_set(b);
-    if (stopping && b->stop_begun && b->nlive == 0)
+    if (b->drain_accept)
+        drain_accept(b);
+    if (stopping && b->stop_begun && b->nlive == 0 && !b->drain_accept)
         ms_loop_stop(b->loop);
 }
 
@@ -486,49 +495,113 @@ static void on_accept(ms_loop *loop, int lfd, int events, void *arg)
     listener_set(b);
 }
 
-/* ---- stopping ---- */
+/* ---- stopping: the drain ---- */
 
-static void stop_timeout(ms_loop *loop, ms_timer *t, void *arg)
+static void listener_shut(msi_blocking *b)
+{
+    b->drain_accept = 0;
+    if (b->watching) {
+        ms_loop_unwatch(b->loop, b->lfd);
+        b->watching = 0;
+    }
+    if (b->lowned)
+        shutdown(b->lfd, SHUT_RD);
+}
+
+/* A listener this process alone holds: the connections queued on it are
+ * accepted and served (the iterative model one at a time, as each is
+ * done), then it is shut so new connects are refused. */
+static void drain_accept(msi_blocking *b)
+{
+    int max = b->model == MS_MODEL_ITERATIVE ? -1 : b->cfg->limits.max_conns;
+    while (b->drain_accept) {
+        if (b->model == MS_MODEL_ITERATIVE && b->nlive > 0)
+            return;
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(b->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            listener_shut(b);
+            return;
+        }
+        if (max > 0 && b->nlive >= max)
+            refuse(b, fd, max);
+        else
+            start_conn(b, fd, &ss, len);
+    }
+}
+
+static void drain_expired(ms_loop *loop, ms_timer *t, void *arg)
 {
     (void)t;
     msi_blocking *b = arg;
-    if (b->model != MS_MODEL_FORK) {
-        /* A handler still busy is joined when run returns. */
-        ms_loop_stop(loop);
+    /* Two wakes queued before the deadline moved both find it passed. */
+    if (b->drain_over)
         return;
-    }
+    b->drain_over = 1;
+    if (b->drain_accept)
+        listener_shut(b);
     pthread_mutex_lock(&b->mu);
-    for (int i = 0; i < b->nlive; i++)
-        kill(b->live[i]->pid, SIGKILL);
+    for (int i = 0; i < b->nlive; i++) {
+        blk_slot *sl = b->live[i];
+        msi_server_log_drain_timeout(b->s, &sl->peer,
+                                     atomic_load(&sl->pub->msgs_in) ? "request unfinished"
+                                                                    : "no request yet");
+        if (b->model == MS_MODEL_FORK)
+            kill(sl->pid, SIGKILL);
+        else if (sl->fd >= 0)
+            shutdown(sl->fd, SHUT_RDWR);
+    }
     pthread_mutex_unlock(&b->mu);
+    /* Fork: the children killed are reaped as they go. Threads: a handler
+     * still busy is joined when run returns. */
+    if (b->model != MS_MODEL_FORK)
+        ms_loop_stop(loop);
+}
+
+/* Stops accepting (but for the owned listener's queue) and tells every
+ * worker to drain. */
+static void drain_begin(msi_blocking *b)
+{
+    if (b->stop_begun)
+        return;
+    b->stop_begun = 1;
+    atomic_store(&b->stopping, 1);
+    atomic_store(&b->draining, 1);
+    ms_timer_stop(b->pause_t);
+    b->paused = 0;
+    b->drain_accept = 1;
+    if (!b->lowned)
+        listener_shut(b);
+    else if (b->watching)
+        ms_loop_modify(b->loop, b->lfd, 0);
+    if (b->model == MS_MODEL_FORK) {
+        pthread_mutex_lock(&b->mu);
+        for (int i = 0; i < b->nlive; i++)
+            kill(b->live[i]->pid, SIGTERM);
+        pthread_mutex_unlock(&b->mu);
+    }
+    reap(b);
 }
 
 static void stop_on_loop(ms_loop *loop, void *arg)
 {
     msi_blocking *b = arg;
-    if (b->stop_begun)
+    drain_begin(b);
+    if (!b->drain_accept && b->nlive == 0) {
+        ms_loop_stop(loop);
         return;
-    b->stop_begun = 1;
-    atomic_store(&b->stopping, 1);
-    if (b->watching) {
-        ms_loop_unwatch(loop, b->lfd);
-        b->watching = 0;
     }
-    ms_timer_stop(b->pause_t);
-    pthread_mutex_lock(&b->mu);
-    for (int i = 0; i < b->nlive; i++) {
-        blk_slot *sl = b->live[i];
-        if (b->model == MS_MODEL_FORK)
-            kill(sl->pid, SIGTERM);
-        else if (sl->fd >= 0)
-            shutdown(sl->fd, SHUT_RDWR);
-    }
-    pthread_mutex_unlock(&b->mu);
-    reap(b);
-    if (b->nlive > 0) {
-        int linger = b->cfg->limits.conn.linger_ms > 0 ? b->cfg->limits.conn.linger_ms : 0;
-        ms_timer_start(b->stop_t, (int64_t)linger + 1000, 0, stop_timeout, b);
-    }
+    int64_t due = msi_server_drain_due(b->s);
+    if (due == INT64_MAX)
+        return;
+    int64_t left = due - ms_now_ms();
+    if (left <= 0)
+        drain_expired(loop, b->stop_t, b);
+    else
+        ms_timer_start(b->stop_t, left, 0, drain_expired, b);
 }
 
 void msi_blocking_stop(msi_blocking *b)
@@ -546,7 +619,7 @@ static void on_signal(ms_loop *loop, int signo, void *arg)
 {
     (void)loop;
     (void)signo;
-    ms_server_stop(((msi_blocking *)arg)->s);
+    msi_server_on_signal(((msi_blocking *)arg)->s);
 }
 
 /* ---- life cycle ---- */
@@ -624,7 +697,15 @@ int msi_blocking_run(msi_blocking *b)
     if (atomic_load(&b->stopping))
         stop_on_loop(b->loop, b);
     rc = ms_loop_run(b->loop);
-    stop_on_loop(b->loop, b);
+    /* The drain is over (or the loop failed): what is left ends now. */
+    drain_begin(b);
+    if (b->drain_accept)
+        listener_shut(b);
+    pthread_mutex_lock(&b->mu);
+    for (int i = 0; i < b->nlive; i++)
+        if (b->model != MS_MODEL_FORK && b->live[i]->fd >= 0)
+            shutdown(b->live[i]->fd, SHUT_RDWR);
+    pthread_mutex_unlock(&b->mu);
     ms_timer_stop(b->reap_t);
     ms_timer_stop(b->stop_t);
     /* Whatever is left: threads are joined, children killed and reaped. */

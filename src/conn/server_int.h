@@ -52,6 +52,12 @@ msi_snap *msi_server_snap(ms_server *s);
 msi_blocking *msi_server_blocking(ms_server *s);
 /* Event model: loop i's ended connections' traffic (counted on its thread). */
 msi_traffic *msi_server_loop_traffic(ms_server *s, int i);
+/* The drain's deadline (ms_now_ms), INT64_MAX while there is none. */
+int64_t msi_server_drain_due(const ms_server *s);
+/* The line for a connection closed at the drain deadline; why in words. */
+void msi_server_log_drain_timeout(ms_server *s, const ms_addr *peer, const char *why);
+/* A stop signal: drains, or a second one closes what is left at once. */
+void msi_server_on_signal(ms_server *s);
 
 /* ---- server_blocking.c ---- */
 

@@ -214,8 +214,12 @@ class AppServerTest(MsTestCase):
             s = srv2.connect()
             s.sendall(search("ring")[:5])  # in the middle of a request
             wait_for(lambda: unread_bytes(s) == 0, 10, "the server to read the 5 bytes sent")
-            self.assertEqual(srv2.stop(signal.SIGTERM), 0)
+            srv2.proc.send_signal(signal.SIGTERM)
+            s.sendall(search("ring")[5:])  # the drain answers it, then closes
+            self.assertEqual(read_message(s)[0]["content-type"], "text/json")
+            self.assertEqual(s.recv(1), b"")
             s.close()
+            self.assertEqual(srv2.proc.wait(10), 0)
 
 
 def json_body(body):
