@@ -3,7 +3,7 @@
 # build folder), TSAN=1 (ThreadSanitizer, own build folder), V=1 (verbose).
 
 VERSION_MAJOR := 0
-VERSION_MINOR := 1
+VERSION_MINOR := 2
 VERSION_PATCH := 0
 VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
 
@@ -49,7 +49,13 @@ TEST_HELPER_OBJS := $(TEST_HELPER_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 STATIC := $(BUILD)/libmsgsock.a
+# Before 1.0 a minor release may change the ABI (a public struct grew in
+# 0.2), so the SONAME carries the minor version too: libmsgsock.so.0.2.
+ifeq ($(VERSION_MAJOR),0)
+SONAME := libmsgsock.so.$(VERSION_MAJOR).$(VERSION_MINOR)
+else
 SONAME := libmsgsock.so.$(VERSION_MAJOR)
+endif
 SHARED := $(BUILD)/libmsgsock.so.$(VERSION)
 BIN := $(BUILD)/msgsock
 PC := $(BUILD)/msgsock.pc

@@ -8,9 +8,9 @@
 #include <sys/types.h>
 
 #define MS_VERSION_MAJOR 0
-#define MS_VERSION_MINOR 1
+#define MS_VERSION_MINOR 2
 #define MS_VERSION_PATCH 0
-#define MS_VERSION_STRING "0.1.0"
+#define MS_VERSION_STRING "0.2.0"
 
 #if defined(MS_BUILDING) && defined(__GNUC__)
 #define MS_EXPORT __attribute__((visibility("default")))
@@ -119,7 +119,7 @@ MS_EXPORT const char *ms_err_name(int err);
 /* Turns a positive errno into a msgsock code (-errno). */
 static inline int ms_err_from_errno(int e) { return e > 0 ? -e : MS_EIO; }
 
-/* The library's version string, e.g. "0.1.0". */
+/* The library's version string, e.g. "0.2.0". */
 MS_EXPORT const char *ms_version(void);
 
 #endif

@@ -40,12 +40,12 @@ class InstallTest(MsTestCase):
                     "usr/bin/msgsock", "usr/share/man/man1/msgsock.1"):
             self.assertTrue(os.path.exists(os.path.join(tmp, rel)), rel)
         sonames = [f for f in os.listdir(os.path.join(tmp, "usr/lib")) if f.startswith("libmsgsock.so.")]
-        self.assertIn("libmsgsock.so.0", sonames)
-        # The SONAME names the major version only.
+        self.assertIn("libmsgsock.so.0.2", sonames)
+        # Before 1.0 the SONAME names the major and minor versions.
         real = [f for f in sonames if f.count(".") == 4][0]
         dump = subprocess.run(["objdump", "-p", os.path.join(tmp, "usr/lib", real)], capture_output=True)
         if dump.returncode == 0:
-            self.assertIn(b"SONAME               libmsgsock.so.0\n", dump.stdout)
+            self.assertIn(b"SONAME               libmsgsock.so.0.2\n", dump.stdout)
         pc_env = dict(env, PKG_CONFIG_PATH=os.path.join(tmp, "usr/lib/pkgconfig"),
                       PKG_CONFIG_SYSROOT_DIR=tmp)
         flags = subprocess.run(["pkg-config", "--cflags", "--libs", "msgsock"], capture_output=True,
