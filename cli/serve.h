@@ -75,6 +75,14 @@ void cli_monitor_stop(cli_monitor *m);
  * SIGCHLD, which the fork model's loop waits for); 0 or a negative code. */
 int cli_thread_start(pthread_t *th, void *(*fn)(void *), void *arg);
 
+/* The admin threads (stats, metrics) do their work between these two calls,
+ * and fork(2) waits until none is inside: a fork model child must not
+ * inherit a lock such a thread held at that moment (an allocator's, the
+ * snapshot's), which it would wait on forever. Waiting for input is done
+ * outside. */
+void cli_admin_enter(void);
+void cli_admin_leave(void);
+
 /* ---- serve_metrics.c: --metrics, Prometheus over HTTP/1.1 ---- */
 
 typedef struct cli_metrics cli_metrics;

@@ -340,7 +340,7 @@ static void on_write(mconn *c)
     ms_timer_start(c->timer, left < LINGER_MS ? left : LINGER_MS, 0, on_deadline, c);
 }
 
-static void on_io(ms_loop *loop, int fd, int events, void *arg)
+static void on_io_work(ms_loop *loop, int fd, int events, void *arg)
 {
     (void)loop;
     (void)fd;
@@ -351,7 +351,15 @@ static void on_io(ms_loop *loop, int fd, int events, void *arg)
         on_read(c);
 }
 
-static void on_deadline(ms_loop *loop, ms_timer *t, void *arg)
+/* Every callback runs inside cli_admin_enter/leave (fork safety). */
+static void on_io(ms_loop *loop, int fd, int events, void *arg)
+{
+    cli_admin_enter();
+    on_io_work(loop, fd, events, arg);
+    cli_admin_leave();
+}
+
+static void on_deadline_work(ms_loop *loop, ms_timer *t, void *arg)
 {
     (void)loop;
     (void)t;
@@ -369,13 +377,29 @@ static void on_deadline(ms_loop *loop, ms_timer *t, void *arg)
     conn_close(c);
 }
 
-static void resume(ms_loop *loop, ms_timer *t, void *arg)
+/* Every callback runs inside cli_admin_enter/leave (fork safety). */
+static void on_deadline(ms_loop *loop, ms_timer *t, void *arg)
+{
+    cli_admin_enter();
+    on_deadline_work(loop, t, arg);
+    cli_admin_leave();
+}
+
+static void resume_work(ms_loop *loop, ms_timer *t, void *arg)
 {
     (void)t;
     ms_loop_modify(loop, ((cli_metrics *)arg)->lfd, MS_EV_READ);
 }
 
-static void on_accept(ms_loop *loop, int lfd, int events, void *arg)
+/* Every callback runs inside cli_admin_enter/leave (fork safety). */
+static void resume(ms_loop *loop, ms_timer *t, void *arg)
+{
+    cli_admin_enter();
+    resume_work(loop, t, arg);
+    cli_admin_leave();
+}
+
+static void on_accept_work(ms_loop *loop, int lfd, int events, void *arg)
 {
     (void)events;
     cli_metrics *m = arg;
@@ -420,6 +444,14 @@ static void on_accept(ms_loop *loop, int lfd, int events, void *arg)
         m->tail = c;
         m->nconns++;
     }
+}
+
+/* Every callback runs inside cli_admin_enter/leave (fork safety). */
+static void on_accept(ms_loop *loop, int lfd, int events, void *arg)
+{
+    cli_admin_enter();
+    on_accept_work(loop, lfd, events, arg);
+    cli_admin_leave();
 }
 
 static void *metrics_main(void *arg)

@@ -41,8 +41,33 @@ static char *render(cli_monitor *m, int json)
     return cli_stats_render(m->s, m->cmd, json ? cli_stats_json : cli_stats_table);
 }
 
+static pthread_mutex_t admin_busy = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t admin_once = PTHREAD_ONCE_INIT;
+
+/* Held by the forking thread across fork(); the child's copy is released by
+ * the same thread, which is the one that locked it. */
+static void admin_lock(void) { pthread_mutex_lock(&admin_busy); }
+static void admin_unlock(void) { pthread_mutex_unlock(&admin_busy); }
+static void admin_atfork(void) { pthread_atfork(admin_lock, admin_unlock, admin_unlock); }
+
+/* Callbacks may run inside callbacks: only the outermost takes the lock. */
+static _Thread_local int admin_depth;
+
+void cli_admin_enter(void)
+{
+    if (admin_depth++ == 0)
+        admin_lock();
+}
+
+void cli_admin_leave(void)
+{
+    if (--admin_depth == 0)
+        admin_unlock();
+}
+
 int cli_thread_start(pthread_t *th, void *(*fn)(void *), void *arg)
 {
+    pthread_once(&admin_once, admin_atfork);
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
@@ -86,6 +111,7 @@ static void *monitor_main(void *arg)
             continue;
         if (p[0].revents)
             break;
+        cli_admin_enter();
         if (p[1].revents) {
             struct signalfd_siginfo si;
             while (read(m->sig_fd, &si, sizeof si) == (ssize_t)sizeof si) {
@@ -102,6 +128,7 @@ static void *monitor_main(void *arg)
                 ms_sock_close(fd, 0);
             }
         }
+        cli_admin_leave();
     }
     return NULL;
 }
