@@ -546,9 +546,6 @@ static int serve(cli_serve_spec *sp, serve_opts *o, const char *addr)
     cfg->log_conns = verbose;
     int admin = -1, mfd = -1, status;
     ms_tls_ctx *tls = NULL;
-    if (cfg->limits.conn.proxy_protocol && o->tls.cert)
-        return cli_usage(sp->cmd, "--proxy-protocol does not go with --tls-cert: the PROXY "
-                                  "header would come before the TLS handshake");
     if ((status = cli_tls_server_ctx(sp->cmd, &o->tls, &tls)) != CLI_OK)
         return status;
     cfg->tls = tls;

@@ -4,12 +4,15 @@ in it as the peer (stats, -v lines); a missing, malformed, oversized, cut
 short or late header closes that connection unanswered with a logged reason
 while the others go on; and two app-servers behind a real HAProxy (one
 send-proxy-v2, one send-proxy, health checks on) answer every request and
-show the clients' real addresses."""
+show the clients' real addresses. With TLS the header comes raw before the
+ClientHello (HAProxy passing TLS through in mode tcp): it is taken off the
+socket without a byte of the handshake, in every model."""
 import ipaddress
 import os
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -260,12 +263,6 @@ class BadHeaderTest(MsTestCase):
             self.assertEqual(srv.stop(), 0)
             self.assertNotIn("closing", srv.stderr_text())
 
-    def test_not_with_tls(self):
-        p = run("app-server", "--proxy-protocol", "--tls-cert", "/nonexistent.pem",
-                "127.0.0.1", "0", timeout=20)
-        self.assertEqual(p.returncode, 2, p.stderr)
-        self.assertIn(b"--proxy-protocol does not go with --tls-cert", p.stderr)
-
 
 def free_port():
     with socket.socket() as s:
@@ -291,6 +288,148 @@ def haproxy_stat(sock_path):
     head = lines[0][2:].split(",")
     rows = [dict(zip(head, ln.split(","))) for ln in lines[1:] if ln]
     return {(r["pxname"], r["svname"]): r["status"] for r in rows}
+
+
+MKCERTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tls", "mkcerts.sh")
+
+
+class BioTLS:
+    """A TLS client over a socket driven through memory BIOs, so the test
+    decides which bytes go out in which send (a header and the ClientHello
+    in one segment). recv and sendall as on a socket."""
+
+    def __init__(self, sock, ctx):
+        self.s, self.inc, self.out = sock, ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.o = ctx.wrap_bio(self.inc, self.out, server_hostname="localhost")
+
+    def client_hello(self):
+        try:
+            self.o.do_handshake()
+        except ssl.SSLWantReadError:
+            return self.out.read()
+        raise AssertionError("a handshake done with no server")
+
+    def pump(self, fn):
+        while True:
+            try:
+                r = fn()
+                self.flush()
+                return r
+            except ssl.SSLWantReadError:
+                self.flush()
+                d = self.s.recv(65536)
+                if not d:
+                    self.inc.write_eof()
+                else:
+                    self.inc.write(d)
+
+    def flush(self):
+        d = self.out.read()
+        if d:
+            self.s.sendall(d)
+
+    def handshake(self):
+        self.pump(self.o.do_handshake)
+
+    def recv(self, n):
+        return self.pump(lambda: self.o.read(n))
+
+    def sendall(self, b):
+        self.pump(lambda: self.o.write(b))
+
+
+@unittest.skipUnless(shutil.which("openssl"), "the openssl command is not installed")
+class TLSTest(MsTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = tempfile.mkdtemp(prefix="msgsock-pp-tls-")
+        subprocess.run(["sh", MKCERTS, cls.certs], check=True, timeout=120,
+                       stdout=subprocess.DEVNULL)
+        cls.ctx = ssl.create_default_context(cafile=os.path.join(cls.certs, "ca.pem"))
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.certs, ignore_errors=True)
+
+    def tls_server(self, model, *args):
+        return server(model, "--tls-cert", os.path.join(self.certs, "server.pem"),
+                      "--tls-key", os.path.join(self.certs, "server.key"), *args)
+
+    def ask(self, s, addr, want):
+        s.sendall(search("morpheus"))
+        self.assertEqual(read_app_response(s), ANSWER)
+        self.assertEqual(peers(addr), [want])
+
+    def test_every_model(self):
+        """A v1 and a v2 header on the raw socket, then TLS over it."""
+        runs = [(m, None) for m in MODELS] + [("event", "poll")]
+        if not URING_REFUSED:
+            runs.append(("event", "io_uring"))
+        for model, backend in runs:
+            with self.subTest(model=model, backend=backend):
+                srv, addr = self.tls_server(model, *(("--backend", backend) if backend else ()))
+                with srv:
+                    for hdr, want in ((v1("203.0.113.7", 4242), "203.0.113.7:4242"),
+                                      (v2("2001:db8::7", 5353), "[2001:db8::7]:5353")):
+                        raw = srv.connect()
+                        raw.sendall(hdr)
+                        with self.ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                            self.assertIn(s.version(), ("TLSv1.2", "TLSv1.3"))
+                            self.ask(s, addr, want)
+                        gone(addr)
+                    d = stats_json(addr)
+                    self.assertEqual(d["totals"]["accepted"], 2)
+                    self.assertEqual(d["totals"]["dropped_bad_input"], 0)
+                    self.assertEqual(srv.stop(), 0)
+
+    def test_header_split_and_header_with_client_hello(self):
+        """The header a byte per segment before the ClientHello; and the
+        header and the ClientHello in one segment (no byte of it lost)."""
+        for model in MODELS:
+            with self.subTest(model=model):
+                srv, addr = self.tls_server(model)
+                with srv:
+                    with srv.connect() as raw:
+                        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                        for b in v2("192.0.2.9", 99):
+                            raw.send(bytes([b]))
+                            time.sleep(0.001)  # pacing, so that reads see bytes apart
+                        t = BioTLS(raw, self.ctx)
+                        raw.sendall(t.client_hello())
+                        t.handshake()
+                        self.ask(t, addr, "192.0.2.9:99")
+                    gone(addr)
+                    for hdr, want in ((v1("203.0.113.8", 8), "203.0.113.8:8"),
+                                      (v2("198.51.100.3", 3), "198.51.100.3:3")):
+                        with srv.connect() as raw:
+                            t = BioTLS(raw, self.ctx)
+                            raw.sendall(hdr + t.client_hello())
+                            t.handshake()
+                            self.ask(t, addr, want)
+                        gone(addr)
+                    self.assertEqual(srv.stop(), 0)
+
+    def test_no_header_closed_unanswered(self):
+        """A ClientHello straight away is no PROXY header: closed with no
+        byte sent, the reason logged; the server goes on."""
+        for model in MODELS:
+            with self.subTest(model=model):
+                srv, addr = self.tls_server(model)
+                with srv:
+                    with srv.connect() as raw:
+                        me = "127.0.0.1:%d" % raw.getsockname()[1]
+                        raw.sendall(BioTLS(raw, self.ctx).client_hello())
+                        expect_closed_unanswered(self, raw)
+                    wait_for(lambda: any(me in ln and "not a proxy protocol header" in ln.lower()
+                                         for ln in srv.stderr_text().splitlines()),
+                             10, "the missing header logged with the proxy's address")
+                    raw = srv.connect()
+                    raw.sendall(v1("203.0.113.9", 9))
+                    with self.ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                        self.ask(s, addr, "203.0.113.9:9")
+                    d = gone(addr)
+                    self.assertEqual(d["totals"]["dropped_bad_input"], 1)
+                    self.assertEqual(srv.stop(), 0)
 
 
 @unittest.skipUnless(shutil.which("haproxy"), "no haproxy command (Debian package haproxy)")
