@@ -351,9 +351,10 @@ class TLSTest(MsTestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.certs, ignore_errors=True)
 
-    def tls_server(self, model, *args):
-        return server(model, "--tls-cert", os.path.join(self.certs, "server.pem"),
-                      "--tls-key", os.path.join(self.certs, "server.key"), *args)
+    @classmethod
+    def tls_server(cls, model, *args):
+        return server(model, "--tls-cert", os.path.join(cls.certs, "server.pem"),
+                      "--tls-key", os.path.join(cls.certs, "server.key"), *args)
 
     def ask(self, s, addr, want):
         s.sendall(search("morpheus"))
@@ -432,51 +433,80 @@ class TLSTest(MsTestCase):
                     self.assertEqual(srv.stop(), 0)
 
 
+class HAProxy:
+    """haproxy -db in mode tcp, its frontend on a free loopback port and the
+    given backend server lines; its stats socket at self.admin. Stopped with
+    SIGTERM on exit, which it must obey within 10 s."""
+
+    def __init__(self, servers):
+        self.servers = servers
+
+    def __enter__(self):
+        self.tmp = tempfile.mkdtemp(prefix="msgsock-haproxy-")
+        self.port = free_port()
+        self.admin = os.path.join(self.tmp, "admin.sock")
+        cfg = "\n".join([
+            "global", "  nbthread 1", f"  stats socket {self.admin} level admin",
+            "defaults", "  mode tcp", "  timeout connect 2s", "  timeout client 20s",
+            "  timeout server 20s", "  timeout check 2s",
+            "frontend fe", f"  bind 127.0.0.1:{self.port}", "  default_backend be",
+            "backend be", "  balance roundrobin",
+        ] + [f"  server {ln}" for ln in self.servers]) + "\n"
+        conf = os.path.join(self.tmp, "haproxy.cfg")
+        with open(conf, "w") as f:
+            f.write(cfg)
+        self.proc = subprocess.Popen(["haproxy", "-db", "-f", conf], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        return self
+
+    def wait_up(self, want):
+        """Until want(stats) holds for its 'show stat' {(proxy, server): status}."""
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"haproxy exited {self.proc.returncode}: "
+                                     f"{self.proc.stderr.read().decode()}")
+            try:
+                return want(haproxy_stat(self.admin))
+            except OSError:
+                return False
+        wait_for(up, 20, "haproxy up")
+
+    def __exit__(self, *exc):
+        hap = self.proc
+        try:
+            if hap.poll() is None:
+                hap.send_signal(signal.SIGTERM)
+            try:
+                hap.wait(10)
+            except subprocess.TimeoutExpired:
+                hap.kill()
+                hap.wait()
+                raise AssertionError("haproxy did not exit within 10 s of SIGTERM")
+        finally:
+            hap.stderr.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 @unittest.skipUnless(shutil.which("haproxy"), "no haproxy command (Debian package haproxy)")
 class HAProxyTest(MsTestCase):
     def test_two_app_servers_behind_haproxy(self):
         srv_a, stats_a = server("event")
         srv_b, stats_b = server("thread")
         with srv_a, srv_b:
-            tmp = tempfile.mkdtemp(prefix="msgsock-haproxy-")
-            fport = free_port()
-            admin = os.path.join(tmp, "admin.sock")
-            cfg = "\n".join([
-                "global", "  nbthread 1", f"  stats socket {admin} level admin",
-                "defaults", "  mode tcp", "  timeout connect 2s", "  timeout client 20s",
-                "  timeout server 20s", "  timeout check 2s",
-                "frontend fe", f"  bind 127.0.0.1:{fport}", "  default_backend be",
-                "backend be", "  balance roundrobin",
-                f"  server a 127.0.0.1:{srv_a.sockaddr[1]} send-proxy-v2 check inter 200ms",
-                f"  server b 127.0.0.1:{srv_b.sockaddr[1]} send-proxy check inter 200ms",
-            ]) + "\n"
-            conf = os.path.join(tmp, "haproxy.cfg")
-            with open(conf, "w") as f:
-                f.write(cfg)
-            hap = subprocess.Popen(["haproxy", "-db", "-f", conf], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE)
-            try:
-                def up():
-                    if hap.poll() is not None:
-                        raise AssertionError(f"haproxy exited {hap.returncode}: "
-                                             f"{hap.stderr.read().decode()}")
-                    try:
-                        st = haproxy_stat(admin)
-                    except OSError:
-                        return False
-                    return st.get(("be", "a")) == "UP" and st.get(("be", "b")) == "UP"
+            with HAProxy([f"a 127.0.0.1:{srv_a.sockaddr[1]} send-proxy-v2 check inter 200ms",
+                          f"b 127.0.0.1:{srv_b.sockaddr[1]} send-proxy check inter 200ms"]) as hp:
                 # Up means its health checks, each with its PROXY header
                 # (a v2 LOCAL for a, a v1 line for b), were accepted.
-                wait_for(up, 20, "haproxy's frontend up and both servers UP")
+                hp.wait_up(lambda st: st.get(("be", "a")) == "UP" and st.get(("be", "b")) == "UP")
                 n = 20
                 for i in range(n):
-                    with socket.create_connection(("127.0.0.1", fport), timeout=10) as c:
+                    with socket.create_connection(("127.0.0.1", hp.port), timeout=10) as c:
                         c.sendall(search("morpheus"))
                         self.assertEqual(read_app_response(c), ANSWER, f"request {i}")
                 # Clients kept open while each server's stats are read.
                 clients = []
                 for _ in range(4):
-                    c = socket.create_connection(("127.0.0.1", fport), timeout=10)
+                    c = socket.create_connection(("127.0.0.1", hp.port), timeout=10)
                     c.sendall(search("morpheus"))
                     self.assertEqual(read_app_response(c), ANSWER)
                     clients.append(c)
@@ -495,24 +525,36 @@ class HAProxyTest(MsTestCase):
                     self.assertEqual(d["totals"]["timed_out"], 0, d)
                     accepted += d["totals"]["accepted"]
                 self.assertGreater(accepted, n + len(clients), "no health check came")
-            finally:
-                if hap.poll() is None:
-                    hap.send_signal(signal.SIGTERM)
-                try:
-                    hap.wait(10)
-                except subprocess.TimeoutExpired:
-                    hap.kill()
-                    hap.wait()
-                    raise AssertionError("haproxy did not exit within 10 s of SIGTERM")
-                hap.stderr.close()
-                shutil.rmtree(tmp, ignore_errors=True)
-            self.assertIsNotNone(hap.returncode)
             # Resets are logged with -v (HAProxy ends its checks so); nothing else.
             for ln in (srv_a.stderr_text() + srv_b.stderr_text()).splitlines():
                 if "closing" in ln:
                     self.assertIn("connection reset by peer", ln)
             self.assertEqual(srv_a.stop(), 0)
             self.assertEqual(srv_b.stop(), 0)
+
+    @unittest.skipUnless(shutil.which("openssl"), "the openssl command is not installed")
+    def test_tls_passed_through(self):
+        """HAProxy in mode tcp passes TLS through to a TLS app-server with
+        send-proxy-v2: the header before the ClientHello, the client's own
+        handshake after it; the server names the client."""
+        TLSTest.setUpClass()
+        self.addCleanup(TLSTest.tearDownClass)
+        for model in ("event", "thread"):
+            with self.subTest(model=model):
+                srv, addr = TLSTest.tls_server(model)
+                with srv:
+                    with HAProxy([f"a 127.0.0.1:{srv.sockaddr[1]} send-proxy-v2"]) as hp:
+                        hp.wait_up(lambda st: ("be", "a") in st)
+                        raw = socket.create_connection(("127.0.0.1", hp.port), timeout=10)
+                        with TLSTest.ctx.wrap_socket(raw, server_hostname="localhost") as c:
+                            c.sendall(search("morpheus"))
+                            self.assertEqual(read_app_response(c), ANSWER)
+                            me = "127.0.0.1:%d" % c.getsockname()[1]
+                            self.assertEqual(peers(addr), [me])
+                    d = gone(addr)
+                    self.assertEqual(d["totals"]["accepted"], 1)
+                    self.assertEqual(d["totals"]["dropped_bad_input"], 0)
+                    self.assertEqual(srv.stop(), 0)
 
 
 if __name__ == "__main__":
