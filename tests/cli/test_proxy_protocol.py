@@ -91,6 +91,33 @@ def expect_closed_unanswered(test, s, timeout=10):
         pass
 
 
+def check_cut_short(test, srv, addr):
+    """srv (--msg-timeout 400) closes a header cut short at its deadline when
+    the client goes silent, at once when it closes, logging each."""
+    with srv:
+        with srv.connect() as s:
+            me = "127.0.0.1:%d" % s.getsockname()[1]
+            start = time.monotonic()
+            s.sendall(v2("192.0.2.3", 33)[:20])
+            expect_closed_unanswered(test, s)
+            test.assertGreaterEqual(time.monotonic() - start, 0.3)
+        wait_for(lambda: any(me in ln and "not complete within its deadline" in ln
+                             for ln in srv.stderr_text().splitlines()),
+                 10, "the late header logged")
+        with srv.connect() as s:
+            me = "127.0.0.1:%d" % s.getsockname()[1]
+            s.sendall(b"PROXY TCP4 1.2")
+            s.shutdown(socket.SHUT_WR)
+            expect_closed_unanswered(test, s)
+        wait_for(lambda: any(me in ln and "end of stream inside the proxy header"
+                             in ln.lower() for ln in srv.stderr_text().splitlines()),
+                 10, "the header cut short logged")
+        d = gone(addr)
+        test.assertEqual(d["totals"]["timed_out"], 1)
+        test.assertEqual(d["totals"]["dropped_bad_input"], 1)
+        test.assertEqual(srv.stop(), 0)
+
+
 class PeerFromHeaderTest(MsTestCase):
     def check_peers(self, model, backend=None):
         args = ("--backend", backend) if backend else ()
@@ -227,30 +254,7 @@ class BadHeaderTest(MsTestCase):
         shortens it) if the client goes silent, at once if it closes."""
         for model in MODELS:
             with self.subTest(model=model):
-                srv, addr = server(model, "--msg-timeout", "400")
-                with srv:
-                    hdr = v2("192.0.2.3", 33)
-                    with srv.connect() as s:
-                        me = "127.0.0.1:%d" % s.getsockname()[1]
-                        start = time.monotonic()
-                        s.sendall(hdr[:20])
-                        expect_closed_unanswered(self, s)
-                        self.assertGreaterEqual(time.monotonic() - start, 0.3)
-                    wait_for(lambda: any(me in ln and "not complete within its deadline" in ln
-                                         for ln in srv.stderr_text().splitlines()),
-                             10, "the late header logged")
-                    with srv.connect() as s:
-                        me = "127.0.0.1:%d" % s.getsockname()[1]
-                        s.sendall(b"PROXY TCP4 1.2")
-                        s.shutdown(socket.SHUT_WR)
-                        expect_closed_unanswered(self, s)
-                    wait_for(lambda: any(me in ln and "end of stream inside the proxy header"
-                                         in ln.lower() for ln in srv.stderr_text().splitlines()),
-                             10, "the header cut short logged")
-                    d = gone(addr)
-                    self.assertEqual(d["totals"]["timed_out"], 1)
-                    self.assertEqual(d["totals"]["dropped_bad_input"], 1)
-                    self.assertEqual(srv.stop(), 0)
+                check_cut_short(self, *server(model, "--msg-timeout", "400"))
 
     def test_closed_before_any_byte_is_a_clean_end(self):
         srv, addr = server("event")
@@ -431,6 +435,14 @@ class TLSTest(MsTestCase):
                     d = gone(addr)
                     self.assertEqual(d["totals"]["dropped_bad_input"], 1)
                     self.assertEqual(srv.stop(), 0)
+
+    def test_cut_short_then_silent_or_gone(self):
+        """Before a TLS handshake too, the header's deadline (--msg-timeout
+        shortens it) closes a header cut short, and an end inside it is
+        logged as such."""
+        for model in MODELS:
+            with self.subTest(model=model):
+                check_cut_short(self, *self.tls_server(model, "--msg-timeout", "400"))
 
 
 class HAProxy:
