@@ -125,7 +125,7 @@ int msi_conn_proxy_raw(ms_conn *c)
     }
     b->len += take;
     c->bytes_in += take;
-    c->active = msi_conn_now(c->g);
+    msi_conn_touch(c);
     if (r == MS_ENEEDMORE)
         return 0;
     proxy_done(c, &h);
@@ -133,9 +133,10 @@ int msi_conn_proxy_raw(ms_conn *c)
     return 1;
 }
 
-/* The PROXY header at the start of c->in, the way every driver takes over a
- * plain transport (ring input is copied into c->in while it is awaited). Once it is whole,
- * its source becomes c's peer, its bytes are dropped and on_open runs.
+/* The PROXY header at the start of c->in, the way every driver takes it over
+ * a plain transport (ring input is copied into c->in while it is awaited).
+ * Once it is whole, its source becomes c's peer, its bytes are dropped and
+ * on_open runs.
  * Returns 1 then, 0 while more bytes are needed, -1 once c is ending. */
 static int proxy_header(ms_conn *c)
 {
