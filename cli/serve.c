@@ -111,7 +111,8 @@ static const char common_help[] =
     "  --proxy-protocol     every connection starts with a PROXY protocol header, v1\n"
     "                       or v2 (HAProxy's send-proxy, send-proxy-v2): its client\n"
     "                       is the peer in stats and logs; a connection without a\n"
-    "                       valid one in 5 s is closed unanswered (not with TLS)\n"
+    "                       valid one in 5 s is closed unanswered (with TLS: the\n"
+    "                       header before the handshake, as HAProxy's mode tcp)\n"
     "  --tls-cert FILE      serve TLS with this PEM certificate chain (every model)\n"
     "  --tls-key FILE       its PEM private key (default: read from --tls-cert)\n"
     "  --tls-ca FILE        require client certificates signed by these PEM CAs\n"
@@ -546,9 +547,6 @@ static int serve(cli_serve_spec *sp, serve_opts *o, const char *addr)
     cfg->log_conns = verbose;
     int admin = -1, mfd = -1, status;
     ms_tls_ctx *tls = NULL;
-    if (cfg->limits.conn.proxy_protocol && o->tls.cert)
-        return cli_usage(sp->cmd, "--proxy-protocol does not go with --tls-cert: the PROXY "
-                                  "header would come before the TLS handshake");
     if ((status = cli_tls_server_ctx(sp->cmd, &o->tls, &tls)) != CLI_OK)
         return status;
     cfg->tls = tls;

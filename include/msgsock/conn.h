@@ -77,8 +77,12 @@ typedef struct ms_conn_limits {
                            * msg_timeout_ms if shorter) header ends the connection
                            * with nothing sent and on_close without on_open (a
                            * connection closed before any byte: reason 0). Servers
-                           * and ms_conn_serve_fd; ignored by clients; not with TLS
-                           * (MS_EINVAL). 0: off */
+                           * and ms_conn_serve_fd; ignored by clients. With TLS the
+                           * header comes raw before the ClientHello (HAProxy
+                           * passing TLS through in mode tcp) and not one byte
+                           * after it is read; an event-model server then bounds
+                           * the handshake by the shorter of its timeout and the
+                           * header's. 0: off */
 } ms_conn_limits;
 
 #define MS_CONN_DEFAULT_OUT_HIGH (1u << 20)

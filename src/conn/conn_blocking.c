@@ -1,6 +1,9 @@
 /* conn_blocking.c: the blocking driver: one connection served with bounded waits on the calling thread, plain or TLS. */
 #include "conn/conn_int.h"
 #include "conn/tls_int.h"
+#include "net/wait.h"
+
+#include <poll.h>
 
 /* The lingering close discards at most this much. */
 #define LINGER_DISCARD (4u << 20)
@@ -98,6 +101,24 @@ static void serve_linger(ms_conn *c)
     }
 }
 
+/* The PROXY header ahead of a TLS handshake, taken raw off the socket
+ * within its deadline: 0 once it is in, -1 once c is ending. */
+static int proxy_wait(ms_conn *c)
+{
+    for (;;) {
+        int h = msi_conn_proxy_raw(c);
+        if (h != 0)
+            return h > 0 ? 0 : -1;
+        int64_t now = ms_now_ms();
+        int left = msi_conn_stack_header_left(c, now);
+        int rc = left > 0 ? msi_wait(c->fd, POLLIN, now + left) : MS_ETIMEDOUT;
+        if (rc < 0) {
+            msi_conn_stack_fail(c, rc == MS_ETIMEDOUT ? MS_EPROXYTIMEOUT : rc);
+            return -1;
+        }
+    }
+}
+
 static int serve_group(msi_group *g, int fd)
 {
     ms_conn c;
@@ -105,6 +126,8 @@ static int serve_group(msi_group *g, int fd)
     int rc = g->tops->open(&c.tp, g->tctx, fd, 1);
     if (rc == 0 && g->tops->handshake_wait) {
         c.state = MS_CONN_CONNECTING;
+        if ((c.flags & MSI_F_PROXYHDR) && proxy_wait(&c) < 0)
+            return msi_conn_stack_end(&c);
         rc = g->tops->handshake_wait(c.tp, fd);
         c.state = MS_CONN_OPEN;
     }
@@ -135,8 +158,6 @@ int msi_conn_serve_fd_drain(int fd, ms_tls_ctx *tls, const ms_frame_config *fram
                             const ms_conn_limits *lim, const ms_conn_callbacks *cb, void *user,
                             const atomic_int *drain)
 {
-    if (tls && lim && lim->proxy_protocol)
-        return MS_EINVAL;
     msi_group g;
     int rc = msi_group_init(&g, NULL, frame, lim, cb, user);
     if (rc < 0)

@@ -51,6 +51,15 @@ static int connect_next(ms_conn *c)
 /* A step of the transport's handshake; on_open once it is done. */
 void msi_conn_handshake(ms_conn *c)
 {
+    if (c->flags & MSI_F_PROXYHDR) {
+        int h = msi_conn_proxy_raw(c);
+        if (h == 0)
+            msi_conn_interest(c);
+        if (h <= 0)
+            return;
+        /* The handshake's own time starts once the header is in. */
+        msi_conn_dl_append(c, MSI_DL_CONNECT, msi_conn_now(c->g));
+    }
     int rc = c->g->tops->handshake(c->tp, c->fd);
     if (rc == MS_EAGAIN) {
         msi_conn_interest(c);

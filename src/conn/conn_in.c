@@ -2,7 +2,9 @@
 #include "conn/conn_int.h"
 #include "msgsock/proxy.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* One readiness event reads at most this much, so one busy peer cannot
  * starve the others (the rest waits for the next turn of the loop). */
@@ -67,9 +69,74 @@ static size_t decode_span(const msi_group *g, size_t avail)
     return g->frame.kind == MS_FRAME_RAW && avail > MSI_BUF_BIG ? MSI_BUF_BIG : avail;
 }
 
-/* The PROXY header at the start of c->in, the one way every driver takes
- * (ring input is copied into c->in while it is awaited). Once it is whole,
- * its source becomes c's peer, its bytes are dropped and on_open runs.
+/* The header is in: its source becomes c's peer. */
+static void proxy_done(ms_conn *c, const ms_proxy_header *h)
+{
+    if (h->command == MS_PROXY_PROXY)
+        msi_conn_set_peer(c, (const struct sockaddr *)&h->src.ss, h->src.len);
+    c->flags &= (uint16_t)~MSI_F_PROXYHDR;
+    if (c->dl == MSI_DL_CONNECT)
+        msi_conn_dl_unlink(c);
+    if (c->g->srv)
+        msi_server_conn_proxied(c->g->srv, c);
+}
+
+/* What msi_conn_proxy_raw() peeks at most: the decoder (default bounds)
+ * refuses a header longer than this. */
+#define PROXY_RAW_MAX MS_PROXY_V2_DEFAULT_MAX
+_Static_assert(PROXY_RAW_MAX >= MS_PROXY_V1_MAX && PROXY_RAW_MAX <= MSI_BUF_SIZE,
+               "a PROXY header fits one input buffer");
+
+int msi_conn_proxy_raw(ms_conn *c)
+{
+    if (!c->in && !(c->in = msi_conn_buf_get(c->g))) {
+        msi_conn_fail(c, MS_ENOMEM);
+        return -1;
+    }
+    msi_buf *b = c->in;
+    ssize_t n = recv(c->fd, b->data + b->len, PROXY_RAW_MAX - b->len, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    if (n < 0) {
+        msi_conn_fail(c, ms_err_from_errno(errno));
+        return -1;
+    }
+    if (n == 0) {
+        /* Closed before its first byte (a proxy's TCP check): a clean end. */
+        if (b->len > 0)
+            msi_conn_fail(c, MS_EPROXYSHORT);
+        else
+            msi_conn_finish(c);
+        return -1;
+    }
+    ms_proxy_header h;
+    ssize_t r = ms_proxy_decode(NULL, b->data, b->len + (size_t)n, &h, NULL);
+    if (r < 0 && r != MS_ENEEDMORE) {
+        msi_conn_fail(c, (int)r);
+        return -1;
+    }
+    /* Incomplete, every byte seen is the header's; complete, only its own
+     * are taken, and the ones after it stay queued in the socket. */
+    size_t take = r > 0 ? (size_t)r - b->len : (size_t)n;
+    ssize_t k = recv(c->fd, b->data + b->len, take, MSG_DONTWAIT);
+    if (k != (ssize_t)take) {
+        msi_conn_fail(c, k < 0 ? ms_err_from_errno(errno) : MS_EIO);
+        return -1;
+    }
+    b->len += take;
+    c->bytes_in += take;
+    msi_conn_touch(c);
+    if (r == MS_ENEEDMORE)
+        return 0;
+    proxy_done(c, &h);
+    msi_conn_in_release(c);
+    return 1;
+}
+
+/* The PROXY header at the start of c->in, the way every driver takes it over
+ * a plain transport (ring input is copied into c->in while it is awaited).
+ * Once it is whole, its source becomes c's peer, its bytes are dropped and
+ * on_open runs.
  * Returns 1 then, 0 while more bytes are needed, -1 once c is ending. */
 static int proxy_header(ms_conn *c)
 {
@@ -85,13 +152,7 @@ static int proxy_header(ms_conn *c)
         return -1;
     }
     b->start += (size_t)r;
-    if (h.command == MS_PROXY_PROXY)
-        msi_conn_set_peer(c, (const struct sockaddr *)&h.src.ss, h.src.len);
-    c->flags &= (uint16_t)~MSI_F_PROXYHDR;
-    if (c->dl == MSI_DL_CONNECT)
-        msi_conn_dl_unlink(c);
-    if (g->srv)
-        msi_server_conn_proxied(g->srv, c);
+    proxy_done(c, &h);
     if (g->cb.on_open) {
         c->depth++;
         g->cb.on_open(c, g->user);

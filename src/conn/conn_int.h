@@ -246,6 +246,15 @@ void msi_conn_io(ms_loop *loop, int fd, int events, void *arg);
 /* The socket's pending error: 0 or a negative code. */
 int msi_conn_sock_error(int fd);
 
+/* conn_in.c: the PROXY header read raw off c's socket, ahead of a transport
+ * that reads the socket itself (TLS, whose ClientHello follows it): the
+ * bytes are peeked and only the header's own are taken, so not one byte
+ * after it is lost to the transport; c->in holds the part read so far.
+ * Returns 1 once it is in (c's peer is its client), 0 while more must
+ * come (wait for readable), -1 once c is ending (bad header, error, or an
+ * end of stream: clean before the first byte, MS_EPROXYSHORT after). */
+int msi_conn_proxy_raw(ms_conn *c);
+
 /* conn_connect.c: a client's connect and either side's handshake. */
 /* A step of the transport's handshake; on_open once it is done. */
 void msi_conn_handshake(ms_conn *c);

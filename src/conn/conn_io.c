@@ -34,6 +34,9 @@ void msi_conn_interest(ms_conn *c)
         return;
     }
     int ev = msi_conn_reading_wanted(c) ? MS_EV_READ : 0;
+    /* A PROXY header awaited before the handshake. */
+    if (c->state == MS_CONN_CONNECTING && (c->flags & MSI_F_PROXYHDR))
+        ev |= MS_EV_READ;
     if ((c->state == MS_CONN_CONNECTING && !(c->flags & MSI_F_HANDSHAKE)) ||
         (c->olen > 0 && c->state <= MS_CONN_CLOSING))
         ev |= MS_EV_WRITE;

@@ -694,10 +694,6 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
         return MS_EINVAL;
     if (cfg->model < MS_MODEL_EVENT || cfg->model > MS_MODEL_ITERATIVE)
         return MS_EINVAL;
-    /* The PROXY header comes before a TLS handshake, which the TLS
-     * transport would read as its own. */
-    if (cfg->tls && cfg->limits.conn.proxy_protocol)
-        return MS_EINVAL;
     ms_server *s = calloc(1, sizeof *s);
     if (!s)
         return MS_ENOMEM;

@@ -154,8 +154,12 @@ int msi_tls_group_use(msi_group *g, ms_tls_ctx *ctx, const char *host)
         g->tops->ctx_free(g->tctx);
     g->tops = &msi_transport_tls;
     g->tctx = tg;
-    if (g->srv)
-        g->dl_dur[MSI_DL_CONNECT] = ctx->handshake_ms;
+    if (g->srv) {
+        /* One deadline list bounds the PROXY header and then, afresh, the
+         * handshake: the shorter of the two times serves both. */
+        int hs = ctx->handshake_ms, px = msi_conn_proxy_ms(&g->lim);
+        g->dl_dur[MSI_DL_CONNECT] = g->lim.proxy_protocol && (hs <= 0 || px < hs) ? px : hs;
+    }
     return 0;
 }
 

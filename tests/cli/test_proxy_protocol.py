@@ -4,12 +4,15 @@ in it as the peer (stats, -v lines); a missing, malformed, oversized, cut
 short or late header closes that connection unanswered with a logged reason
 while the others go on; and two app-servers behind a real HAProxy (one
 send-proxy-v2, one send-proxy, health checks on) answer every request and
-show the clients' real addresses."""
+show the clients' real addresses. With TLS the header comes raw before the
+ClientHello (HAProxy passing TLS through in mode tcp): it is taken off the
+socket without a byte of the handshake, in every model."""
 import ipaddress
 import os
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -86,6 +89,33 @@ def expect_closed_unanswered(test, s, timeout=10):
         test.assertEqual(s.recv(4096), b"", "the server answered a connection it must drop")
     except ConnectionResetError:
         pass
+
+
+def check_cut_short(test, srv, addr):
+    """srv (--msg-timeout 400) closes a header cut short at its deadline when
+    the client goes silent, at once when it closes, logging each."""
+    with srv:
+        with srv.connect() as s:
+            me = "127.0.0.1:%d" % s.getsockname()[1]
+            start = time.monotonic()
+            s.sendall(v2("192.0.2.3", 33)[:20])
+            expect_closed_unanswered(test, s)
+            test.assertGreaterEqual(time.monotonic() - start, 0.3)
+        wait_for(lambda: any(me in ln and "not complete within its deadline" in ln
+                             for ln in srv.stderr_text().splitlines()),
+                 10, "the late header logged")
+        with srv.connect() as s:
+            me = "127.0.0.1:%d" % s.getsockname()[1]
+            s.sendall(b"PROXY TCP4 1.2")
+            s.shutdown(socket.SHUT_WR)
+            expect_closed_unanswered(test, s)
+        wait_for(lambda: any(me in ln and "end of stream inside the proxy header"
+                             in ln.lower() for ln in srv.stderr_text().splitlines()),
+                 10, "the header cut short logged")
+        d = gone(addr)
+        test.assertEqual(d["totals"]["timed_out"], 1)
+        test.assertEqual(d["totals"]["dropped_bad_input"], 1)
+        test.assertEqual(srv.stop(), 0)
 
 
 class PeerFromHeaderTest(MsTestCase):
@@ -224,30 +254,7 @@ class BadHeaderTest(MsTestCase):
         shortens it) if the client goes silent, at once if it closes."""
         for model in MODELS:
             with self.subTest(model=model):
-                srv, addr = server(model, "--msg-timeout", "400")
-                with srv:
-                    hdr = v2("192.0.2.3", 33)
-                    with srv.connect() as s:
-                        me = "127.0.0.1:%d" % s.getsockname()[1]
-                        start = time.monotonic()
-                        s.sendall(hdr[:20])
-                        expect_closed_unanswered(self, s)
-                        self.assertGreaterEqual(time.monotonic() - start, 0.3)
-                    wait_for(lambda: any(me in ln and "not complete within its deadline" in ln
-                                         for ln in srv.stderr_text().splitlines()),
-                             10, "the late header logged")
-                    with srv.connect() as s:
-                        me = "127.0.0.1:%d" % s.getsockname()[1]
-                        s.sendall(b"PROXY TCP4 1.2")
-                        s.shutdown(socket.SHUT_WR)
-                        expect_closed_unanswered(self, s)
-                    wait_for(lambda: any(me in ln and "end of stream inside the proxy header"
-                                         in ln.lower() for ln in srv.stderr_text().splitlines()),
-                             10, "the header cut short logged")
-                    d = gone(addr)
-                    self.assertEqual(d["totals"]["timed_out"], 1)
-                    self.assertEqual(d["totals"]["dropped_bad_input"], 1)
-                    self.assertEqual(srv.stop(), 0)
+                check_cut_short(self, *server(model, "--msg-timeout", "400"))
 
     def test_closed_before_any_byte_is_a_clean_end(self):
         srv, addr = server("event")
@@ -259,12 +266,6 @@ class BadHeaderTest(MsTestCase):
             self.assertEqual(d["totals"]["dropped_bad_input"], 0)
             self.assertEqual(srv.stop(), 0)
             self.assertNotIn("closing", srv.stderr_text())
-
-    def test_not_with_tls(self):
-        p = run("app-server", "--proxy-protocol", "--tls-cert", "/nonexistent.pem",
-                "127.0.0.1", "0", timeout=20)
-        self.assertEqual(p.returncode, 2, p.stderr)
-        self.assertIn(b"--proxy-protocol does not go with --tls-cert", p.stderr)
 
 
 def free_port():
@@ -293,51 +294,231 @@ def haproxy_stat(sock_path):
     return {(r["pxname"], r["svname"]): r["status"] for r in rows}
 
 
+MKCERTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tls", "mkcerts.sh")
+
+
+class BioTLS:
+    """A TLS client over a socket driven through memory BIOs, so the test
+    decides which bytes go out in which send (a header and the ClientHello
+    in one segment). recv and sendall as on a socket."""
+
+    def __init__(self, sock, ctx):
+        self.s, self.inc, self.out = sock, ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.o = ctx.wrap_bio(self.inc, self.out, server_hostname="localhost")
+
+    def client_hello(self):
+        try:
+            self.o.do_handshake()
+        except ssl.SSLWantReadError:
+            return self.out.read()
+        raise AssertionError("a handshake done with no server")
+
+    def pump(self, fn):
+        while True:
+            try:
+                r = fn()
+                self.flush()
+                return r
+            except ssl.SSLWantReadError:
+                self.flush()
+                d = self.s.recv(65536)
+                if not d:
+                    self.inc.write_eof()
+                else:
+                    self.inc.write(d)
+
+    def flush(self):
+        d = self.out.read()
+        if d:
+            self.s.sendall(d)
+
+    def handshake(self):
+        self.pump(self.o.do_handshake)
+
+    def recv(self, n):
+        return self.pump(lambda: self.o.read(n))
+
+    def sendall(self, b):
+        self.pump(lambda: self.o.write(b))
+
+
+@unittest.skipUnless(shutil.which("openssl"), "the openssl command is not installed")
+class TLSTest(MsTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = tempfile.mkdtemp(prefix="msgsock-pp-tls-")
+        subprocess.run(["sh", MKCERTS, cls.certs], check=True, timeout=120,
+                       stdout=subprocess.DEVNULL)
+        cls.ctx = ssl.create_default_context(cafile=os.path.join(cls.certs, "ca.pem"))
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.certs, ignore_errors=True)
+
+    @classmethod
+    def tls_server(cls, model, *args):
+        return server(model, "--tls-cert", os.path.join(cls.certs, "server.pem"),
+                      "--tls-key", os.path.join(cls.certs, "server.key"), *args)
+
+    def ask(self, s, addr, want):
+        s.sendall(search("morpheus"))
+        self.assertEqual(read_app_response(s), ANSWER)
+        self.assertEqual(peers(addr), [want])
+
+    def test_every_model(self):
+        """A v1 and a v2 header on the raw socket, then TLS over it."""
+        runs = [(m, None) for m in MODELS] + [("event", "poll")]
+        if not URING_REFUSED:
+            runs.append(("event", "io_uring"))
+        for model, backend in runs:
+            with self.subTest(model=model, backend=backend):
+                srv, addr = self.tls_server(model, *(("--backend", backend) if backend else ()))
+                with srv:
+                    for hdr, want in ((v1("203.0.113.7", 4242), "203.0.113.7:4242"),
+                                      (v2("2001:db8::7", 5353), "[2001:db8::7]:5353")):
+                        raw = srv.connect()
+                        raw.sendall(hdr)
+                        with self.ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                            self.assertIn(s.version(), ("TLSv1.2", "TLSv1.3"))
+                            self.ask(s, addr, want)
+                        gone(addr)
+                    d = stats_json(addr)
+                    self.assertEqual(d["totals"]["accepted"], 2)
+                    self.assertEqual(d["totals"]["dropped_bad_input"], 0)
+                    self.assertEqual(srv.stop(), 0)
+
+    def test_header_split_and_header_with_client_hello(self):
+        """The header a byte per segment before the ClientHello; and the
+        header and the ClientHello in one segment (no byte of it lost)."""
+        for model in MODELS:
+            with self.subTest(model=model):
+                srv, addr = self.tls_server(model)
+                with srv:
+                    with srv.connect() as raw:
+                        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                        for b in v2("192.0.2.9", 99):
+                            raw.send(bytes([b]))
+                            time.sleep(0.001)  # pacing, so that reads see bytes apart
+                        t = BioTLS(raw, self.ctx)
+                        raw.sendall(t.client_hello())
+                        t.handshake()
+                        self.ask(t, addr, "192.0.2.9:99")
+                    gone(addr)
+                    for hdr, want in ((v1("203.0.113.8", 8), "203.0.113.8:8"),
+                                      (v2("198.51.100.3", 3), "198.51.100.3:3")):
+                        with srv.connect() as raw:
+                            t = BioTLS(raw, self.ctx)
+                            raw.sendall(hdr + t.client_hello())
+                            t.handshake()
+                            self.ask(t, addr, want)
+                        gone(addr)
+                    self.assertEqual(srv.stop(), 0)
+
+    def test_no_header_closed_unanswered(self):
+        """A ClientHello straight away is no PROXY header: closed with no
+        byte sent, the reason logged; the server goes on."""
+        for model in MODELS:
+            with self.subTest(model=model):
+                srv, addr = self.tls_server(model)
+                with srv:
+                    with srv.connect() as raw:
+                        me = "127.0.0.1:%d" % raw.getsockname()[1]
+                        raw.sendall(BioTLS(raw, self.ctx).client_hello())
+                        expect_closed_unanswered(self, raw)
+                    wait_for(lambda: any(me in ln and "not a proxy protocol header" in ln.lower()
+                                         for ln in srv.stderr_text().splitlines()),
+                             10, "the missing header logged with the proxy's address")
+                    raw = srv.connect()
+                    raw.sendall(v1("203.0.113.9", 9))
+                    with self.ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                        self.ask(s, addr, "203.0.113.9:9")
+                    d = gone(addr)
+                    self.assertEqual(d["totals"]["dropped_bad_input"], 1)
+                    self.assertEqual(srv.stop(), 0)
+
+    def test_cut_short_then_silent_or_gone(self):
+        """Before a TLS handshake too, the header's deadline (--msg-timeout
+        shortens it) closes a header cut short, and an end inside it is
+        logged as such."""
+        for model in MODELS:
+            with self.subTest(model=model):
+                check_cut_short(self, *self.tls_server(model, "--msg-timeout", "400"))
+
+
+class HAProxy:
+    """haproxy -db in mode tcp, its frontend on a free loopback port and the
+    given backend server lines; its stats socket at self.admin. Stopped with
+    SIGTERM on exit, which it must obey within 10 s."""
+
+    def __init__(self, servers):
+        self.servers = servers
+
+    def __enter__(self):
+        self.tmp = tempfile.mkdtemp(prefix="msgsock-haproxy-")
+        self.port = free_port()
+        self.admin = os.path.join(self.tmp, "admin.sock")
+        cfg = "\n".join([
+            "global", "  nbthread 1", f"  stats socket {self.admin} level admin",
+            "defaults", "  mode tcp", "  timeout connect 2s", "  timeout client 20s",
+            "  timeout server 20s", "  timeout check 2s",
+            "frontend fe", f"  bind 127.0.0.1:{self.port}", "  default_backend be",
+            "backend be", "  balance roundrobin",
+        ] + [f"  server {ln}" for ln in self.servers]) + "\n"
+        conf = os.path.join(self.tmp, "haproxy.cfg")
+        with open(conf, "w") as f:
+            f.write(cfg)
+        self.proc = subprocess.Popen(["haproxy", "-db", "-f", conf], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        return self
+
+    def wait_up(self, want):
+        """Until want(stats) holds for its 'show stat' {(proxy, server): status}."""
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"haproxy exited {self.proc.returncode}: "
+                                     f"{self.proc.stderr.read().decode()}")
+            try:
+                return want(haproxy_stat(self.admin))
+            except OSError:
+                return False
+        wait_for(up, 20, "haproxy up")
+
+    def __exit__(self, *exc):
+        hap = self.proc
+        try:
+            if hap.poll() is None:
+                hap.send_signal(signal.SIGTERM)
+            try:
+                hap.wait(10)
+            except subprocess.TimeoutExpired:
+                hap.kill()
+                hap.wait()
+                raise AssertionError("haproxy did not exit within 10 s of SIGTERM")
+        finally:
+            hap.stderr.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 @unittest.skipUnless(shutil.which("haproxy"), "no haproxy command (Debian package haproxy)")
 class HAProxyTest(MsTestCase):
     def test_two_app_servers_behind_haproxy(self):
         srv_a, stats_a = server("event")
         srv_b, stats_b = server("thread")
         with srv_a, srv_b:
-            tmp = tempfile.mkdtemp(prefix="msgsock-haproxy-")
-            fport = free_port()
-            admin = os.path.join(tmp, "admin.sock")
-            cfg = "\n".join([
-                "global", "  nbthread 1", f"  stats socket {admin} level admin",
-                "defaults", "  mode tcp", "  timeout connect 2s", "  timeout client 20s",
-                "  timeout server 20s", "  timeout check 2s",
-                "frontend fe", f"  bind 127.0.0.1:{fport}", "  default_backend be",
-                "backend be", "  balance roundrobin",
-                f"  server a 127.0.0.1:{srv_a.sockaddr[1]} send-proxy-v2 check inter 200ms",
-                f"  server b 127.0.0.1:{srv_b.sockaddr[1]} send-proxy check inter 200ms",
-            ]) + "\n"
-            conf = os.path.join(tmp, "haproxy.cfg")
-            with open(conf, "w") as f:
-                f.write(cfg)
-            hap = subprocess.Popen(["haproxy", "-db", "-f", conf], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE)
-            try:
-                def up():
-                    if hap.poll() is not None:
-                        raise AssertionError(f"haproxy exited {hap.returncode}: "
-                                             f"{hap.stderr.read().decode()}")
-                    try:
-                        st = haproxy_stat(admin)
-                    except OSError:
-                        return False
-                    return st.get(("be", "a")) == "UP" and st.get(("be", "b")) == "UP"
+            with HAProxy([f"a 127.0.0.1:{srv_a.sockaddr[1]} send-proxy-v2 check inter 200ms",
+                          f"b 127.0.0.1:{srv_b.sockaddr[1]} send-proxy check inter 200ms"]) as hp:
                 # Up means its health checks, each with its PROXY header
                 # (a v2 LOCAL for a, a v1 line for b), were accepted.
-                wait_for(up, 20, "haproxy's frontend up and both servers UP")
+                hp.wait_up(lambda st: st.get(("be", "a")) == "UP" and st.get(("be", "b")) == "UP")
                 n = 20
                 for i in range(n):
-                    with socket.create_connection(("127.0.0.1", fport), timeout=10) as c:
+                    with socket.create_connection(("127.0.0.1", hp.port), timeout=10) as c:
                         c.sendall(search("morpheus"))
                         self.assertEqual(read_app_response(c), ANSWER, f"request {i}")
                 # Clients kept open while each server's stats are read.
                 clients = []
                 for _ in range(4):
-                    c = socket.create_connection(("127.0.0.1", fport), timeout=10)
+                    c = socket.create_connection(("127.0.0.1", hp.port), timeout=10)
                     c.sendall(search("morpheus"))
                     self.assertEqual(read_app_response(c), ANSWER)
                     clients.append(c)
@@ -356,24 +537,36 @@ class HAProxyTest(MsTestCase):
                     self.assertEqual(d["totals"]["timed_out"], 0, d)
                     accepted += d["totals"]["accepted"]
                 self.assertGreater(accepted, n + len(clients), "no health check came")
-            finally:
-                if hap.poll() is None:
-                    hap.send_signal(signal.SIGTERM)
-                try:
-                    hap.wait(10)
-                except subprocess.TimeoutExpired:
-                    hap.kill()
-                    hap.wait()
-                    raise AssertionError("haproxy did not exit within 10 s of SIGTERM")
-                hap.stderr.close()
-                shutil.rmtree(tmp, ignore_errors=True)
-            self.assertIsNotNone(hap.returncode)
             # Resets are logged with -v (HAProxy ends its checks so); nothing else.
             for ln in (srv_a.stderr_text() + srv_b.stderr_text()).splitlines():
                 if "closing" in ln:
                     self.assertIn("connection reset by peer", ln)
             self.assertEqual(srv_a.stop(), 0)
             self.assertEqual(srv_b.stop(), 0)
+
+    @unittest.skipUnless(shutil.which("openssl"), "the openssl command is not installed")
+    def test_tls_passed_through(self):
+        """HAProxy in mode tcp passes TLS through to a TLS app-server with
+        send-proxy-v2: the header before the ClientHello, the client's own
+        handshake after it; the server names the client."""
+        TLSTest.setUpClass()
+        self.addCleanup(TLSTest.tearDownClass)
+        for model in ("event", "thread"):
+            with self.subTest(model=model):
+                srv, addr = TLSTest.tls_server(model)
+                with srv:
+                    with HAProxy([f"a 127.0.0.1:{srv.sockaddr[1]} send-proxy-v2"]) as hp:
+                        hp.wait_up(lambda st: ("be", "a") in st)
+                        raw = socket.create_connection(("127.0.0.1", hp.port), timeout=10)
+                        with TLSTest.ctx.wrap_socket(raw, server_hostname="localhost") as c:
+                            c.sendall(search("morpheus"))
+                            self.assertEqual(read_app_response(c), ANSWER)
+                            me = "127.0.0.1:%d" % c.getsockname()[1]
+                            self.assertEqual(peers(addr), [me])
+                    d = gone(addr)
+                    self.assertEqual(d["totals"]["accepted"], 1)
+                    self.assertEqual(d["totals"]["dropped_bad_input"], 0)
+                    self.assertEqual(srv.stop(), 0)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-/* test_conn_proxy.c: ms_conn_limits.proxy_protocol on the blocking driver: the header's client as the peer from on_open on, split headers, and every way a header fails; refused with TLS. */
+/* test_conn_proxy.c: ms_conn_limits.proxy_protocol on the blocking driver: the header's client as the peer from on_open on, split headers, and every way a header fails; over TLS, the header raw before the handshake. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +7,8 @@
 
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -20,6 +22,7 @@
 typedef struct job {
     int fd;
     ms_conn_limits lim;
+    ms_tls_ctx *tls;          /* NULL: plain */
     int rc;
     int opens, msgs, send_rc;
     ms_addr open_peer, msg_peer;
@@ -46,12 +49,13 @@ static void *serve_thread(void *arg)
     job *j = arg;
     ms_frame_config fc = {.kind = MS_FRAME_LEN16};
     ms_conn_callbacks cb = {on_open, on_message, NULL};
-    j->rc = ms_conn_serve_fd(j->fd, &fc, &j->lim, &cb, j);
+    j->rc = ms_conn_serve_fd_tls(j->fd, j->tls, &fc, &j->lim, &cb, j);
     return NULL;
 }
 
-/* Serves one end of a socketpair on a thread; returns the other end. */
-static int start(job *j, int msg_timeout_ms)
+/* Serves one end of a socketpair on a thread (over TLS with tls);
+ * returns the other end. */
+static int start_tls(job *j, int msg_timeout_ms, ms_tls_ctx *tls)
 {
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -62,8 +66,14 @@ static int start(job *j, int msg_timeout_ms)
     j->fd = sv[1];
     j->lim.proxy_protocol = 1;
     j->lim.msg_timeout_ms = msg_timeout_ms;
+    j->tls = tls;
     assert_int_equal(pthread_create(&j->th, NULL, serve_thread, j), 0);
     return sv[0];
+}
+
+static int start(job *j, int msg_timeout_ms)
+{
+    return start_tls(j, msg_timeout_ms, NULL);
 }
 
 /* Joins the server's thread and closes its end. */
@@ -181,22 +191,80 @@ static void test_closed_at_once(void **state)
     check_dropped("", 0, 1, 0, 0);
 }
 
-static void test_not_with_tls(void **state)
+static char certdir[64];
+
+static const char *cert(const char *name)
+{
+    static char bufs[4][128];
+    static int i;
+    char *b = bufs[i++ % 4];
+    snprintf(b, 128, "%s/%s", certdir, name);
+    return b;
+}
+
+static ms_tls_ctx *tls_ctx(const ms_tls_config *cfg)
+{
+    ms_tls_ctx *ctx = NULL;
+    char err[256] = "";
+    int rc = ms_tls_ctx_create(&ctx, cfg, err, sizeof err);
+    if (rc < 0)
+        fail_msg("tls ctx: %s: %s", ms_strerror(rc), err);
+    return ctx;
+}
+
+/* Over TLS the header comes raw, a byte at a time, before the ClientHello:
+ * it is taken without a byte of the handshake, its client is the peer in
+ * on_open, and the message over TLS is answered. A server takes the
+ * combination too. */
+static void test_with_tls(void **state)
 {
     (void)state;
-    ms_tls_config tc = {.insecure = 1};
-    ms_tls_ctx *tls = NULL;
-    assert_int_equal(ms_tls_ctx_create(&tls, &tc, NULL, 0), 0);
-    ms_conn_limits lim = {.proxy_protocol = 1};
-    ms_frame_config fc = {.kind = MS_FRAME_LEN16};
-    ms_conn_callbacks cb = {0};
-    assert_int_equal(ms_conn_serve_fd_tls(-1, tls, &fc, &lim, &cb, NULL), MS_EINVAL);
-    ms_server_config cfg = {.listen = "127.0.0.1:0", .tls = tls};
+    snprintf(certdir, sizeof certdir, "/tmp/msgsock-pp-XXXXXX");
+    assert_non_null(mkdtemp(certdir));
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "sh tests/tls/mkcerts.sh %s >/dev/null", certdir);
+    assert_int_equal(system(cmd), 0);
+    ms_tls_config sc = {.server = 1, .cert_file = cert("server.pem"),
+                        .key_file = cert("server.key")};
+    ms_tls_config cc = {.ca_file = cert("ca.pem")};
+    ms_tls_ctx *stls = tls_ctx(&sc), *ctls = tls_ctx(&cc);
+
+    job j;
+    int fd = start_tls(&j, 0, stls);
+    static const char hdr[] = SIG "\x21\x11\x00\x0c" "\xcb\x00\x71\x07" "\xc0\x00\x02\x01"
+                              "\x10\x92\xff\x98";
+    for (size_t i = 0; i < sizeof hdr - 1; i++)
+        assert_int_equal(write(fd, hdr + i, 1), 1);
+    ms_tls_stream *st = NULL;
+    assert_int_equal(ms_tls_stream_create(&st, ctls, fd, "localhost"), 0);
+    assert_int_equal(ms_tls_stream_handshake(st, 10000), 0);
+    assert_int_equal(ms_tls_stream_send_all(st, "\0\2hi", 4, 10000, NULL), 0);
+    uint8_t out[4];
+    size_t got = 0;
+    while (got < sizeof out) {
+        ssize_t n = ms_tls_stream_recv(st, out + got, sizeof out - got, 10000);
+        assert_true(n > 0);
+        got += (size_t)n;
+    }
+    assert_memory_equal(out, "\0\2hi", 4);
+    ms_tls_stream_shutdown(st, 1000);
+    shutdown(fd, SHUT_WR);
+    finish(&j);
+    ms_tls_stream_free(st);
+    close(fd);
+    assert_int_equal(j.opens, 1);
+    assert_int_equal(j.msgs, 1);
+    assert_inet_peer(&j.open_peer, "203.0.113.7", 4242);
+
+    ms_server_config cfg = {.listen = "127.0.0.1:0", .tls = stls};
     cfg.limits.conn.proxy_protocol = 1;
     ms_server *s = NULL;
-    assert_int_equal(ms_server_create(&s, &cfg), MS_EINVAL);
-    assert_null(s);
-    ms_tls_ctx_free(tls);
+    assert_int_equal(ms_server_create(&s, &cfg), 0);
+    ms_server_free(s);
+    ms_tls_ctx_free(stls);
+    ms_tls_ctx_free(ctls);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", certdir);
+    assert_int_equal(system(cmd), 0);
 }
 
 int main(void)
@@ -207,7 +275,7 @@ int main(void)
         cmocka_unit_test(test_bad_headers),
         cmocka_unit_test(test_cut_short),
         cmocka_unit_test(test_closed_at_once),
-        cmocka_unit_test(test_not_with_tls),
+        cmocka_unit_test(test_with_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
