@@ -392,6 +392,34 @@ def ring_fds(pid):
     return n
 
 
+def s_client_echo(port, *extra, send=b"ping\n", timeout=20):
+    """openssl s_client sends `send` and keeps its stdin open until the echo
+    is back (closing it at once could end the session first); returns
+    (exit status, everything it printed)."""
+    p = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-brief"]
+                         + list(extra), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    p.stdin.write(send)
+    p.stdin.flush()
+    out = b""
+    deadline = time.monotonic() + timeout
+    sel = selectors.DefaultSelector()
+    sel.register(p.stdout, selectors.EVENT_READ)
+    while send.strip() not in out and time.monotonic() < deadline:
+        if sel.select(0.2):
+            chunk = os.read(p.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            out += chunk
+    sel.close()
+    try:
+        rest, _ = p.communicate(input=b"", timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rest, _ = p.communicate()
+    return p.returncode, (out + rest).decode("utf-8", "replace")
+
+
 def recv_exact(sock, n):
     buf = bytearray()
     while len(buf) < n:

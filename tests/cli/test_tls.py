@@ -3,7 +3,6 @@ with `openssl s_client` / `openssl s_server`, and with Python's ssl module; ever
 failure gives its clear error and the server keeps serving; stalled handshakes and malformed
 input over TLS end only their own connection. Certificates are made at test time."""
 import json
-import selectors
 import os
 import shutil
 import socket
@@ -14,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from mstest import BIN, MsTestCase, Server, run, wait_for
+from mstest import BIN, MsTestCase, Server, run, s_client_echo, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MKCERTS = os.path.join(HERE, "..", "tls", "mkcerts.sh")
@@ -89,34 +88,6 @@ class FreePort:
 
     def __exit__(self, *exc):
         pass
-
-
-def s_client_echo(port, *extra, send=b"ping\n", timeout=20):
-    """openssl s_client sends `send` and keeps its stdin open until the echo
-    is back (closing it at once could end the session first); returns
-    (exit status, everything it printed)."""
-    p = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-brief"]
-                         + list(extra), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT)
-    p.stdin.write(send)
-    p.stdin.flush()
-    out = b""
-    deadline = time.monotonic() + timeout
-    sel = selectors.DefaultSelector()
-    sel.register(p.stdout, selectors.EVENT_READ)
-    while send.strip() not in out and time.monotonic() < deadline:
-        if sel.select(0.2):
-            chunk = os.read(p.stdout.fileno(), 4096)
-            if not chunk:
-                break
-            out += chunk
-    sel.close()
-    try:
-        rest, _ = p.communicate(input=b"", timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        rest, _ = p.communicate()
-    return p.returncode, (out + rest).decode("utf-8", "replace")
 
 
 def wait_listening(port, proc):

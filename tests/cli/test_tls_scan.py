@@ -4,16 +4,14 @@ s_client` is refused a CBC suite and served an AES-GCM one; --tls-ciphers re-ena
 --tls-ciphersuites restricts TLS 1.3, and a list OpenSSL refuses is a usage error at startup.
 The test certificates are ECDSA (P-256), so the TLS 1.2 suites tried are ECDHE-ECDSA ones."""
 import os
-import selectors
 import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import unittest
 import xml.etree.ElementTree as ET
 
-from mstest import MsTestCase, Server, run
+from mstest import MsTestCase, Server, run, s_client_echo
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MKCERTS = os.path.join(HERE, "..", "tls", "mkcerts.sh")
@@ -43,32 +41,9 @@ def tls_args():
 
 
 def s_client(port, *extra, timeout=20):
-    """openssl s_client: sends a line, keeps its stdin open until the echo is
-    back (or it exits), then closes it. Returns (exit status, its output)."""
-    p = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-brief",
-                          "-CAfile", os.path.join(CERTS, "ca.pem"), "-verify_return_error"]
-                         + list(extra), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT)
-    p.stdin.write(b"scan-ping\n")
-    p.stdin.flush()
-    out = b""
-    deadline = time.monotonic() + timeout
-    sel = selectors.DefaultSelector()
-    sel.register(p.stdout, selectors.EVENT_READ)
-    # -brief does not print the input: a "scan-ping" in the output is the echo.
-    while b"scan-ping" not in out and time.monotonic() < deadline:
-        if sel.select(0.2):
-            chunk = os.read(p.stdout.fileno(), 4096)
-            if not chunk:
-                break
-            out += chunk
-    sel.close()
-    try:
-        rest, _ = p.communicate(input=b"", timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        rest, _ = p.communicate()
-    return p.returncode, (out + rest).decode("utf-8", "replace")
+    """openssl s_client verifying against the test CA; (exit status, output)."""
+    return s_client_echo(port, "-CAfile", os.path.join(CERTS, "ca.pem"), "-verify_return_error",
+                         *extra, send=b"scan-ping\n", timeout=timeout)
 
 
 def negotiated(out):
