@@ -191,6 +191,33 @@ def rst_close(sock):
     sock.close()
 
 
+def peer_gone(srv, peer_port, timeout=150):
+    """Waits until the server's kernel holds no connection from peer_port
+    (the peer reset it); returns the seconds that took. A reset whose
+    sequence number is not exactly the next one the server expects (the
+    peer had sent data the full receive queue dropped) is answered with a
+    challenge ACK, rate-limited per socket (tcp_invalid_ratelimit, 500 ms);
+    when that ACK is skipped the kernel learns of the reset only at its next
+    zero-window probe, and those back off (up to 120 s) while the peer's
+    window stays shut. Until then the server cannot know either."""
+    def gone():
+        for path in ("tcp", "tcp6"):
+            try:
+                with open(f"/proc/{srv.pid}/net/{path}") as f:
+                    next(f)
+                    for line in f:
+                        fields = line.split()
+                        if (int(fields[2].rsplit(":", 1)[1], 16) == peer_port and
+                                TCP_STATES.get(int(fields[3], 16)) != "LISTEN"):
+                            return False
+            except FileNotFoundError:
+                pass
+        return True
+    t0 = time.monotonic()
+    wait_until(gone, timeout, f"the server's kernel drops the connection from port {peer_port}")
+    return time.monotonic() - t0
+
+
 def tcp_states(port):
     """States of the TCP sockets whose local port is port (both families)."""
     out = []
