@@ -2,7 +2,7 @@
 #ifndef MSI_CODEC_APP_H
 #define MSI_CODEC_APP_H
 
-#include "msgsock.h"
+#include "msgsock/frame.h"
 
 #include <jansson.h>
 

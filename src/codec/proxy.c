@@ -1,5 +1,6 @@
 /* proxy.c: the PROXY protocol header decoder, versions 1 (text) and 2 (binary). */
-#include "msgsock.h"
+#include "msgsock/frame.h"
+#include "msgsock/proxy.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,5 +1,5 @@
 /* error.c: the error table's text and names. */
-#include "msgsock.h"
+#include "msgsock/common.h"
 
 #include <stdio.h>
 #include <string.h>

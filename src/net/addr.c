@@ -1,5 +1,5 @@
 /* addr.c: parsing, resolving and formatting IPv4, IPv6 and Unix-domain addresses. */
-#include "msgsock.h"
+#include "msgsock/net.h"
 
 #include <arpa/inet.h>
 #include <net/if.h>

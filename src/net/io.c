@@ -1,5 +1,5 @@
 /* io.c: whole sends and exact receives with an overall deadline. */
-#include "msgsock.h"
+#include "msgsock/net.h"
 #include "net/wait.h"
 
 #include <limits.h>

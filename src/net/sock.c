@@ -1,5 +1,5 @@
 /* sock.c: listen, accept and connect with timeouts, and socket options. */
-#include "msgsock.h"
+#include "msgsock/net.h"
 #include "net/wait.h"
 
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* wait.c: monotonic clock, deadlines and the one poll loop of the socket layer. */
-#include "msgsock.h"
+#include "msgsock/net.h"
 #include "net/wait.h"
 
 #include <fcntl.h>
