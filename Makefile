@@ -102,9 +102,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(TEST_HELPER_OBJS) $(STATIC)
 	@$(if $(Q),echo "  TEST    $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(TEST_HELPER_OBJS) $(STATIC) $(TEST_LIBS) $(LIBS) -lm
 
-# The whole suite: unit tests (cmocka) and black-box tests of the command.
+# The whole suite: the layer check (mk/layers.mk), unit tests (cmocka) and
+# black-box tests of the command.
 test: all
 	$(Q)scripts/deps.sh test
+	$(Q)$(MAKE) --no-print-directory check-layers
 	$(Q)$(MAKE) --no-print-directory $(UNIT_BINS)
 	$(Q)$(PYTHON) tests/run.py --build $(BUILD)
 

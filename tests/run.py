@@ -185,13 +185,14 @@ def main():
     runlib.apply_env_args(tally, a)
     if a.only:
         tally.note(f"NARROWED: --only {a.only}")
+    # The runner's layer test reads the objects of this build too.
+    os.environ["MSGSOCK_BUILD"] = os.path.abspath(a.build)
     if a.only in (None, "runner"):
         runlib.run_unittest(os.path.join(HERE, "runner"), "runner", a.pattern, tally)
     if a.only in (None, "unit"):
         run_unit(a.build, a.pattern, tally, a.unit_timeout, a.unit_dir)
     if a.only in (None, "cli"):
         os.environ["MSGSOCK_BIN"] = os.path.abspath(os.path.join(a.build, "msgsock"))
-        os.environ["MSGSOCK_BUILD"] = os.path.abspath(a.build)
         runlib.run_unittest(os.path.join(HERE, "cli"), "cli", a.pattern, tally)
     return tally.finish()
 
