@@ -71,7 +71,8 @@ static void wire_put(wire *w, const void *p, size_t n)
 {
     w->data = realloc(w->data, w->len + n + 1);
     assert_non_null(w->data);
-    memcpy(w->data + w->len, p, n);
+    if (n)
+        memcpy(w->data + w->len, p, n);
     w->len += n;
 }
 
@@ -194,8 +195,11 @@ static void test_burst_every_kind(void **state)
         const ms_frame_config *cfg = &kinds[c];
         wire w;
         build_wire(cfg, &w);
-        size_t one = w.len;
-        wire_put(&w, w.data, one);
+        uint8_t *copy = malloc(w.len);
+        assert_non_null(copy);
+        memcpy(copy, w.data, w.len);
+        wire_put(&w, copy, w.len);
+        free(copy);
         int sv[2];
         unix_pair(sv, 0);
         writer wr = {.fd = sv[0], .data = w.data, .len = w.len};
