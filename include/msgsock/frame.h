@@ -8,6 +8,8 @@
 
 #include "common.h"
 
+#include <sys/uio.h>
+
 /* ---- byte order: unaligned-safe big-endian packing ---- */
 static inline void ms_put_be16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
 static inline void ms_put_be32(uint8_t *p, uint32_t v)
@@ -166,6 +168,19 @@ MS_EXPORT ssize_t ms_framer_decode_eof(ms_framer *f, const uint8_t *buf, size_t 
 MS_EXPORT ssize_t ms_framer_encode(const ms_framer *f, const void *payload, size_t len,
                                    uint8_t *hdr, size_t cap,
                                    const uint8_t **trailer, size_t *trailer_len);
+
+/*
+ * The same for a payload given in pieces: frames the concatenation of
+ * iov[0..iovcnt) as one message, so that header, pieces and trailer can go
+ * out in one writev. FIXED checks the total length; DELIM looks for the
+ * delimiter across the pieces too (MS_EDELIM as above). MS_EINVAL also for
+ * iovcnt < 0, a NULL piece of non-zero length, or lengths whose sum
+ * overflows size_t. The pieces and iov stay the caller's and are not
+ * modified.
+ */
+MS_EXPORT ssize_t ms_framer_encodev(const ms_framer *f, const struct iovec *iov, int iovcnt,
+                                    uint8_t *hdr, size_t cap,
+                                    const uint8_t **trailer, size_t *trailer_len);
 
 /*
  * APP: writes the 2-byte length and JSON header for a message whose content

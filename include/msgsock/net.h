@@ -3,6 +3,7 @@
 #define MSGSOCK_NET_H
 
 #include "common.h"
+#include "frame.h"
 
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -187,5 +188,71 @@ MS_EXPORT int ms_recv_exact(int fd, void *buf, size_t len, int timeout_ms,
  * Returns the count (> 0; 0 only if len is 0), MS_EOF, MS_ETIMEDOUT or
  * another negative code. */
 MS_EXPORT ssize_t ms_recv_some(int fd, void *buf, size_t len, int timeout_ms);
+
+
+/* ---- whole messages with a deadline ------------------------------------------- */
+
+/*
+ * A reader of framed messages for blocking programs (a descriptor, no
+ * loop): it keeps what arrives past one message for the next call
+ * (pipelined messages cost no extra system call) and cuts messages with a
+ * framer of its own (ms_framer_decode), so it gives the same ms_frame the
+ * loop delivers, APP header fields included. Its buffer grows only as bytes
+ * arrive, at most to one message with its framing (max_msg plus the
+ * framing header, for APP plus 2 + max_header), never to a length the peer
+ * announces before sending it. One reader serves one stream, on one thread
+ * at a time.
+ */
+typedef struct ms_msg_reader ms_msg_reader;
+
+/* Creates a reader for cfg's framing (any kind; cfg and its delimiter are
+ * copied). On success *out is the caller's until ms_msg_reader_free().
+ * Returns 0, MS_EINVAL for a bad config (as ms_framer_create) or
+ * MS_ENOMEM. Nothing is received or allocated for data until the first
+ * ms_recv_msg(). */
+MS_EXPORT int ms_msg_reader_create(ms_msg_reader **out, const ms_frame_config *cfg);
+/* Frees r and the bytes it holds (NULL is fine); does not close any
+ * descriptor. */
+MS_EXPORT void ms_msg_reader_free(ms_msg_reader *r);
+
+/*
+ * Receives one whole message from fd (blocking or not) within timeout_ms
+ * (-1: no limit; 0: only what has arrived; the deadline covers the whole
+ * message, not each receive). Returns 0 and *msg, whose data (and, for
+ * APP, msg->app and its strings) stays valid until the next call on r or
+ * its free; the bytes belong to r. Otherwise:
+ *   MS_EOF          the peer closed at a message boundary (for CLOSE framing,
+ *                   the call after the one that returned the message);
+ *   MS_ETRUNCATED   the peer closed inside a message;
+ *   MS_ETIMEDOUT    the deadline passed first; what arrived is kept, and
+ *                   the next call goes on with the same message;
+ *   a framing error (MS_ETOOLARGE, MS_EMALFORMED, MS_EHDR*, MS_EBADLEN, ...)
+ *                   as ms_framer_decode gives it, as soon as the bytes
+ *                   that show it arrive; the stream is then unusable and
+ *                   every later call returns the same code;
+ *   a system code (MS_ECONNRESET, MS_EBADF, ...), MS_ENOMEM or MS_EINVAL.
+ */
+MS_EXPORT int ms_recv_msg(int fd, ms_msg_reader *r, ms_frame *msg, int timeout_ms);
+
+/*
+ * Frames the concatenation of iov[0..iovcnt) (at most IOV_MAX pieces) as
+ * ONE message of cfg's framing (ms_framer_encodev) and sends it all, with
+ * ms_sendv_all's guarantees, within timeout_ms: the framing header, the
+ * pieces and the delimiter with one writev where possible (up to 62
+ * pieces), never copying the payload. RAW sends the bytes as they are;
+ * CLOSE sends them and then shuts the write side (ms_sock_shutdown_write),
+ * since its message ends with the stream. APP is not allowed here
+ * (MS_EINVAL): use ms_app_encode_header + ms_sendv_all. Returns 0;
+ * MS_EINVAL (bad config or vector), MS_ETOOLARGE or MS_EDELIM from the
+ * framer, before anything is sent; MS_ETIMEDOUT or a system code (MS_EPIPE,
+ * MS_ECONNRESET, ...) from sending, after which an unknown part of the
+ * message went out and the stream is no longer framed. The pieces stay the
+ * caller's. Allocates a small framer for the call.
+ */
+MS_EXPORT int ms_send_msgv(int fd, const ms_frame_config *cfg, const struct iovec *iov,
+                           int iovcnt, int timeout_ms);
+/* The same for one contiguous payload of len bytes. */
+MS_EXPORT int ms_send_msg(int fd, const ms_frame_config *cfg, const void *payload,
+                          size_t len, int timeout_ms);
 
 #endif

@@ -222,29 +222,60 @@ ssize_t ms_framer_decode_eof(ms_framer *f, const uint8_t *buf, size_t len, ms_fr
     return len == 0 ? MS_EOF : MS_ETRUNCATED;
 }
 
-/* Would the delimiter be found before the end of payload + delimiter? */
-static int delim_collides(const ms_framer *f, const uint8_t *p, size_t len)
+/*
+ * Would the delimiter be found in payload + delimiter before the payload's
+ * end? The payload is the concatenation of the pieces, looked at once, in
+ * order: inside each piece with memmem, and across each seam (between two
+ * pieces, or before the trailer) in a window of the last dl - 1 bytes so
+ * far and the next dl - 1 (or the delimiter itself), where only matches
+ * starting before the seam count.
+ */
+static int delim_collides(const ms_framer *f, const struct iovec *iov, int iovcnt)
 {
     size_t dl = f->delim_len;
-    if (len >= dl && memmem(p, len, f->delim, dl))
-        return 1;
-    /* A match starting inside the payload and running into the trailer. */
-    for (size_t k = 1; k < dl && k <= len; k++)
-        if (memcmp(p + len - k, f->delim, k) == 0 && memcmp(f->delim + k, f->delim, dl - k) == 0)
+    uint8_t win[2 * MS_FRAME_MAX_DELIM];
+    size_t tail = 0; /* win[0..tail): the last bytes of the payload so far, at most dl - 1 */
+    for (int i = 0; i <= iovcnt; i++) {
+        const uint8_t *p = i < iovcnt ? iov[i].iov_base : f->delim;
+        size_t n = i < iovcnt ? iov[i].iov_len : dl;
+        if (n == 0)
+            continue;
+        if (i < iovcnt && n >= dl && memmem(p, n, f->delim, dl))
             return 1;
+        size_t head = n < dl - 1 ? n : dl - 1;
+        if (i == iovcnt)
+            head = dl;
+        memcpy(win + tail, p, head);
+        for (size_t q = 0; q < tail && q + dl <= tail + head; q++)
+            if (memcmp(win + q, f->delim, dl) == 0)
+                return 1;
+        if (n >= dl - 1) {
+            tail = dl - 1;
+            memcpy(win, p + n - tail, tail);
+        } else {
+            size_t keep = tail + n < dl - 1 ? tail + n : dl - 1;
+            memmove(win, win + tail + n - keep, keep);
+            tail = keep;
+        }
+    }
     return 0;
 }
 
-ssize_t ms_framer_encode(const ms_framer *f, const void *payload, size_t len, uint8_t *hdr,
-                         size_t cap, const uint8_t **trailer, size_t *trailer_len)
+ssize_t ms_framer_encodev(const ms_framer *f, const struct iovec *iov, int iovcnt, uint8_t *hdr,
+                          size_t cap, const uint8_t **trailer, size_t *trailer_len)
 {
-    if (!f || (!payload && len) || (!hdr && cap))
+    if (!f || iovcnt < 0 || (iovcnt > 0 && !iov) || (!hdr && cap))
         return MS_EINVAL;
+    size_t len = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if ((!iov[i].iov_base && iov[i].iov_len) || iov[i].iov_len > SIZE_MAX - len)
+            return MS_EINVAL;
+        len += iov[i].iov_len;
+    }
     if (trailer)
         *trailer = NULL;
     if (trailer_len)
         *trailer_len = 0;
-    const uint8_t *p = payload;
     switch (f->kind) {
     case MS_FRAME_RAW:
     case MS_FRAME_CLOSE:
@@ -256,7 +287,7 @@ ssize_t ms_framer_encode(const ms_framer *f, const void *payload, size_t len, ui
             return MS_EINVAL;
         if (len > f->max_line)
             return MS_ETOOLARGE;
-        if (delim_collides(f, p, len))
+        if (delim_collides(f, iov, iovcnt))
             return MS_EDELIM;
         *trailer = f->delim;
         *trailer_len = f->delim_len;
@@ -294,4 +325,13 @@ ssize_t ms_framer_encode(const ms_framer *f, const void *payload, size_t len, ui
         return MS_EINVAL;
     }
     return MS_EINVAL;
+}
+
+ssize_t ms_framer_encode(const ms_framer *f, const void *payload, size_t len, uint8_t *hdr,
+                         size_t cap, const uint8_t **trailer, size_t *trailer_len)
+{
+    if (!payload && len)
+        return MS_EINVAL;
+    struct iovec one = {.iov_base = (void *)payload, .iov_len = len};
+    return ms_framer_encodev(f, &one, 1, hdr, cap, trailer, trailer_len);
 }

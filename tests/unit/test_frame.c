@@ -255,6 +255,91 @@ static void test_delim_bytewise_is_linear(void **state)
     free(line);
 }
 
+/* A vector payload is refused exactly when the delimiter occurs in
+ * payload + delimiter before the payload's end, wherever the pieces are
+ * cut (empty pieces too); the contiguous encoder agrees. Small alphabets
+ * and self-overlapping delimiters make matches across seams common. */
+static void test_delim_encodev_oracle(void **state)
+{
+    (void)state;
+    const char *delims[] = {"a", "ab", "aab", "aba", "abab", "aaaa", "abaabab"};
+    unsigned seed = 12345;
+    uint8_t hdr[MS_FRAME_HDR_MAX];
+    const uint8_t *tr;
+    size_t trl;
+    for (size_t d = 0; d < sizeof delims / sizeof delims[0]; d++) {
+        size_t dl = strlen(delims[d]);
+        ms_frame_config cfg = {.kind = MS_FRAME_DELIM, .delim = delims[d], .delim_len = dl};
+        ms_framer *f = make(&cfg);
+        for (int round = 0; round < 3000; round++) {
+            uint8_t buf[40 + 8];
+            size_t len = (size_t)(rand_r(&seed) % 13);
+            for (size_t i = 0; i < len; i++)
+                buf[i] = rand_r(&seed) % 3 ? 'a' : 'b';
+            memcpy(buf + len, delims[d], dl);
+            const uint8_t *hit = memmem(buf, len + dl, delims[d], dl);
+            int want = (size_t)(hit - buf) < len ? MS_EDELIM : 0;
+            struct iovec iov[8];
+            int n = 0;
+            size_t at = 0;
+            while (at < len || (n < 8 && rand_r(&seed) % 4 == 0)) {
+                size_t take = n == 7 ? len - at : (size_t)(rand_r(&seed) % 4);
+                if (take > len - at)
+                    take = len - at;
+                iov[n].iov_base = buf + at;
+                iov[n].iov_len = take;
+                at += take;
+                if (++n == 8)
+                    break;
+            }
+            assert_int_equal(at, len);
+            assert_int_equal(ms_framer_encodev(f, iov, n, hdr, sizeof hdr, &tr, &trl), want);
+            assert_int_equal(ms_framer_encode(f, buf, len, hdr, sizeof hdr, &tr, &trl), want);
+            if (want == 0) {
+                assert_int_equal(trl, dl);
+                assert_memory_equal(tr, delims[d], dl);
+            }
+        }
+        ms_framer_free(f);
+    }
+}
+
+/* The other kinds see only the total length of the pieces. */
+static void test_encodev_lengths(void **state)
+{
+    (void)state;
+    uint8_t hdr[MS_FRAME_HDR_MAX];
+    const uint8_t *tr;
+    size_t trl;
+    struct iovec iov[3] = {{"ab", 2}, {NULL, 0}, {"cde", 3}};
+    ms_frame_config cfg = {.kind = MS_FRAME_LEN32};
+    ms_framer *f = make(&cfg);
+    assert_int_equal(ms_framer_encodev(f, iov, 3, hdr, sizeof hdr, &tr, &trl), 4);
+    assert_memory_equal(hdr, "\0\0\0\5", 4);
+    assert_int_equal(ms_framer_encodev(f, iov, 0, hdr, sizeof hdr, &tr, &trl), 4);
+    assert_memory_equal(hdr, "\0\0\0\0", 4);
+    assert_int_equal(ms_framer_encodev(f, iov, -1, hdr, sizeof hdr, &tr, &trl), MS_EINVAL);
+    struct iovec bad = {NULL, 1};
+    assert_int_equal(ms_framer_encodev(f, &bad, 1, hdr, sizeof hdr, &tr, &trl), MS_EINVAL);
+    struct iovec huge[2] = {{"x", SIZE_MAX}, {"y", 2}};
+    assert_int_equal(ms_framer_encodev(f, huge, 2, hdr, sizeof hdr, &tr, &trl), MS_EINVAL);
+    ms_framer_free(f);
+    cfg = (ms_frame_config){.kind = MS_FRAME_DECIMAL, .decimal_width = 3};
+    f = make(&cfg);
+    assert_int_equal(ms_framer_encodev(f, iov, 3, hdr, sizeof hdr, &tr, &trl), 3);
+    assert_memory_equal(hdr, "005", 3);
+    ms_framer_free(f);
+    cfg = (ms_frame_config){.kind = MS_FRAME_FIXED, .fixed_len = 5};
+    f = make(&cfg);
+    assert_int_equal(ms_framer_encodev(f, iov, 3, hdr, sizeof hdr, &tr, &trl), 0);
+    assert_int_equal(ms_framer_encodev(f, iov, 2, hdr, sizeof hdr, &tr, &trl), MS_EINVAL);
+    ms_framer_free(f);
+    cfg = (ms_frame_config){.kind = MS_FRAME_APP};
+    f = make(&cfg);
+    assert_int_equal(ms_framer_encodev(f, iov, 3, hdr, sizeof hdr, &tr, &trl), MS_EINVAL);
+    ms_framer_free(f);
+}
+
 static void test_delim_encode(void **state)
 {
     (void)state;
@@ -551,6 +636,8 @@ int main(void)
         cmocka_unit_test(test_delim_limit),
         cmocka_unit_test(test_delim_bytewise_is_linear),
         cmocka_unit_test(test_delim_encode),
+        cmocka_unit_test(test_delim_encodev_oracle),
+        cmocka_unit_test(test_encodev_lengths),
         cmocka_unit_test(test_len_prefixed),
         cmocka_unit_test(test_decimal),
         cmocka_unit_test(test_close),
