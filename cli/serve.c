@@ -543,6 +543,8 @@ static int serve(cli_serve_spec *sp, serve_opts *o, const char *addr)
     if (verbose && sp->verbose_echo)
         cfg->cb.on_message = verbose_message;
     cfg->user = sp->user;
+    /* The library logs nothing without a sink: every server line the
+     * command prints comes through on_log. */
     cfg->log_record = on_log;
     cfg->log_conns = verbose;
     int admin = -1, mfd = -1, status;

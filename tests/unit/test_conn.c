@@ -254,13 +254,6 @@ static void on_close(ms_conn *c, int reason, void *user)
     atomic_fetch_add(&t->closes, 1);
 }
 
-static void quiet_log(void *user, int level, const char *msg)
-{
-    (void)user;
-    (void)level;
-    (void)msg;
-}
-
 static void *srv_thread(void *arg)
 {
     tsrv *t = arg;
@@ -284,7 +277,6 @@ static tsrv *srv_start(int mode, const ms_frame_config *frame, const ms_server_l
         .backend = backend,
         .cb = {.on_open = on_open, .on_message = on_msg, .on_close = on_close},
         .user = t,
-        .log = quiet_log,
     };
     if (frame)
         cfg.frame = *frame;
