@@ -375,7 +375,7 @@ static int parse_common(cli_serve_spec *sp, serve_opts *o, int c, const char *ar
             (n == 3 && (intvl < 1 || intvl > 3600 || count < 1 || count > 127)))
             return cli_usage(cmd, "--keepalive wants SECS or IDLE,INTVL,COUNT (0: off), got '%s'",
                              arg);
-        l->keepalive = idle ? 1 : -1;
+        l->keepalive = idle ? MS_ON : MS_OFF;
         l->keepalive_idle_s = idle;
         l->keepalive_intvl_s = intvl ? intvl : MS_CONN_DEFAULT_KEEPALIVE_INTVL_S;
         l->keepalive_count = count ? count : MS_CONN_DEFAULT_KEEPALIVE_COUNT;
@@ -388,7 +388,7 @@ static int parse_common(cli_serve_spec *sp, serve_opts *o, int c, const char *ar
             return cli_usage(cmd, "bad size '%s'", arg);
         *(c == O_OUT_HIGH ? &l->out_high : c == O_OUT_LOW ? &l->out_low : &l->out_max) = sz;
         return 0;
-    case O_NO_NODELAY: l->nodelay = -1; return 0;
+    case O_NO_NODELAY: l->nodelay = MS_OFF; return 0;
     case O_BACKEND: cfg->backend = arg; return 0;
     case O_BACKLOG:
         if (cli_parse_long(arg, 1, INT_MAX, &v) < 0)
@@ -543,6 +543,8 @@ static int serve(cli_serve_spec *sp, serve_opts *o, const char *addr)
     if (verbose && sp->verbose_echo)
         cfg->cb.on_message = verbose_message;
     cfg->user = sp->user;
+    /* The library logs nothing without a sink: every server line the
+     * command prints comes through on_log. */
     cfg->log_record = on_log;
     cfg->log_conns = verbose;
     int admin = -1, mfd = -1, status;

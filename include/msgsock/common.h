@@ -106,18 +106,26 @@
     X(EPROXYTIMEOUT, -30049, "PROXY header not complete within its deadline")
 
 enum {
+    MS_OK = 0, /* success: not an error, but what a clean on_close reason is */
 #define MS_ERR_ENUM(name, value, msg) MS_##name = (value),
     MS_ERRNO_MAP(MS_ERR_ENUM)
 #undef MS_ERR_ENUM
 };
 
-/* A human sentence for an error code; never NULL; static storage (or, for an
- * unnamed -errno, thread-local storage valid until the next call). */
+/* A human sentence for an error code ("Success" for 0); never NULL; static
+ * storage (or, for an unnamed -errno, thread-local storage valid until the
+ * next call). */
 MS_EXPORT const char *ms_strerror(int err);
-/* The code's name ("MS_ECONNREFUSED"), or "MS_UNKNOWN". Static storage. */
+/* The code's name ("MS_ECONNREFUSED", "MS_OK" for 0), or "MS_UNKNOWN".
+ * Static storage. */
 MS_EXPORT const char *ms_err_name(int err);
 /* Turns a positive errno into a msgsock code (-errno). */
 static inline int ms_err_from_errno(int e) { return e > 0 ? -e : MS_EIO; }
+
+/* A setting that is on, off, or left to the library's default (which the
+ * field's comment gives). Zero-initialised means MS_DEFAULT; any other
+ * value is rejected with MS_EINVAL. */
+typedef enum ms_toggle { MS_DEFAULT = 0, MS_ON = 1, MS_OFF = 2 } ms_toggle;
 
 /* The library's version string, e.g. "0.2.0". */
 MS_EXPORT const char *ms_version(void);

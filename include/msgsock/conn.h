@@ -37,7 +37,8 @@ typedef enum ms_conn_state {
 
 /*
  * Limits and timeouts of a connection. Zero-initialised means the defaults
- * below; a timeout of -1 means none.
+ * below; a timeout of -1 means none. A toggle outside ms_toggle makes
+ * ms_server_create, ms_conn_connect and ms_conn_serve_fd fail with MS_EINVAL.
  *
  * Backpressure: once out_high bytes are queued, reading pauses. Input
  * already received by then (on io_uring, also what the ring took in before
@@ -55,17 +56,19 @@ typedef struct ms_conn_limits {
                            * (default 30000) */
     int linger_ms;        /* after a graceful close, unread input is drained this long so
                            * the last reply is not destroyed by a reset (default 2000) */
-    int keepalive;        /* 1: TCP keepalive on, -1: off; 0: on for connections a
-                           * server accepts (knobs left 0 become the
-                           * MS_CONN_DEFAULT_KEEPALIVE_* below), off for clients */
+    ms_toggle keepalive;  /* TCP keepalive. MS_DEFAULT: on for connections a server
+                           * accepts (knobs left 0 become the
+                           * MS_CONN_DEFAULT_KEEPALIVE_* below), off for clients
+                           * and ms_conn_serve_fd */
     int keepalive_idle_s; /* keepalive knobs, 0: system default */
     int keepalive_intvl_s;
     int keepalive_count;
-    int nodelay;          /* TCP_NODELAY: 0 or 1 on (the default, for accepted and
-                           * connected TCP sockets alike), -1 off (Nagle's algorithm
-                           * holds a small write while an earlier one is unacknowledged;
-                           * with the peer's delayed ACK a request/reply exchange
-                           * can then stall about 40 ms per message) */
+    ms_toggle nodelay;    /* TCP_NODELAY. MS_DEFAULT: on, as MS_ON (accepted and
+                           * connected TCP sockets alike). MS_OFF leaves Nagle's
+                           * algorithm on: it holds a small write while an earlier
+                           * one is unacknowledged; with the peer's delayed ACK a
+                           * request/reply exchange can then stall about 40 ms per
+                           * message */
     int proxy_protocol;   /* 1: an accepted connection starts with a PROXY protocol
                            * header, v1 or v2 (HAProxy's send-proxy, send-proxy-v2),
                            * consumed before any message; its source address becomes
@@ -175,7 +178,8 @@ MS_EXPORT const char *ms_conn_state_name(ms_conn_state s);
  * bounds the connect (-1: none). On success *out is the connection, which
  * belongs to the library as above: cb->on_open runs when connected, and
  * cb->on_close (with the error, without on_open) if connecting fails. On
- * failure (a bad address, a bad frame config, no memory) no callback runs.
+ * failure (a bad address, a bad frame config or limits, no memory) no
+ * callback runs.
  * Sends before on_open are queued.
  */
 MS_EXPORT int ms_conn_connect(ms_loop *loop, const char *addr, const ms_frame_config *frame,
@@ -189,7 +193,8 @@ MS_EXPORT int ms_conn_connect(ms_loop *loop, const char *addr, const ms_frame_co
  * wait), delivers messages, sends replies at once (a send blocks at most
  * idle_timeout_ms), until the peer closes, an error, or the handler calls
  * ms_conn_close/abort. fd stays the caller's (not closed). Returns the
- * reason on_close got (0 for a clean end).
+ * reason on_close got (0 for a clean end), or, with no callback run,
+ * MS_EINVAL (a bad frame config or limits) or MS_ENOMEM.
  */
 MS_EXPORT int ms_conn_serve_fd(int fd, const ms_frame_config *frame, const ms_conn_limits *lim,
                                const ms_conn_callbacks *cb, void *user);
@@ -290,8 +295,8 @@ typedef struct ms_server_config {
                                    * allows it, epoll otherwise) */
     ms_conn_callbacks cb;
     void *user;                   /* passed to callbacks and log */
-    ms_log_fn log;                /* NULL: warnings and errors on stderr, one line each,
-                                   * through ms_server_log_write (never blocking) */
+    ms_log_fn log;                /* NULL (and log_record NULL): the server logs nothing;
+                                   * ms_log_stderr: warnings and errors on stderr */
     ms_log_record_fn log_record;  /* if set, called instead of log, with the facts apart;
                                    * from any of the server's threads (and fork children) */
     struct ms_tls_ctx *tls;       /* NULL: plain; else a server context (msgsock/tls.h):
@@ -331,8 +336,9 @@ typedef struct ms_server_stats {
     uint64_t dropped_output;      /* MS_EOUTPUTLIMIT */
     uint64_t timed_out;           /* MS_EIDLE and MS_ESLOW */
     uint64_t open;                /* open now */
-    uint64_t log_dropped;         /* log lines ms_server_log_write could not write at once
-                                   * (the default log's too), fork children's included */
+    uint64_t log_dropped;         /* log lines ms_server_log_write could not write at once,
+                                   * fork children's included (not ms_log_stderr's: it
+                                   * has no server to count in) */
     /* Traffic, framing included, as the connections counted it:
      * ms_server_stats_get gives the connections that have ended (each
      * added once the server has cleaned it up: in the blocking models a
@@ -392,6 +398,10 @@ MS_EXPORT void ms_server_stats_get(const ms_server *s, ms_server_stats *out);
  * is not 1 or 2).
  */
 MS_EXPORT int ms_server_log_write(ms_server *s, int fd, const char *text, size_t len);
+/* An ms_log_fn for a program that wants the log on stderr: each warning and
+ * error (level <= 1) as "msgsock: <msg>\n" through ms_server_log_write (never
+ * blocking; a line dropped is not counted). user is ignored. */
+MS_EXPORT void ms_log_stderr(void *user, int level, const char *msg);
 /* Calls fn for each open connection. Only from the thread of a server
  * callback with threads == 1, or while the server is not running; event
  * model only (see ms_server_snapshot_get for any model). */

@@ -8,6 +8,7 @@ const char *ms_strerror(int err)
 {
     static _Thread_local char buf[96];
     switch (err) {
+    case MS_OK: return "Success";
 #define MS_ERR_STR(name, value, msg) case MS_##name: return msg;
         MS_ERRNO_MAP(MS_ERR_STR)
 #undef MS_ERR_STR
@@ -28,6 +29,7 @@ const char *ms_strerror(int err)
 const char *ms_err_name(int err)
 {
     switch (err) {
+    case MS_OK: return "MS_OK";
 #define MS_ERR_NAME(name, value, msg) case MS_##name: return "MS_" #name;
         MS_ERRNO_MAP(MS_ERR_NAME)
 #undef MS_ERR_NAME

@@ -3,24 +3,9 @@
 
 #include <errno.h>
 #include <netinet/tcp.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-
-void msi_log(msi_group *g, int level, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (g->log)
-        g->log(g->log_user, level, line);
-    else if (level <= 1)
-        fprintf(stderr, "msgsock: %s\n", line);
-}
 
 /* ---- ending ---- */
 
@@ -185,9 +170,9 @@ void msi_conn_set_peer(ms_conn *c, const struct sockaddr *sa, socklen_t len)
 int msi_sock_options(int fd, const ms_conn_limits *l)
 {
     int one = 1, rc = 0;
-    if (l->nodelay >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+    if (l->nodelay != MS_OFF && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
         rc = ms_err_from_errno(errno);
-    if (l->keepalive > 0) {
+    if (l->keepalive == MS_ON) {
         int r = ms_sock_set_keepalive(fd, 1, l->keepalive_idle_s, l->keepalive_intvl_s,
                                       l->keepalive_count);
         if (rc == 0)

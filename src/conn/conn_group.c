@@ -12,7 +12,6 @@ int msi_group_init(msi_group *g, ms_loop *loop, const ms_frame_config *frame,
     g->ring = loop ? msi_loop_ring(loop) : NULL;
     g->tops = &msi_transport_plain;
     g->user = user;
-    g->log_user = user;
     g->sweep_due = INT64_MAX;
     if (cb)
         g->cb = *cb;
@@ -27,6 +26,8 @@ int msi_group_init(msi_group *g, ms_loop *loop, const ms_frame_config *frame,
     if (lim)
         g->lim = *lim;
     ms_conn_limits *l = &g->lim;
+    if (!msi_limits_toggles_ok(l))
+        return MS_EINVAL;
     if (l->out_high == 0)
         l->out_high = MS_CONN_DEFAULT_OUT_HIGH;
     if (l->out_low == 0 || l->out_low > l->out_high)

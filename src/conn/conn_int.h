@@ -54,8 +54,6 @@ typedef struct msi_group {
     ms_frame_config frame;    /* delim points at delim below */
     uint8_t delim[MS_FRAME_MAX_DELIM];
     size_t in_max;            /* largest input buffer a message may need */
-    ms_log_fn log;
-    void *log_user;
 
     ms_timer *sweep;
     int64_t sweep_due;        /* when sweep fires, INT64_MAX if disarmed */
@@ -133,7 +131,14 @@ static inline int msi_conn_proxy_ms(const ms_conn_limits *lim)
                : MS_CONN_PROXY_TIMEOUT_MS;
 }
 
-/* conn_group.c, for server.c and client.c */
+/* 1 if every ms_toggle of lim is one the enum names. */
+static inline int msi_limits_toggles_ok(const ms_conn_limits *lim)
+{
+    return (unsigned)lim->nodelay <= MS_OFF && (unsigned)lim->keepalive <= MS_OFF;
+}
+
+/* conn_group.c, for server.c and client.c. MS_EINVAL for a bad framing or
+ * a toggle of lim outside ms_toggle. */
 int msi_group_init(msi_group *g, ms_loop *loop, const ms_frame_config *frame,
                    const ms_conn_limits *lim, const ms_conn_callbacks *cb, void *user);
 void msi_group_fini(msi_group *g);
@@ -157,7 +162,6 @@ int msi_conn_start(msi_group *g, int fd, const struct sockaddr *peer, socklen_t 
 /* Sets TCP_NODELAY and keepalive on a TCP socket as l says (a listener
  * too: accepted sockets inherit them). 0 or the first error. */
 int msi_sock_options(int fd, const ms_conn_limits *l);
-void msi_log(msi_group *g, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* conn_stack.c, for conn_blocking.c: the steps of a connection the blocking
  * driver keeps on its stack (never freed, its fd never closed; held from

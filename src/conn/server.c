@@ -141,8 +141,9 @@ int ms_server_log_write(ms_server *s, int fd, const char *text, size_t len)
     return MS_EAGAIN;
 }
 
-static void line_out(ms_server *s, int level, const char *msg)
+void ms_log_stderr(void *user, int level, const char *msg)
 {
+    (void)user;
     if (level > 1)
         return;
     char line[600];
@@ -152,13 +153,7 @@ static void line_out(ms_server *s, int level, const char *msg)
         line[n - 1] = '\n';
     }
     if (n > 0)
-        ms_server_log_write(s, 2, line, (size_t)n);
-}
-
-/* The loops' and the connections' log without a user callback. */
-static void default_log(void *user, int level, const char *msg)
-{
-    line_out(user, level, msg);
+        ms_server_log_write(NULL, 2, line, (size_t)n);
 }
 
 /* ---- totals and logging, for every model ---- */
@@ -214,6 +209,8 @@ void msi_server_note_end(ms_server *s, int reason)
 void msi_server_log(ms_server *s, int level, int event, int code, const ms_addr *peer,
                     const char *fmt, ...)
 {
+    if (!s->cfg.log_record && !s->cfg.log)
+        return;
     char line[512];
     va_list ap;
     va_start(ap, fmt);
@@ -233,10 +230,7 @@ void msi_server_log(ms_server *s, int level, int event, int code, const ms_addr 
         snprintf(full, sizeof full, "%s: %s", p, line);
         text = full;
     }
-    if (s->cfg.log)
-        s->cfg.log(s->cfg.user, level, text);
-    else
-        line_out(s, level, text);
+    s->cfg.log(s->cfg.user, level, text);
 }
 
 void msi_server_log_conn(ms_server *s, int open, const ms_addr *peer, int reason)
@@ -692,7 +686,8 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
     *out = NULL;
     if (!cfg || (!cfg->listen && cfg->listen_fd <= 0))
         return MS_EINVAL;
-    if (cfg->model < MS_MODEL_EVENT || cfg->model > MS_MODEL_ITERATIVE)
+    if (cfg->model < MS_MODEL_EVENT || cfg->model > MS_MODEL_ITERATIVE ||
+        !msi_limits_toggles_ok(&cfg->limits.conn))
         return MS_EINVAL;
     ms_server *s = calloc(1, sizeof *s);
     if (!s)
@@ -729,8 +724,8 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
     if (s->cfg.backlog <= 0)
         s->cfg.backlog = ms_listen_backlog_default();
     ms_conn_limits *cl = &s->cfg.limits.conn;
-    if (cl->keepalive == 0) {
-        cl->keepalive = 1;
+    if (cl->keepalive == MS_DEFAULT) {
+        cl->keepalive = MS_ON;
         if (cl->keepalive_idle_s == 0)
             cl->keepalive_idle_s = MS_CONN_DEFAULT_KEEPALIVE_IDLE_S;
         if (cl->keepalive_intvl_s == 0)
@@ -783,8 +778,6 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
         sl->g.srv = s;
         if (cfg->tls && (rc = msi_tls_group_use(&sl->g, cfg->tls, NULL)) < 0)
             break;
-        sl->g.log = cfg->log ? cfg->log : default_log;
-        sl->g.log_user = cfg->log ? cfg->user : s;
         sl->last_log_emfile = sl->last_log_refused = INT64_MIN / 2;
         if ((rc = ms_timer_create(sl->loop, &sl->pause_t)) < 0 ||
             (rc = ms_timer_create(sl->loop, &sl->stop_t)) < 0)

@@ -32,7 +32,8 @@ const ms_server_config *msi_server_cfg(const ms_server *s);
 void msi_server_note_accept(ms_server *s);
 void msi_server_note_refused(ms_server *s);
 void msi_server_note_end(ms_server *s, int reason);
-/* A line through the server's log callback; peer may be NULL. */
+/* A line through the server's log_record or log (nothing without either);
+ * peer may be NULL. */
 void msi_server_log(ms_server *s, int level, int event, int code, const ms_addr *peer,
                     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* The line for a connection that ended with an error (nothing for 0 and

@@ -254,13 +254,6 @@ static void on_close(ms_conn *c, int reason, void *user)
     atomic_fetch_add(&t->closes, 1);
 }
 
-static void quiet_log(void *user, int level, const char *msg)
-{
-    (void)user;
-    (void)level;
-    (void)msg;
-}
-
 static void *srv_thread(void *arg)
 {
     tsrv *t = arg;
@@ -284,7 +277,6 @@ static tsrv *srv_start(int mode, const ms_frame_config *frame, const ms_server_l
         .backend = backend,
         .cb = {.on_open = on_open, .on_message = on_msg, .on_close = on_close},
         .user = t,
-        .log = quiet_log,
     };
     if (frame)
         cfg.frame = *frame;
@@ -944,14 +936,16 @@ static void test_sockopts(void **state)
 {
     (void)state;
     check_accepted(NULL, 1, 1, MS_CONN_DEFAULT_KEEPALIVE_IDLE_S);
-    ms_server_limits lim = {.conn = {.nodelay = -1, .keepalive = -1}};
+    ms_server_limits lim = {.conn = {.nodelay = MS_OFF, .keepalive = MS_OFF}};
     check_accepted(&lim, 0, 0, 0);
-    lim = (ms_server_limits){.conn = {.nodelay = 1, .keepalive = 1, .keepalive_idle_s = 77}};
+    lim = (ms_server_limits){.conn = {.nodelay = MS_ON, .keepalive = MS_ON, .keepalive_idle_s = 77}};
     check_accepted(&lim, 1, 1, 77);
 
     tsrv *t = srv_start(M_ECHO, NULL, NULL);
     assert_true(client_nodelay(t->addr, NULL) != 0);
-    ms_conn_limits off = {.nodelay = -1};
+    ms_conn_limits on = {.nodelay = MS_ON};
+    assert_true(client_nodelay(t->addr, &on) != 0);
+    ms_conn_limits off = {.nodelay = MS_OFF};
     assert_int_equal(client_nodelay(t->addr, &off), 0);
     /* The clients close at once: the server may not have opened either yet. */
     wait_until(server_opened_one, t, 5000);
@@ -1101,6 +1095,71 @@ static void test_serve_fd(void **state)
     close(sv[1]);
 }
 
+/* ---- limits that are not an ms_toggle ---- */
+
+static void count_call(ms_conn *c, void *user)
+{
+    (void)c;
+    ++*(int *)user;
+}
+
+static void count_close(ms_conn *c, int reason, void *user)
+{
+    (void)c;
+    (void)reason;
+    ++*(int *)user;
+}
+
+/* A toggle outside ms_toggle (an old -1 for "off" among them) is refused
+ * where the limits are resolved, before anything runs. */
+static void test_bad_toggles(void **state)
+{
+    (void)state;
+    static const ms_conn_limits bad[] = {
+        {.nodelay = (ms_toggle)-1},
+        {.keepalive = (ms_toggle)-1},
+        {.nodelay = (ms_toggle)3},
+        {.keepalive = (ms_toggle)(MS_OFF + 1)},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        for (int m = MS_MODEL_EVENT; m <= MS_MODEL_ITERATIVE; m++) {
+            ms_server *s = NULL;
+            ms_server_config cfg = {.listen = "127.0.0.1:0", .threads = 1,
+                                    .model = (ms_server_model)m, .limits = {.conn = bad[i]}};
+            assert_int_equal(ms_server_create(&s, &cfg), MS_EINVAL);
+            assert_null(s);
+        }
+
+        int calls = 0;
+        ms_conn_callbacks cb = {.on_open = count_call, .on_close = count_close};
+        ms_loop *loop;
+        assert_int_equal(ms_loop_create(&loop, NULL), 0);
+        ms_conn *c = (ms_conn *)&calls;
+        assert_int_equal(ms_conn_connect(loop, "127.0.0.1:1", NULL, &bad[i], &cb, &calls, 5000,
+                                         &c),
+                         MS_EINVAL);
+        assert_null(c);
+        assert_int_equal(ms_loop_run(loop), 0);
+        ms_loop_free(loop);
+
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(ms_conn_serve_fd(sv[1], NULL, &bad[i], &cb, &calls), MS_EINVAL);
+        close(sv[0]);
+        close(sv[1]);
+        assert_int_equal(calls, 0);
+    }
+    /* Every named value is taken. */
+    for (int v = MS_DEFAULT; v <= MS_OFF; v++) {
+        ms_server *s = NULL;
+        ms_server_config cfg = {.listen = "127.0.0.1:0", .threads = 1,
+                                .limits = {.conn = {.nodelay = (ms_toggle)v,
+                                                    .keepalive = (ms_toggle)v}}};
+        assert_int_equal(ms_server_create(&s, &cfg), 0);
+        ms_server_free(s);
+    }
+}
+
 /* Each backend's setup gets the test's name (test_name, for SKIP-REASON). */
 #define ON(fn, setup) cmocka_unit_test_prestate_setup_teardown(fn, setup, NULL, (void *)#fn)
 #define BOTH(fn) ON(fn, use_epoll), ON(fn, use_poll), ON(fn, use_uring)
@@ -1125,6 +1184,7 @@ int main(void)
         BOTH(test_accessors),
         BOTH(test_sendv_pieces),
         cmocka_unit_test(test_serve_fd),
+        cmocka_unit_test(test_bad_toggles),
     };
     size_t n = backend_filter(tests, sizeof tests / sizeof tests[0]);
     return _cmocka_run_group_tests("test_conn", tests, n, NULL, NULL);

@@ -359,13 +359,6 @@ static void s_on_close(ms_conn *c, int reason, void *user)
     atomic_fetch_add(&t->closes, 1);
 }
 
-static void quiet_log(void *user, int level, const char *msg)
-{
-    (void)user;
-    (void)level;
-    (void)msg;
-}
-
 static void *srv_thread(void *arg)
 {
     tsrv *t = arg;
@@ -384,7 +377,6 @@ static tsrv *srv_start(ms_tls_ctx *ctx)
         .threads = 1,
         .cb = {.on_open = s_on_open, .on_message = s_on_msg, .on_close = s_on_close},
         .user = t,
-        .log = quiet_log,
         .tls = ctx,
     };
     assert_int_equal(ms_server_create(&t->s, &cfg), 0);
