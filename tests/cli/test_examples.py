@@ -3,6 +3,7 @@ and run here against the msgsock command as its peer; and examples/Makefile
 builds them against an installed copy of the library through pkg-config."""
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -57,6 +58,46 @@ class ExamplesBuiltTest(MsTestCase):
                 for ln in includes:
                     self.assertNotIn('"', ln, "an example includes a private header")
                     self.assertNotRegex(ln, r"<msgsock/", "include <msgsock.h>, not its sections")
+
+
+def man_programs():
+    """(page, C source) of every whole program in an EXAMPLES section of
+    man/*.3 and man/*.7, with the roff escapes they use undone."""
+    progs = []
+    mandir = os.path.join(ROOT, "man")
+    for page in sorted(os.listdir(mandir)):
+        with open(os.path.join(mandir, page)) as f:
+            text = f.read()
+        for block in re.findall(r"^\.EX\n(.*?)^\.EE\n", text, re.M | re.S):
+            if "int main(" not in block:
+                continue
+            for roff, c in ((r"\e", "\\"), (r"\-", "-"), (r"\(aq", "'"), (r"\(dq", '"')):
+                block = block.replace(roff, c)
+            progs.append((page, block))
+    return progs
+
+
+class ManExamplesTest(MsTestCase):
+    """The whole programs in the man pages compile warning-free against
+    today's header (-Werror: a call that does not exist, or has changed its
+    arguments, fails)."""
+
+    def test_man_page_programs_compile(self):
+        progs = man_programs()
+        pages = {page for page, _ in progs}
+        for page in ("ms_loop.3", "ms_frame.3", "ms_conn.3", "ms_server.3", "ms_tls.3"):
+            self.assertIn(page, pages, f"{page} has no whole program in EXAMPLES")
+        tmp = tempfile.mkdtemp(prefix="msgsock-manex-")
+        for i, (page, src) in enumerate(progs):
+            with self.subTest(page=page, program=i):
+                path = os.path.join(tmp, f"ex{i}.c")
+                with open(path, "w") as f:
+                    f.write(src)
+                cc = subprocess.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-fsyntax-only",
+                                     "-I", os.path.join(ROOT, "include"), path],
+                                    capture_output=True, text=True)
+                self.assertEqual(cc.returncode, 0, f"{page}:\n{cc.stderr}\n{src}")
+        shutil.rmtree(tmp)
 
 
 class AppClientTest(MsTestCase):
