@@ -120,10 +120,11 @@ int main(int argc, char **argv)
         have += (size_t)got;
     }
     ms_sock_close(fd, 0);
+    if (n > 0)
+        rc = print_result((const char *)msg.data, msg.len);
+    ms_framer_free(framer); /* msg.app pointed into it: used up by now */
     if (n < 0)
         return fail("response", (int)n);
-    rc = print_result((const char *)msg.data, msg.len);
-    ms_framer_free(framer);
     if (rc < 0)
         return fail("response is not a search result", MS_EMALFORMED);
     return 0;

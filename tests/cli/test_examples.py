@@ -100,6 +100,22 @@ class ManExamplesTest(MsTestCase):
         shutil.rmtree(tmp)
 
 
+class GuideTest(MsTestCase):
+    """docs/guide.md: a code block that starts with a line
+    `// examples/NAME.c` is a piece of that example, copied as it is, so
+    the guide cannot drift from the program the tests run."""
+
+    def test_guide_snippets_match_the_examples(self):
+        with open(os.path.join(ROOT, "docs", "guide.md")) as f:
+            guide = f.read()
+        blocks = re.findall(r"^```c\n// (examples/\S+\.c)\n(.*?)^```$", guide, re.M | re.S)
+        self.assertGreaterEqual(len(blocks), 3, "the guide quotes examples/app_client.c")
+        for path, body in blocks:
+            with self.subTest(source=path, first_line=body.splitlines()[0]):
+                with open(os.path.join(ROOT, path)) as f:
+                    self.assertIn(body, f.read())
+
+
 class AppClientTest(MsTestCase):
     def test_prints_what_the_python_client_prints(self):
         with Server("app-server", "127.0.0.1", "0") as srv:
