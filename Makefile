@@ -59,6 +59,8 @@ endif
 SHARED := $(BUILD)/libmsgsock.so.$(VERSION)
 BIN := $(BUILD)/msgsock
 PC := $(BUILD)/msgsock.pc
+MAN3 := $(sort $(wildcard man/*.3))
+MAN7 := $(sort $(wildcard man/*.7))
 
 ifneq ($(V),1)
 Q := @
@@ -102,11 +104,13 @@ $(BUILD)/tests/%: tests/unit/%.c $(TEST_HELPER_OBJS) $(STATIC)
 	@$(if $(Q),echo "  TEST    $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(TEST_HELPER_OBJS) $(STATIC) $(TEST_LIBS) $(LIBS) -lm
 
-# The whole suite: the layer check (mk/layers.mk), unit tests (cmocka) and
-# black-box tests of the command.
+# The whole suite: the layer check (mk/layers.mk), the man pages
+# (mk/docs.mk), unit tests (cmocka) and black-box tests of the command and
+# the examples.
 test: all
 	$(Q)scripts/deps.sh test
 	$(Q)$(MAKE) --no-print-directory check-layers
+	$(Q)$(MAKE) --no-print-directory check-man
 	$(Q)$(MAKE) --no-print-directory $(UNIT_BINS)
 	$(Q)$(PYTHON) tests/run.py --build $(BUILD)
 
@@ -123,7 +127,8 @@ sanitize:
 
 install: all
 	install -d $(DESTDIR)$(INCLUDEDIR)/msgsock $(DESTDIR)$(LIBDIR)/pkgconfig \
-	    $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	    $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
+	    $(DESTDIR)$(MANDIR)/man7
 	install -m 644 include/msgsock.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 include/msgsock/*.h $(DESTDIR)$(INCLUDEDIR)/msgsock/
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
@@ -133,11 +138,14 @@ install: all
 	$(PC_SED) > $(DESTDIR)$(LIBDIR)/pkgconfig/msgsock.pc
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/
 	install -m 644 man/msgsock.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
+	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7/
 
 uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/msgsock.h $(DESTDIR)$(INCLUDEDIR)/msgsock
 	rm -f $(DESTDIR)$(LIBDIR)/libmsgsock.* $(DESTDIR)$(LIBDIR)/pkgconfig/msgsock.pc
 	rm -f $(DESTDIR)$(BINDIR)/msgsock $(DESTDIR)$(MANDIR)/man1/msgsock.1
+	rm -f $(MAN3:man/%=$(DESTDIR)$(MANDIR)/man3/%) $(MAN7:man/%=$(DESTDIR)$(MANDIR)/man7/%)
 
 clean:
 	rm -rf build build-san build-tsan build-fuzz

@@ -1,11 +1,12 @@
 #!/bin/sh
 # deps.sh: installs the Debian packages a make target needs, when missing.
-# Usage: scripts/deps.sh build|test|fuzz|bench|reliability
+# Usage: scripts/deps.sh build|docs|test|fuzz|bench|reliability
 # Prints what it installs; installs only as root (otherwise says what to run).
 set -eu
 
 pkgs_build="libjansson-dev libssl-dev liburing-dev pkg-config"
-pkgs_test="$pkgs_build libcmocka-dev python3 iproute2 openssl procps"
+pkgs_docs="man-db groff-base" # make check-man: man --warnings and lexgrog on every page
+pkgs_test="$pkgs_build $pkgs_docs libcmocka-dev python3 iproute2 openssl procps"
 pkgs_test="$pkgs_test sslscan" # tests/cli/test_tls_scan.py scans the TLS defaults
 pkgs_test="$pkgs_test python3-prometheus-client" # tests/cli/test_metrics.py parses /metrics (run by /usr/bin/python3)
 pkgs_test="$pkgs_test haproxy" # test_proxy_protocol.py and test_drain.py run msgsock behind it
@@ -15,6 +16,7 @@ pkgs_reliability="$pkgs_test nftables valgrind util-linux"
 
 case "${1:-build}" in
 build) want=$pkgs_build ;;
+docs) want=$pkgs_docs ;;
 test) want=$pkgs_test ;;
 fuzz) want=$pkgs_fuzz ;;
 bench) want=$pkgs_bench ;;
