@@ -94,38 +94,20 @@ int main(int argc, char **argv)
     if (rc < 0)
         return fail("send", rc);
 
-    /* The answer may come in any number of pieces: keep what arrived and
-     * let the framer say when a whole message is there. */
+    /* The answer may come in any number of pieces: the reader keeps what
+     * arrived and returns once a whole message is there. */
     ms_frame_config fc = {.kind = MS_FRAME_APP, .max_msg = 1 << 20};
-    ms_framer *framer;
-    if ((rc = ms_framer_create(&framer, &fc)) < 0)
-        return fail("framer", rc);
-    static uint8_t buf[(1 << 20) + 70000];
-    size_t have = 0;
+    ms_msg_reader *reader;
+    if ((rc = ms_msg_reader_create(&reader, &fc)) < 0)
+        return fail("reader", rc);
     ms_frame msg;
-    ssize_t n;
-    for (;;) {
-        n = ms_framer_decode(framer, buf, have, &msg, NULL);
-        if (n != MS_ENEEDMORE)
-            break;
-        ssize_t got = ms_recv_some(fd, buf + have, sizeof buf - have, TIMEOUT_MS);
-        if (got == MS_EOF) { /* the server closed: inside a message or not? */
-            n = ms_framer_decode_eof(framer, buf, have, &msg);
-            break;
-        }
-        if (got < 0) {
-            n = got;
-            break;
-        }
-        have += (size_t)got;
-    }
+    rc = ms_recv_msg(fd, reader, &msg, TIMEOUT_MS);
     ms_sock_close(fd, 0);
-    if (n > 0)
-        rc = print_result((const char *)msg.data, msg.len);
-    ms_framer_free(framer); /* msg.app pointed into it: used up by now */
-    if (n < 0)
-        return fail("response", (int)n);
+    int printed = rc == 0 ? print_result((const char *)msg.data, msg.len) : 0;
+    ms_msg_reader_free(reader); /* msg pointed into it: used up by now */
     if (rc < 0)
+        return fail("response", rc);
+    if (printed < 0)
         return fail("response is not a search result", MS_EMALFORMED);
     return 0;
 }
