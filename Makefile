@@ -3,7 +3,7 @@
 # build folder), TSAN=1 (ThreadSanitizer, own build folder), V=1 (verbose).
 
 VERSION_MAJOR := 0
-VERSION_MINOR := 2
+VERSION_MINOR := 3
 VERSION_PATCH := 0
 VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
 
@@ -50,7 +50,8 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 STATIC := $(BUILD)/libmsgsock.a
 # Before 1.0 a minor release may change the ABI (a public struct grew in
-# 0.2), so the SONAME carries the minor version too: libmsgsock.so.0.2.
+# 0.2, the connection and server API in 0.3), so the SONAME carries the
+# minor version too: libmsgsock.so.0.3.
 ifeq ($(VERSION_MAJOR),0)
 SONAME := libmsgsock.so.$(VERSION_MAJOR).$(VERSION_MINOR)
 else

@@ -8,9 +8,9 @@
 #include <sys/types.h>
 
 #define MS_VERSION_MAJOR 0
-#define MS_VERSION_MINOR 2
+#define MS_VERSION_MINOR 3
 #define MS_VERSION_PATCH 0
-#define MS_VERSION_STRING "0.2.0"
+#define MS_VERSION_STRING "0.3.0"
 
 #if defined(MS_BUILDING) && defined(__GNUC__)
 #define MS_EXPORT __attribute__((visibility("default")))
@@ -127,7 +127,7 @@ static inline int ms_err_from_errno(int e) { return e > 0 ? -e : MS_EIO; }
  * value is rejected with MS_EINVAL. */
 typedef enum ms_toggle { MS_DEFAULT = 0, MS_ON = 1, MS_OFF = 2 } ms_toggle;
 
-/* The library's version string, e.g. "0.2.0". */
+/* The library's version string, e.g. "0.3.0". */
 MS_EXPORT const char *ms_version(void);
 
 #endif
