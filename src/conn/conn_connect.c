@@ -146,8 +146,7 @@ int ms_conn_connect(ms_loop *loop, const char *addr, const ms_frame_config *fram
         free(g);
         return rc;
     }
-    g->nconns++;
-    msi_conn_all_append(c);
+    msi_conn_attach(c);
     msi_conn_dl_append(c, MSI_DL_CONNECT, c->created);
     if (g->sweep_due == INT64_MAX)
         msi_conn_sweep_arm(g);

@@ -65,7 +65,9 @@ int msi_group_init(msi_group *g, ms_loop *loop, const ms_frame_config *frame,
     }
     g->maxbcache = 64;
     if (loop) {
-        rc = ms_timer_create(loop, &g->sweep);
+        rc = msi_loop_conns_get(loop, &g->lc);
+        if (rc == 0)
+            rc = ms_timer_create(loop, &g->sweep);
         if (rc < 0) {
             msi_group_fini(g);
             return rc;
