@@ -194,11 +194,11 @@ MS_EXPORT int ms_conn_connect(ms_loop *loop, const char *addr, const ms_frame_co
  * made: its clients (ms_conn_connect, ms_conn_connect_tls) and, on a
  * server's loop, the server's connections on that loop. On the loop's
  * thread (from its callbacks too). fn may close or abort the connection it
- * is given or any other (then on_close runs before or during the walk and
- * that one is not visited later); one that ended already and waits for a
- * callback of its own to return is skipped. A connection fn makes is
- * visited too. Returns the number of connections visited, or MS_EINVAL
- * (loop or fn NULL).
+ * is given (its on_close runs once fn has returned) or any other (on_close
+ * at once, or once fn has returned if it is the next one due; it is not
+ * visited then). One that has ended and waits for a callback of its own to
+ * return is skipped. A connection fn makes is visited too. Returns the
+ * number of connections visited (fn calls), or MS_EINVAL (loop or fn NULL).
  */
 MS_EXPORT int ms_loop_foreach_conn(ms_loop *loop, void (*fn)(ms_conn *c, void *arg), void *arg);
 
