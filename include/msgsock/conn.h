@@ -195,10 +195,11 @@ MS_EXPORT int ms_conn_connect(ms_loop *loop, const char *addr, const ms_frame_co
  * server's loop, the server's connections on that loop. On the loop's
  * thread (from its callbacks too). fn may close or abort the connection it
  * is given (its on_close runs once fn has returned) or any other (on_close
- * at once, or once fn has returned if it is the next one due; it is not
- * visited then). One that has ended and waits for a callback of its own to
- * return is skipped. A connection fn makes is visited too. Returns the
- * number of connections visited (fn calls), or MS_EINVAL (loop or fn NULL).
+ * at once, or once fn has returned if the walk holds it; either way it is
+ * not visited then). One that has ended and waits for a callback of its own
+ * to return is skipped; one made during the walk may or may not be visited.
+ * Returns the number of connections visited (fn calls), or MS_EINVAL (loop
+ * or fn NULL).
  */
 MS_EXPORT int ms_loop_foreach_conn(ms_loop *loop, void (*fn)(ms_conn *c, void *arg), void *arg);
 

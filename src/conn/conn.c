@@ -37,7 +37,6 @@ static void bufs_free(void *p)
 void msi_conn_destroy(ms_conn *c)
 {
     msi_group *g = c->g;
-    msi_conn_loop_unlink(c);
     msi_conn_all_unlink(c);
     msi_conn_dl_unlink(c);
     if (c->fd >= 0 && !(c->flags & MSI_F_STACK)) {
@@ -256,7 +255,8 @@ int msi_conn_start(msi_group *g, int fd, const struct sockaddr *peer, socklen_t 
         free(c);
         return rc;
     }
-    msi_conn_attach(c);
+    g->nconns++;
+    msi_conn_all_append(c);
     if (out)
         *out = c;
     if (!connecting)

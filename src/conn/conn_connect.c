@@ -146,7 +146,8 @@ int ms_conn_connect(ms_loop *loop, const char *addr, const ms_frame_config *fram
         free(g);
         return rc;
     }
-    msi_conn_attach(c);
+    g->nconns++;
+    msi_conn_all_append(c);
     msi_conn_dl_append(c, MSI_DL_CONNECT, c->created);
     if (g->sweep_due == INT64_MAX)
         msi_conn_sweep_arm(g);

@@ -1,4 +1,4 @@
-/* conn_loop.c: every connection a loop drives, listed per loop: walked, and ended when the loop is freed. */
+/* conn_loop.c: a loop's groups, so its connections: walked, and ended when the loop is freed. */
 #include "conn/conn_int.h"
 #include "loop/loop_ext.h"
 
@@ -6,35 +6,46 @@
 #include <stdlib.h>
 
 struct msi_loop_conns {
-    ms_conn *head, *tail; /* in the order attached */
-    int ending;           /* ms_loop_free is ending them: no new one */
+    msi_group *head, *tail; /* in the order made */
+    int ending;             /* ms_loop_free is ending them: no new group */
 };
 
 /* Its address is the key the list hangs on a loop under. */
 static const char loop_conns_key;
 
-/* Calls fn for each live connection; returns how many. fn (or an on_close
- * it causes) may end any connection, and with a client's its group: the
- * current and the next one stay pinned (depth), so neither is freed under
- * the walk; one ended unpinned leaves the list at once. */
+/* A client's group is freed with its one connection, so holding that
+ * connection (depth) holds the group; a server's outlives every walk. */
+static ms_conn *hold(msi_group *g)
+{
+    ms_conn *c = g && g->owned_by_conn ? g->all_head : NULL;
+    if (c)
+        c->depth++;
+    return c;
+}
+
+static void release(ms_conn *c)
+{
+    if (c && --c->depth == 0 && (c->flags & MSI_F_DEAD))
+        msi_conn_destroy(c);
+}
+
+/* Calls fn for each live connection of each group; returns how many. fn
+ * (or an on_close it causes) may end any connection, and with a client's
+ * its group: the group being walked stays held, and the next one is held
+ * before that one is let go (its end may run an on_close), so neither is
+ * freed under the walk; one ended unheld leaves the list at once. */
 static int walk(msi_loop_conns *lc, void (*fn)(ms_conn *c, void *arg), void *arg)
 {
     int n = 0;
-    ms_conn *c = lc->head;
-    if (c)
-        c->depth++;
-    while (c) {
-        ms_conn *next = c->lnext;
-        if (next)
-            next->depth++;
-        if (!(c->flags & MSI_F_DEAD)) {
-            fn(c, arg);
-            n++;
-        }
-        c->depth--;
-        if ((c->flags & MSI_F_DEAD) && c->depth == 0)
-            msi_conn_destroy(c);
-        c = next;
+    msi_group *g = lc->head;
+    ms_conn *held = hold(g);
+    while (g) {
+        n += msi_group_foreach(g, fn, arg);
+        msi_group *next = g->lnext;
+        ms_conn *held_next = hold(next);
+        release(held);
+        g = next;
+        held = held_next;
     }
     return n;
 }
@@ -45,72 +56,69 @@ static void end_one(ms_conn *c, void *arg)
     msi_conn_fail(c, MS_ECLOSED);
 }
 
-/* ms_loop_free: no callback of the loop runs, so nothing holds a
- * connection (depth 0) and each one ends within the walk. A server frees
- * its groups' connections before its loops: any still here are ended
- * like the clients', once (on_close unlists a connection first). */
+/* ms_loop_free: no callback of the loop runs, so nothing else holds a
+ * connection and each one ends within the walk, its on_close once (it is
+ * unlinked from its group first). A server ends its connections and
+ * unlists its groups before it frees its loops; a group still here then
+ * has its connections ended too, and is detached from the loop, its sweep
+ * timer freed, so that it never touches the loop again. */
 static void loop_freed(ms_loop *loop, void *data)
 {
     (void)loop;
     msi_loop_conns *lc = data;
     lc->ending = 1;
     walk(lc, end_one, NULL);
-    assert(lc->head == NULL);
+    while (lc->head) {
+        msi_group *g = lc->head;
+        assert(g->nconns == 0 && !g->owned_by_conn);
+        msi_loop_group_remove(g);
+        ms_timer_free(g->sweep);
+        g->sweep = NULL;
+    }
     free(lc);
 }
 
-int msi_loop_conns_get(ms_loop *loop, msi_loop_conns **out)
+int msi_loop_group_add(msi_group *g)
 {
-    msi_loop_conns *lc = msi_loop_ext(loop, &loop_conns_key);
-    if (lc) {
-        *out = lc;
-        return lc->ending ? MS_ECLOSED : 0;
+    msi_loop_conns *lc = msi_loop_ext(g->loop, &loop_conns_key);
+    if (lc && lc->ending)
+        return MS_ECLOSED;
+    if (!lc) {
+        lc = calloc(1, sizeof *lc);
+        if (!lc)
+            return MS_ENOMEM;
+        int rc = msi_loop_ext_set(g->loop, &loop_conns_key, lc, loop_freed);
+        if (rc < 0) {
+            free(lc);
+            return rc;
+        }
     }
-    lc = calloc(1, sizeof *lc);
-    if (!lc)
-        return MS_ENOMEM;
-    int rc = msi_loop_ext_set(loop, &loop_conns_key, lc, loop_freed);
-    if (rc < 0) {
-        free(lc);
-        return rc;
-    }
-    *out = lc;
+    g->lc = lc;
+    g->lnext = NULL;
+    g->lprev = lc->tail;
+    if (lc->tail)
+        lc->tail->lnext = g;
+    else
+        lc->head = g;
+    lc->tail = g;
     return 0;
 }
 
-void msi_conn_attach(ms_conn *c)
+void msi_loop_group_remove(msi_group *g)
 {
-    msi_group *g = c->g;
     msi_loop_conns *lc = g->lc;
-    g->nconns++;
-    msi_conn_all_append(c);
     if (!lc)
         return;
-    c->lnext = NULL;
-    c->lprev = lc->tail;
-    if (lc->tail)
-        lc->tail->lnext = c;
+    if (g->lprev)
+        g->lprev->lnext = g->lnext;
     else
-        lc->head = c;
-    lc->tail = c;
-    c->flags |= MSI_F_INLOOP;
-}
-
-void msi_conn_loop_unlink(ms_conn *c)
-{
-    msi_loop_conns *lc = c->g->lc;
-    if (!(c->flags & MSI_F_INLOOP))
-        return;
-    if (c->lprev)
-        c->lprev->lnext = c->lnext;
+        lc->head = g->lnext;
+    if (g->lnext)
+        g->lnext->lprev = g->lprev;
     else
-        lc->head = c->lnext;
-    if (c->lnext)
-        c->lnext->lprev = c->lprev;
-    else
-        lc->tail = c->lprev;
-    c->lprev = c->lnext = NULL;
-    c->flags &= (uint16_t)~MSI_F_INLOOP;
+        lc->tail = g->lprev;
+    g->lprev = g->lnext = NULL;
+    g->lc = NULL;
 }
 
 int ms_loop_foreach_conn(ms_loop *loop, void (*fn)(ms_conn *c, void *arg), void *arg)
