@@ -1,7 +1,8 @@
 /* test_loop_teardown.c: ms_loop_free ends every connection still on the
  * loop (connected, still connecting, with output queued; an on_close that
  * aborts others meanwhile) and ms_loop_foreach_conn walks a loop's
- * connections, a server's too; each test on epoll, poll and io_uring. */
+ * connections, a server's too; each test on epoll, poll and io_uring. And
+ * the loop's mechanism beneath: state of a higher layer ended first. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -9,6 +10,7 @@
 #include <cmocka.h>
 
 #include "msgsock.h"
+#include "loop/loop_ext.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -521,6 +523,63 @@ static void test_foreach_conn_server(void **state)
     assert_int_equal(atomic_load(&t.closes), N);
 }
 
+/* ---- the loop's hooks (loop/loop_ext.h) ---- */
+
+typedef struct ext_rec {
+    char order[8];
+    int n;
+    int found_self, set_rc, timer_ok;
+    ms_timer *t;
+} ext_rec;
+
+static const char key_a = 'a', key_b = 'b', key_c = 'c';
+
+static void fini_note(ms_loop *loop, void *data, char which)
+{
+    ext_rec *r = data;
+    r->order[r->n++] = which;
+    /* Everything of the loop still works: its timers too. */
+    r->timer_ok += ms_timer_start(r->t, 1000, 0, watchdog, NULL) == 0 && ms_timer_active(r->t);
+    (void)loop;
+}
+
+static void fini_a(ms_loop *loop, void *data) { fini_note(loop, data, 'a'); }
+static void fini_c(ms_loop *loop, void *data) { fini_note(loop, data, 'c'); }
+
+static void fini_b(ms_loop *loop, void *data)
+{
+    ext_rec *r = data;
+    fini_note(loop, data, 'b');
+    r->found_self = msi_loop_ext(loop, &key_b) == data;
+    r->set_rc = msi_loop_ext_set(loop, &key_c, r, fini_c);
+}
+
+static void test_loop_ext_hooks(void **state)
+{
+    (void)state;
+    backend_require(test_name);
+    ms_loop *loop;
+    ms_loop_opts lo = {.backend = backend};
+    assert_int_equal(ms_loop_create(&loop, &lo), 0);
+    ext_rec r;
+    memset(&r, 0, sizeof r);
+    assert_int_equal(ms_timer_create(loop, &r.t), 0);
+    assert_null(msi_loop_ext(loop, &key_a));
+    assert_int_equal(msi_loop_ext_set(loop, &key_a, &r, fini_a), 0);
+    assert_int_equal(msi_loop_ext_set(loop, &key_b, &r, fini_b), 0);
+    assert_int_equal(msi_loop_ext_set(loop, &key_a, &r, fini_a), MS_EEXIST);
+    assert_int_equal(msi_loop_ext_set(loop, &key_c, &r, NULL), MS_EINVAL);
+    assert_ptr_equal(msi_loop_ext(loop, &key_a), &r);
+    assert_null(msi_loop_ext(loop, &key_c));
+    ms_loop_free(loop);
+    /* The latest first, each findable during its own fini; one set then
+     * ends next. */
+    assert_string_equal(r.order, "bca");
+    assert_int_equal(r.found_self, 1);
+    assert_int_equal(r.set_rc, 0);
+    assert_int_equal(r.timer_ok, 3);
+}
+
 #define ON(fn, setup) cmocka_unit_test_prestate_setup_teardown(fn, setup, NULL, (void *)#fn)
 #define ALL(fn) ON(fn, use_epoll), ON(fn, use_poll), ON(fn, use_uring)
 
@@ -532,6 +591,7 @@ int main(void)
         ALL(test_free_on_close_aborts_others),
         ALL(test_foreach_conn_clients),
         ALL(test_foreach_conn_server),
+        ON(test_loop_ext_hooks, use_epoll),
     };
     size_t n = backend_filter(tests, sizeof tests / sizeof tests[0]);
     return _cmocka_run_group_tests("test_loop_teardown", tests, n, NULL, NULL);
