@@ -11,13 +11,15 @@
  * address of a static object of its file). At the start of ms_loop_free,
  * while the loop's watches, timers and ring still work, the loop calls
  * fini(loop, data) for each, the most recently set first; fini ends
- * whatever depends on the loop and frees data. On the loop's thread only.
+ * whatever depends on the loop and frees data. During its fini a key is
+ * still found (its layer can refuse new work then); one set meanwhile is
+ * ended next. On the loop's thread only.
  */
 
 /* The data set under key, or NULL. */
 void *msi_loop_ext(const ms_loop *loop, const void *key);
-/* Sets data under key with its fini (not NULL). Returns 0, MS_EEXIST (key
- * already set) or MS_ENOMEM. */
+/* Sets data under key with its fini. Returns 0, MS_EEXIST (key already
+ * set), MS_EINVAL (key or fini NULL) or MS_ENOMEM. */
 int msi_loop_ext_set(ms_loop *loop, const void *key, void *data,
                      void (*fini)(ms_loop *loop, void *data));
 
