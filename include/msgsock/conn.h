@@ -17,7 +17,13 @@
  * Ownership: connections belong to the library. The user's pointer to one
  * is valid from on_open (or ms_conn_connect's return) until on_close
  * returns; after that the memory is gone. Every function below must be
- * called on the thread of the connection's loop.
+ * called on the thread of the connection's loop. A connection lives as long
+ * as its loop at most: ms_loop_free ends every connection still on the loop
+ * (clients, connected or still connecting) before anything else: each
+ * on_close runs once with MS_ECLOSED (one still connecting never gets
+ * on_open), queued output is dropped, the socket closed (reset) and the
+ * memory freed. A server's connections are ended by ms_server_free, which
+ * frees the server's loops.
  *
  * Callbacks may call anything here, including ms_conn_close/abort on their
  * own connection (the library re-checks before touching it again). When a
@@ -178,13 +184,27 @@ MS_EXPORT const char *ms_conn_state_name(ms_conn_state s);
  * bounds the connect (-1: none). On success *out is the connection, which
  * belongs to the library as above: cb->on_open runs when connected, and
  * cb->on_close (with the error, without on_open) if connecting fails. On
- * failure (a bad address, a bad frame config or limits, no memory) no
- * callback runs.
- * Sends before on_open are queued.
+ * failure (a bad address, a bad frame config or limits, no memory;
+ * MS_ECLOSED when called from an on_close run by ms_loop_free of this
+ * loop) no callback runs. Sends before on_open are queued.
  */
 MS_EXPORT int ms_conn_connect(ms_loop *loop, const char *addr, const ms_frame_config *frame,
                               const ms_conn_limits *lim, const ms_conn_callbacks *cb,
                               void *user, int timeout_ms, ms_conn **out);
+
+/*
+ * Calls fn(c, arg) for every connection loop drives, in the order they were
+ * made: its clients (ms_conn_connect, ms_conn_connect_tls) and, on a
+ * server's loop, the server's connections on that loop. On the loop's
+ * thread (from its callbacks too). fn may close or abort the connection it
+ * is given (its on_close runs once fn has returned) or any other (on_close
+ * at once, or once fn has returned if the walk holds it; either way it is
+ * not visited then). One that has ended and waits for a callback of its own
+ * to return is skipped; one made during the walk may or may not be visited.
+ * Returns the number of connections visited (fn calls), or MS_EINVAL (loop
+ * or fn NULL).
+ */
+MS_EXPORT int ms_loop_foreach_conn(ms_loop *loop, void (*fn)(ms_conn *c, void *arg), void *arg);
 
 /*
  * Drives the same handler over an already-connected descriptor with

@@ -39,8 +39,10 @@ typedef struct ms_loop_opts {
  * called from other threads. */
 MS_EXPORT int ms_loop_create(ms_loop **out, const ms_loop_opts *opts);
 /* Frees the loop and its timers and signal watches (signals stay blocked).
- * Descriptors being watched are not closed (they were never the loop's).
- * Queued wake callbacks are dropped without running. Not from a callback. */
+ * Connections on it are ended first, each on_close(MS_ECLOSED) once; see
+ * msgsock/conn.h. Other descriptors being watched are not closed (they were
+ * never the loop's). Queued wake callbacks are dropped without running.
+ * Not from a callback. */
 MS_EXPORT void ms_loop_free(ms_loop *loop);
 /* The backend in use: "epoll", "poll" or "io_uring". */
 MS_EXPORT const char *ms_loop_backend(const ms_loop *loop);

@@ -67,6 +67,8 @@ int msi_group_init(msi_group *g, ms_loop *loop, const ms_frame_config *frame,
     g->maxbcache = 64;
     if (loop) {
         rc = ms_timer_create(loop, &g->sweep);
+        if (rc == 0)
+            rc = msi_loop_group_add(g);
         if (rc < 0) {
             msi_group_fini(g);
             return rc;
@@ -77,6 +79,7 @@ int msi_group_init(msi_group *g, ms_loop *loop, const ms_frame_config *frame,
 
 void msi_group_fini(msi_group *g)
 {
+    msi_loop_group_remove(g);
     if (g->sweep)
         ms_timer_free(g->sweep);
     g->sweep = NULL;
@@ -107,8 +110,9 @@ void msi_group_fini(msi_group *g)
     g->tctx = NULL;
 }
 
-void msi_group_foreach(msi_group *g, void (*fn)(ms_conn *c, void *arg), void *arg)
+int msi_group_foreach(msi_group *g, void (*fn)(ms_conn *c, void *arg), void *arg)
 {
+    int calls = 0;
     /* fn (or an on_close it triggers) may end any connection: keep the
      * current and the next one pinned (depth) so neither is freed under us. */
     ms_conn *c = g->all_head;
@@ -118,13 +122,16 @@ void msi_group_foreach(msi_group *g, void (*fn)(ms_conn *c, void *arg), void *ar
         ms_conn *n = c->anext;
         if (n)
             n->depth++;
-        if (!(c->flags & MSI_F_DEAD))
+        if (!(c->flags & MSI_F_DEAD)) {
             fn(c, arg);
+            calls++;
+        }
         c->depth--;
         if ((c->flags & MSI_F_DEAD) && c->depth == 0)
             msi_conn_destroy(c);
         c = n;
     }
+    return calls;
 }
 
 static void close_one(ms_conn *c, void *arg)

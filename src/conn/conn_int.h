@@ -40,11 +40,17 @@ msi_buf *msi_buf_reserve(msi_buf *b, size_t cap);
  * connection has its own. */
 enum { MSI_DL_MSG = 0, MSI_DL_LINGER, MSI_DL_CONNECT, MSI_DL_N };
 
-typedef struct msi_group {
+/* Every group on a loop, so every connection it drives (conn_loop.c). */
+typedef struct msi_loop_conns msi_loop_conns;
+
+typedef struct msi_group msi_group;
+struct msi_group {
     ms_loop *loop;            /* NULL: driven by blocking I/O (conn_blocking.c) */
     msi_ring *ring;           /* the loop's io_uring; plain connections do their I/O
                                * through it (NULL: readiness I/O) */
     ms_server *srv;           /* NULL for a client */
+    msi_loop_conns *lc;       /* the loop's groups (NULL: blocking, or detached) */
+    struct msi_group *lprev, *lnext; /* lc's list */
     const msi_transport *tops;
     void *tctx;               /* the transport's context (TLS), NULL for plain */
     ms_framer *enc;           /* encodes sends; never decodes */
@@ -82,7 +88,7 @@ typedef struct msi_group {
                                * from the listener (Linux copies them at accept) */
     ms_addr *caddrs;          /* client: addresses still to try */
     int ncaddrs, icaddr;
-} msi_group;
+};
 
 struct ms_conn {
     msi_group *g;
@@ -144,8 +150,20 @@ int msi_group_init(msi_group *g, ms_loop *loop, const ms_frame_config *frame,
 void msi_group_fini(msi_group *g);
 /* Every connection of g: graceful close with reason (server stop). */
 void msi_group_close_all(msi_group *g, int reason, int abortive);
-/* Calls fn for each live connection of g; fn may end any of them. */
-void msi_group_foreach(msi_group *g, void (*fn)(ms_conn *c, void *arg), void *arg);
+/* Calls fn for each live connection of g; fn may end any of them.
+ * Returns the number of calls. */
+int msi_group_foreach(msi_group *g, void (*fn)(ms_conn *c, void *arg), void *arg);
+
+/* conn_loop.c: a loop's groups. Every connection a loop drives is of one
+ * of them (a server's group per loop, a client's own), so listing each
+ * group of a loop as it is made (msi_group_init) lists them all, at no cost
+ * per connection. The list is hung on the loop at its first group; when
+ * the loop is freed every connection still on it is ended (MS_ECLOSED). */
+/* Lists g (g->loop set) on its loop. Returns 0, MS_ECLOSED (ms_loop_free
+ * is ending the loop's connections: no new group) or MS_ENOMEM. */
+int msi_loop_group_add(msi_group *g);
+/* Unlists g, if listed (msi_group_fini). */
+void msi_loop_group_remove(msi_group *g);
 
 /* conn.c, for server.c and client.c */
 /* While g drains: 1 if c is open with no partial message and has had a

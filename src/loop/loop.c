@@ -1,6 +1,7 @@
 /* loop.c: the event loop: fd watches over a poller backend, a timer min-heap,
  * signalfd signals and eventfd wakeups. */
 #include "msgsock/loop.h"
+#include "loop/loop_ext.h"
 #include "loop/poller.h"
 #include "loop/ring.h"
 
@@ -43,6 +44,13 @@ struct ms_timer {
     size_t idx; /* position in the heap, or NOT_ARMED */
 };
 
+struct ext {
+    struct ext *next;
+    const void *key;
+    void *data;
+    void (*fini)(ms_loop *, void *);
+};
+
 struct wake_item {
     struct wake_item *next;
     void (*cb)(ms_loop *, void *);
@@ -74,6 +82,8 @@ struct ms_loop {
     struct wake_item *wake_head, *wake_tail;
     int wake_signalled; /* under wake_mu: wake_fd already written */
     atomic_int stop;
+
+    struct ext *exts; /* most recently set first */
 
     int sig_fd;
     sigset_t sig_set;
@@ -503,6 +513,32 @@ int ms_loop_signal(ms_loop *loop, int signo, ms_signal_cb cb, void *arg)
     return 0;
 }
 
+/* ---- state of the layers above ---- */
+
+void *msi_loop_ext(const ms_loop *loop, const void *key)
+{
+    for (const struct ext *e = loop->exts; e; e = e->next)
+        if (e->key == key)
+            return e->data;
+    return NULL;
+}
+
+int msi_loop_ext_set(ms_loop *loop, const void *key, void *data,
+                     void (*fini)(ms_loop *loop, void *data))
+{
+    if (!loop || !key || !fini)
+        return MS_EINVAL;
+    for (const struct ext *e = loop->exts; e; e = e->next)
+        if (e->key == key)
+            return MS_EEXIST;
+    struct ext *e = malloc(sizeof *e);
+    if (!e)
+        return MS_ENOMEM;
+    *e = (struct ext){.next = loop->exts, .key = key, .data = data, .fini = fini};
+    loop->exts = e;
+    return 0;
+}
+
 /* ---- the loop ---- */
 
 static const msi_poller_ops *find_backend(const char *name)
@@ -570,6 +606,18 @@ void ms_loop_free(ms_loop *loop)
 {
     if (!loop)
         return;
+    /* First, while everything they may use still works. Each stays
+     * findable during its fini (so its layer can refuse new work); one
+     * set meanwhile is ended next. */
+    while (loop->exts) {
+        struct ext *e = loop->exts;
+        e->fini(loop, e->data);
+        struct ext **pp = &loop->exts;
+        while (*pp != e)
+            pp = &(*pp)->next;
+        *pp = e->next;
+        free(e);
+    }
     while (loop->timers)
         ms_timer_free(loop->timers);
     while (loop->wake_head) {
