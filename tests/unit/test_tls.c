@@ -472,8 +472,10 @@ static void c_on_close(ms_conn *c, int reason, void *user)
     ms_loop_stop(ms_conn_loop(c));
 }
 
-/* Runs one client to its end; returns its on_close reason. */
-static int run_client(const char *addr, ms_tls_ctx *ctx, const void *msg, size_t len, tcli *k)
+/* Runs one client to its end, checking name (NULL: the default);
+ * returns its on_close reason. */
+static int run_client_named(const char *addr, const char *name, ms_tls_ctx *ctx,
+                            const void *msg, size_t len, tcli *k)
 {
     memset(k, 0, sizeof *k);
     k->msg = msg;
@@ -484,7 +486,9 @@ static int run_client(const char *addr, ms_tls_ctx *ctx, const void *msg, size_t
     assert_int_equal(ms_loop_create(&loop, NULL), 0);
     ms_conn_callbacks cb = {.on_open = c_on_open, .on_message = c_on_msg, .on_close = c_on_close};
     ms_conn *c = NULL;
-    assert_int_equal(ms_conn_connect_tls(loop, addr, ctx, NULL, NULL, &cb, k, 5000, &c), 0);
+    ms_connect_opts o = {.addr = addr, .cb = cb, .user = k, .timeout_ms = 5000, .tls = ctx,
+                         .server_name = name};
+    assert_int_equal(ms_conn_connect(loop, &o, &c), 0);
     assert_non_null(c);
     int64_t end = ms_now_ms() + 10000;
     while (!k->closed && ms_now_ms() < end)
@@ -497,6 +501,11 @@ static int run_client(const char *addr, ms_tls_ctx *ctx, const void *msg, size_t
     }
     free(k->back);
     return k->reason;
+}
+
+static int run_client(const char *addr, ms_tls_ctx *ctx, const void *msg, size_t len, tcli *k)
+{
+    return run_client_named(addr, NULL, ctx, msg, len, k);
 }
 
 static void test_event_echo(void **state)
