@@ -54,6 +54,8 @@ static void *worker(void *arg)
             if (msi_resolve_hook)
                 msi_resolve_hook(r->text);
             rc = ms_addr_resolve(r->addrs, MSI_RESOLVE_MAX, r->text);
+            if (rc == MS_EAGAIN) /* that means pending to msi_resolve_result's caller */
+                rc = MS_EAINAGAIN;
         }
         pthread_mutex_lock(&mu);
         r->rc = rc;
@@ -86,7 +88,6 @@ static int spawn_locked(void)
     if (rc != 0)
         return ms_err_from_errno(rc);
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&at, 256 * 1024);
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     pthread_t th;
