@@ -101,10 +101,11 @@ int cli_client_connect(const cli_client *cl, int nonblock, cli_io *io)
 int cli_client_conn(const cli_client *cl, ms_loop *loop, const ms_conn_limits *lim,
                     const ms_conn_callbacks *cb, void *user, ms_conn **out)
 {
-    if (cl->ctx)
-        return ms_conn_connect_tls(loop, cl->addr, cl->ctx, NULL, lim, cb, user,
-                                   (int)cl->timeout_ms, out);
-    return ms_conn_connect(loop, cl->addr, NULL, lim, cb, user, (int)cl->timeout_ms, out);
+    ms_connect_opts o = {.addr = cl->addr, .cb = *cb, .user = user,
+                         .timeout_ms = (int)cl->timeout_ms, .tls = cl->ctx};
+    if (lim)
+        o.limits = *lim;
+    return ms_conn_connect(loop, &o, out);
 }
 
 void cli_client_free(cli_client *cl)

@@ -45,8 +45,8 @@ int cli_client_tls(cli_client *cl);
  * "TLS handshake with ADDR: WHY" and returns CLI_FAIL, or CLI_USAGE for an
  * address that cannot be parsed. */
 int cli_client_connect(const cli_client *cl, int nonblock, cli_io *io);
-/* ms_conn_connect, or ms_conn_connect_tls with TLS, to cl->addr with the
- * timeout and RAW framing: the same contract. */
+/* ms_conn_connect to cl->addr with the timeout, TLS if cl->ctx, and RAW
+ * framing: the same contract. */
 int cli_client_conn(const cli_client *cl, ms_loop *loop, const ms_conn_limits *lim,
                     const ms_conn_callbacks *cb, void *user, ms_conn **out);
 /* Drops the TLS context (connections hold their own). */

@@ -178,23 +178,62 @@ MS_EXPORT size_t ms_conn_out_queued(const ms_conn *c);
 MS_EXPORT const char *ms_conn_state_name(ms_conn_state s);
 
 /*
- * Client: starts a non-blocking connect to addr (any ms_addr_resolve form;
- * each resolved address is tried in turn) on loop, with frame framing, lim
- * limits (NULL: defaults) and cb callbacks called with user. timeout_ms
- * bounds the connect (-1: none). On success *out is the connection, which
- * belongs to the library as above: cb->on_open runs when connected, and
- * cb->on_close (with the error, without on_open) if connecting fails. On
- * failure (a bad address, a bad frame config or limits, no memory;
- * MS_ECLOSED when called from an on_close run by ms_loop_free of this
- * loop) no callback runs. Sends before on_open are queued.
+ * A client connection's settings; zero-initialised means the defaults.
  */
-MS_EXPORT int ms_conn_connect(ms_loop *loop, const char *addr, const ms_frame_config *frame,
-                              const ms_conn_limits *lim, const ms_conn_callbacks *cb,
-                              void *user, int timeout_ms, ms_conn **out);
+typedef struct ms_connect_opts {
+    const char *addr;            /* ms_addr_resolve forms: "host:port", "[v6]:port",
+                                  * "unix:/path" ...; each address a name resolves to is
+                                  * tried in turn. Read during the call only. */
+    ms_frame_config frame;       /* zero: RAW */
+    ms_conn_limits limits;       /* zero: defaults */
+    ms_conn_callbacks cb;
+    void *user;                  /* passed to the callbacks */
+    int timeout_ms;              /* the whole connect: name lookup, TCP connect and TLS
+                                  * handshake (MS_ETIMEDOUT, or MS_ETLSTIMEDOUT once the
+                                  * handshake has begun); 0: MS_CONN_DEFAULT_CONNECT_MS,
+                                  * -1: none */
+    struct ms_tls_ctx *tls;      /* NULL: plain; else a client context (msgsock/tls.h): a
+                                  * TLS handshake before on_open. The connection keeps
+                                  * its own reference. */
+    const char *server_name;     /* TLS: the name sent (SNI) and that the server's
+                                  * certificate must match; NULL: the context's
+                                  * server_name, else the host of addr. Read during the
+                                  * call only. */
+} ms_connect_opts;
+
+#define MS_CONN_DEFAULT_CONNECT_MS 30000
+
+/*
+ * Client: starts a non-blocking connect on loop, as opts says (opts and
+ * its strings are the caller's and may go once this returns).
+ *
+ * Fails without any callback only for bad arguments (MS_EINVAL: loop,
+ * opts or opts->addr NULL, timeout_ms below -1, a server TLS context or a
+ * server_name longer than 255 bytes; MS_EBADADDR or MS_ENAMETOOLONG: an
+ * address that does not parse; a bad frame config), MS_ENOMEM, or
+ * MS_ECLOSED when called from an on_close that ms_loop_free of this loop
+ * runs.
+ *
+ * Once it returns 0, *out (if out is not NULL) is the connection, which
+ * belongs to the library as above, and the callbacks say the rest:
+ * on_open when connected (after the TLS handshake), or on_close exactly
+ * once, without on_open, with why connecting failed: MS_ENONAME or
+ * MS_EAINAGAIN (name lookup), MS_ECONNREFUSED, MS_ENOENT (no Unix socket
+ * there), MS_ETIMEDOUT, a TLS code, or a system code. Neither runs inside
+ * this call: a failure found at once comes from the loop like any other.
+ * ms_conn_close or ms_conn_abort before on_open ends it with
+ * on_close(MS_ECLOSED). Sends before on_open are queued.
+ *
+ * A name is looked up (getaddrinfo) on a worker thread, never on the
+ * loop's: the loop keeps running meanwhile, and the lookup keeps
+ * ms_loop_run from returning. A numeric address or a Unix path needs no
+ * lookup and no thread.
+ */
+MS_EXPORT int ms_conn_connect(ms_loop *loop, const ms_connect_opts *opts, ms_conn **out);
 
 /*
  * Calls fn(c, arg) for every connection loop drives, in the order they were
- * made: its clients (ms_conn_connect, ms_conn_connect_tls) and, on a
+ * made: its clients (ms_conn_connect) and, on a
  * server's loop, the server's connections on that loop. On the loop's
  * thread (from its callbacks too). fn may close or abort the connection it
  * is given (its on_close runs once fn has returned) or any other (on_close

@@ -91,16 +91,13 @@ MS_EXPORT int ms_tls_ctx_is_server(const ms_tls_ctx *ctx);
  * the connection with on_close(code) and no on_open, and the server logs it
  * with the peer's address; the server goes on serving.
  *
- * Clients: ms_conn_connect_tls is ms_conn_connect (same arguments, same
- * contract) with a client context: after the TCP connect, the handshake
- * runs, bounded by timeout_ms again; on_open comes when it is done, and
- * sends made before are queued until then. The host name checked is the
- * context's server_name, or else the host part of addr.
+ * Clients: set ms_connect_opts.tls to a client context; ms_conn_connect
+ * then runs the handshake after the TCP connect, within the same
+ * timeout_ms; on_open comes when it is done, and sends made before are
+ * queued until then. The host name checked (and sent as SNI) is
+ * ms_connect_opts.server_name, else the context's server_name, else the
+ * host part of the address.
  */
-MS_EXPORT int ms_conn_connect_tls(ms_loop *loop, const char *addr, ms_tls_ctx *tls,
-                                  const ms_frame_config *frame, const ms_conn_limits *lim,
-                                  const ms_conn_callbacks *cb, void *user, int timeout_ms,
-                                  ms_conn **out);
 /*
  * Blocking servers: ms_conn_serve_fd (same arguments, same contract) over
  * TLS with a server context: the handshake runs first, bounded by the

@@ -79,6 +79,7 @@ int msi_group_init(msi_group *g, ms_loop *loop, const ms_frame_config *frame,
 
 void msi_group_fini(msi_group *g)
 {
+    msi_conn_connect_fini(g);
     msi_loop_group_remove(g);
     if (g->sweep)
         ms_timer_free(g->sweep);

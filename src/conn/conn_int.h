@@ -88,6 +88,9 @@ struct msi_group {
                                * from the listener (Linux copies them at accept) */
     ms_addr *caddrs;          /* client: addresses still to try */
     int ncaddrs, icaddr;
+    struct msi_resolve *resolve; /* client: its name lookup while pending */
+    ms_timer *defer;          /* client: ends it from the loop (a connect that failed
+                               * inside ms_conn_connect) */
 };
 
 struct ms_conn {
@@ -282,6 +285,14 @@ int msi_conn_proxy_raw(ms_conn *c);
 void msi_conn_handshake(ms_conn *c);
 /* A connect finished (events from the loop): handshake, open, or the next address. */
 void msi_conn_connected(ms_conn *c, int events);
+/* Frees what a client group holds for its connect (msi_group_fini). */
+void msi_conn_connect_fini(msi_group *g);
+
+/* transport_tls.c, for conn_connect.c: makes client group g TLS with ctx
+ * (a reference is taken); the name checked is server_name, else the
+ * context's, else the host part of addr. 0 or MS_EINVAL or MS_ENOMEM. */
+int msi_tls_client_use(msi_group *g, struct ms_tls_ctx *ctx, const char *addr,
+                       const char *server_name);
 
 /* Small steps of the per-message path, inline so that no call is added
  * where conn.c once made none. */

@@ -6,12 +6,18 @@ static void sweep_cb(ms_loop *loop, ms_timer *t, void *arg)
     (void)t;
     msi_group *g = arg;
     int64_t now = ms_loop_now(loop);
+    /* A client's group (and this timer) goes with its one connection:
+     * once that has ended here, g is gone. */
+    int owned = g->owned_by_conn;
     g->sweep_due = INT64_MAX;
     if (g->lim.idle_timeout_ms > 0) {
         ms_conn *c;
         while ((c = g->all_head) && !(c->flags & MSI_F_DEAD) &&
-               now - c->active >= g->lim.idle_timeout_ms)
+               now - c->active >= g->lim.idle_timeout_ms) {
             msi_conn_fail(c, MS_EIDLE);
+            if (owned)
+                return;
+        }
     }
     for (int w = 0; w < MSI_DL_N; w++) {
         ms_conn *c;
@@ -25,6 +31,8 @@ static void sweep_cb(ms_loop *loop, ms_timer *t, void *arg)
                 msi_conn_fail(c, (c->flags & MSI_F_HANDSHAKE) ? MS_ETLSTIMEDOUT : MS_ETIMEDOUT);
             else
                 msi_conn_finish(c);
+            if (owned)
+                return;
         }
     }
     msi_conn_sweep_arm(g);

@@ -1,4 +1,4 @@
-/* transport_tls.c: the TLS transport under event-driven connections, and TLS clients. */
+/* transport_tls.c: the TLS transport under event-driven connections, servers' and clients'. */
 #include "conn/conn_int.h"
 #include "conn/tls_int.h"
 
@@ -177,36 +177,15 @@ static void addr_host(char *out, size_t cap, const char *addr)
     out[n] = 0;
 }
 
-int ms_conn_connect_tls(ms_loop *loop, const char *addr, ms_tls_ctx *tls,
-                        const ms_frame_config *frame, const ms_conn_limits *lim,
-                        const ms_conn_callbacks *cb, void *user, int timeout_ms, ms_conn **out)
+int msi_tls_client_use(msi_group *g, ms_tls_ctx *ctx, const char *addr, const char *server_name)
 {
-    if (out)
-        *out = NULL;
-    if (!tls || tls->server || !addr)
-        return MS_EINVAL;
+    if (server_name && *server_name)
+        return msi_tls_group_use(g, ctx, server_name);
+    if (ctx->server_name[0])
+        return msi_tls_group_use(g, ctx, NULL);
     char host[256];
     addr_host(host, sizeof host, addr);
-    ms_conn *c = NULL;
-    int rc = ms_conn_connect(loop, addr, frame, lim, cb, user, timeout_ms, &c);
-    if (rc < 0)
-        return rc;
-    /* The connect is under way and no callback can have run (that needs
-     * the loop): switch the connection's transport before it can. */
-    msi_group *g = c->g;
-    if ((rc = msi_tls_group_use(g, tls, tls->server_name[0] ? NULL : host)) == 0) {
-        if (g->tops == &msi_transport_tls && c->tp == NULL)
-            rc = g->tops->open(&c->tp, g->tctx, c->fd, 0);
-    }
-    if (rc < 0) {
-        /* Ends it quietly: the callbacks must not run on failure. */
-        g->cb = (ms_conn_callbacks){0};
-        ms_conn_abort(c);
-        return rc;
-    }
-    if (out)
-        *out = c;
-    return 0;
+    return msi_tls_group_use(g, ctx, host);
 }
 
 const char *ms_conn_tls_error(const ms_conn *c)

@@ -1,5 +1,6 @@
 /* addr.c: parsing, resolving and formatting IPv4, IPv6 and Unix-domain addresses. */
 #include "msgsock/net.h"
+#include "net/resolve.h"
 
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -204,9 +205,14 @@ static int any_addrs(ms_addr *out, int cap, uint16_t port)
     return 2;
 }
 
-/* Resolves a split host (not NUL-terminated) and a NUL-terminated port. */
-static int resolve_split(ms_addr *out, int cap, const struct hostport *hp, int numeric_only)
+/* What resolve_split may do with a host that is not a literal. */
+enum { R_LOOKUP, R_NUMERIC, R_NO_LOOKUP };
+
+/* Resolves a split host (not NUL-terminated) and a NUL-terminated port;
+ * with R_NO_LOOKUP a name that needs the resolver gives 0. */
+static int resolve_split(ms_addr *out, int cap, const struct hostport *hp, int mode)
 {
+    int numeric_only = mode == R_NUMERIC;
     char host[HOST_MAX + 1];
     uint16_t port;
     int rc = parse_port(hp->port, &port);
@@ -220,7 +226,7 @@ static int resolve_split(ms_addr *out, int cap, const struct hostport *hp, int n
         return 1;
     if (numeric_only || hp->bracketed || strchr(host, ':') || strchr(host, '%'))
         return MS_EBADADDR;
-    return lookup(out, cap, host, port);
+    return mode == R_NO_LOOKUP ? 0 : lookup(out, cap, host, port);
 }
 
 int ms_addr_parse(ms_addr *out, const char *text)
@@ -233,7 +239,7 @@ int ms_addr_parse(ms_addr *out, const char *text)
     if (is_unix_text(text))
         rc = parse_unix(&tmp, text + 5);
     else if ((rc = split_hostport(text, &hp)) == 0)
-        rc = resolve_split(&tmp, 1, &hp, 1);
+        rc = resolve_split(&tmp, 1, &hp, R_NUMERIC);
     if (rc < 0)
         return rc;
     *out = tmp;
@@ -250,7 +256,20 @@ int ms_addr_resolve(ms_addr *out, int cap, const char *text)
         return rc < 0 ? rc : 1;
     }
     int rc = split_hostport(text, &hp);
-    return rc < 0 ? rc : resolve_split(out, cap, &hp, 0);
+    return rc < 0 ? rc : resolve_split(out, cap, &hp, R_LOOKUP);
+}
+
+int msi_addr_resolve_local(ms_addr *out, int cap, const char *text)
+{
+    struct hostport hp;
+    if (!out || cap < 1 || !text)
+        return MS_EINVAL;
+    if (is_unix_text(text)) {
+        int rc = parse_unix(&out[0], text + 5);
+        return rc < 0 ? rc : 1;
+    }
+    int rc = split_hostport(text, &hp);
+    return rc < 0 ? rc : resolve_split(out, cap, &hp, R_NO_LOOKUP);
 }
 
 int ms_addr_resolve_hp(ms_addr *out, int cap, const char *host, const char *port)
@@ -273,7 +292,7 @@ int ms_addr_resolve_hp(ms_addr *out, int cap, const char *host, const char *port
     }
     if ((hp.hostlen == 0 && hp.bracketed) || hp.hostlen > HOST_MAX)
         return MS_EBADADDR;
-    return resolve_split(out, cap, &hp, 0);
+    return resolve_split(out, cap, &hp, R_LOOKUP);
 }
 
 static int format_unix(const struct sockaddr_un *sun, socklen_t len, char *buf, size_t cap)

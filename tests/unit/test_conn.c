@@ -835,7 +835,8 @@ static void test_client(void **state)
     memset(k, 0, sizeof k);
     for (int i = 0; i < N; i++) {
         ms_conn *c;
-        assert_int_equal(ms_conn_connect(loop, t->addr, NULL, NULL, &cb, &k[i], 5000, &c), 0);
+        ms_connect_opts o = {.addr = t->addr, .cb = cb, .user = &k[i], .timeout_ms = 5000};
+        assert_int_equal(ms_conn_connect(loop, &o, &c), 0);
         assert_non_null(c);
     }
     assert_int_equal(ms_loop_run(loop), 0);
@@ -853,15 +854,16 @@ static void test_client(void **state)
     char dead[MS_ADDR_STRLEN];
     ms_addr_format(&a, dead, sizeof dead);
     cl r = {0};
-    assert_int_equal(ms_conn_connect(loop, dead, NULL, NULL, &cb, &r, 5000, NULL), 0);
+    ms_connect_opts o = {.addr = dead, .cb = cb, .user = &r, .timeout_ms = 5000};
+    assert_int_equal(ms_conn_connect(loop, &o, NULL), 0);
     assert_int_equal(ms_loop_run(loop), 0);
     assert_int_equal(r.opened, 0);
     assert_int_equal(r.closed, 1);
     assert_int_equal(r.reason, MS_ECONNREFUSED);
     /* A bad address fails at once, with no callback. */
     cl b = {0};
-    assert_int_equal(ms_conn_connect(loop, "nonsense", NULL, NULL, &cb, &b, 5000, NULL),
-                     MS_EBADADDR);
+    o = (ms_connect_opts){.addr = "nonsense", .cb = cb, .user = &b};
+    assert_int_equal(ms_conn_connect(loop, &o, NULL), MS_EBADADDR);
     assert_int_equal(b.closed, 0);
     ms_loop_free(loop);
 }
@@ -924,7 +926,10 @@ static int client_nodelay(const char *addr, const ms_conn_limits *lim)
     backend_check(ms_loop_backend(loop), "the client's loop");
     ms_conn_callbacks cb = {.on_open = optcl_open, .on_close = optcl_close};
     optcl k = {.nodelay = -1};
-    assert_int_equal(ms_conn_connect(loop, addr, NULL, lim, &cb, &k, 5000, NULL), 0);
+    ms_connect_opts o = {.addr = addr, .cb = cb, .user = &k, .timeout_ms = 5000};
+    if (lim)
+        o.limits = *lim;
+    assert_int_equal(ms_conn_connect(loop, &o, NULL), 0);
     assert_int_equal(ms_loop_run(loop), 0);
     offthread_verify(); /* sockopt's check, on this thread too */
     assert_int_equal(k.closed, 1);
@@ -1135,9 +1140,9 @@ static void test_bad_toggles(void **state)
         ms_loop *loop;
         assert_int_equal(ms_loop_create(&loop, NULL), 0);
         ms_conn *c = (ms_conn *)&calls;
-        assert_int_equal(ms_conn_connect(loop, "127.0.0.1:1", NULL, &bad[i], &cb, &calls, 5000,
-                                         &c),
-                         MS_EINVAL);
+        ms_connect_opts o = {.addr = "127.0.0.1:1", .limits = bad[i], .cb = cb, .user = &calls,
+                             .timeout_ms = 5000};
+        assert_int_equal(ms_conn_connect(loop, &o, &c), MS_EINVAL);
         assert_null(c);
         assert_int_equal(ms_loop_run(loop), 0);
         ms_loop_free(loop);

@@ -107,8 +107,8 @@ static void cl_close(ms_conn *c, int reason, void *user)
         static int stray_closes;
         ms_conn_callbacks cb = {.on_close = stray_close};
         ms_conn *nc = NULL;
-        k->reconnect_rc = ms_conn_connect(ms_conn_loop(c), w->up, NULL, NULL, &cb, &stray_closes,
-                                          5000, &nc);
+        ms_connect_opts o = {.addr = w->up, .cb = cb, .user = &stray_closes, .timeout_ms = 5000};
+        k->reconnect_rc = ms_conn_connect(ms_conn_loop(c), &o, &nc);
         assert_null(nc);
         assert_int_equal(stray_closes, 0);
     }
@@ -187,7 +187,8 @@ static void client(world *w, int i, const char *addr)
     k->w = w;
     k->idx = i;
     ms_conn_callbacks cb = {.on_open = cl_open, .on_close = cl_close};
-    assert_int_equal(ms_conn_connect(w->loop, addr, NULL, NULL, &cb, k, 60000, &k->c), 0);
+    ms_connect_opts o = {.addr = addr, .cb = cb, .user = k, .timeout_ms = 60000};
+    assert_int_equal(ms_conn_connect(w->loop, &o, &k->c), 0);
     assert_non_null(k->c);
     ms_conn_set_userdata(k->c, k);
     w->n = i + 1;

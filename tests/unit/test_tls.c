@@ -464,8 +464,10 @@ static void c_on_close(ms_conn *c, int reason, void *user)
     ms_loop_stop(ms_conn_loop(c));
 }
 
-/* Runs one client to its end; returns its on_close reason. */
-static int run_client(const char *addr, ms_tls_ctx *ctx, const void *msg, size_t len, tcli *k)
+/* Runs one client to its end, checking name (NULL: the default);
+ * returns its on_close reason. */
+static int run_client_named(const char *addr, const char *name, ms_tls_ctx *ctx,
+                            const void *msg, size_t len, tcli *k)
 {
     memset(k, 0, sizeof *k);
     k->msg = msg;
@@ -476,7 +478,9 @@ static int run_client(const char *addr, ms_tls_ctx *ctx, const void *msg, size_t
     assert_int_equal(ms_loop_create(&loop, NULL), 0);
     ms_conn_callbacks cb = {.on_open = c_on_open, .on_message = c_on_msg, .on_close = c_on_close};
     ms_conn *c = NULL;
-    assert_int_equal(ms_conn_connect_tls(loop, addr, ctx, NULL, NULL, &cb, k, 5000, &c), 0);
+    ms_connect_opts o = {.addr = addr, .cb = cb, .user = k, .timeout_ms = 5000, .tls = ctx,
+                         .server_name = name};
+    assert_int_equal(ms_conn_connect(loop, &o, &c), 0);
     assert_non_null(c);
     int64_t end = ms_now_ms() + 10000;
     while (!k->closed && ms_now_ms() < end)
@@ -489,6 +493,11 @@ static int run_client(const char *addr, ms_tls_ctx *ctx, const void *msg, size_t
     }
     free(k->back);
     return k->reason;
+}
+
+static int run_client(const char *addr, ms_tls_ctx *ctx, const void *msg, size_t len, tcli *k)
+{
+    return run_client_named(addr, NULL, ctx, msg, len, k);
 }
 
 static void test_event_echo(void **state)
@@ -657,6 +666,104 @@ static void test_handshake_timeout(void **state)
     srv_stop(t);
 }
 
+/* TLS through ms_connect_opts: the name checked is server_name, else the
+ * context's, else the host of the address, which may be a name looked up
+ * off the loop. */
+static void test_connect_opts_names(void **state)
+{
+    (void)state;
+    tsrv *t = srv_start(server_ctx("server", NULL, 0));
+    ms_addr a;
+    assert_int_equal(ms_server_local_addr(t->s, &a), 0);
+    char byname[64];
+    snprintf(byname, sizeof byname, "localhost:%d", ms_addr_port(&a));
+    ms_tls_ctx *cctx = client_ctx("ca", NULL, NULL);
+    tcli k;
+    assert_int_equal(run_client(byname, cctx, "by name", 7, &k), 0);
+    assert_true(k.opened);
+    int rc = run_client_named(t->addr, "example.org", cctx, "x", 1, &k);
+    if (rc != MS_ETLSNAME || !strstr(k.err, "example.org"))
+        fail_msg("server_name example.org: %s (%s)", ms_err_name(rc), k.err);
+    assert_false(k.opened);
+    ms_tls_ctx *named = client_ctx("ca", NULL, "example.org");
+    assert_int_equal(run_client_named(t->addr, "localhost", named, "opts win", 8, &k), 0);
+    assert_int_equal(run_client(t->addr, named, "x", 1, &k), MS_ETLSNAME);
+    ms_tls_ctx_free(named);
+    ms_tls_ctx_free(cctx);
+    wait_closes(t, 4, 5000);
+    srv_stop(t);
+}
+
+static void count_cb(ms_conn *c, int reason, void *user)
+{
+    (void)c;
+    (void)reason;
+    (*(int *)user)++;
+}
+
+/* Bad TLS arguments fail at once without a callback: a server context,
+ * a server_name too long to be a host name. */
+static void test_connect_opts_bad_tls(void **state)
+{
+    (void)state;
+    ms_loop *loop;
+    assert_int_equal(ms_loop_create(&loop, NULL), 0);
+    ms_tls_ctx *sctx = server_ctx("server", NULL, 0);
+    ms_tls_ctx *cctx = client_ctx("ca", NULL, NULL);
+    int calls = 0;
+    ms_connect_opts o = {.addr = "127.0.0.1:1", .cb = {.on_close = count_cb}, .user = &calls,
+                         .tls = sctx};
+    ms_conn *c = NULL;
+    assert_int_equal(ms_conn_connect(loop, &o, &c), MS_EINVAL);
+    assert_null(c);
+    char longname[300];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    o.tls = cctx;
+    o.server_name = longname;
+    assert_int_equal(ms_conn_connect(loop, &o, &c), MS_EINVAL);
+    assert_null(c);
+    assert_int_equal(ms_loop_run(loop), 0);
+    assert_int_equal(calls, 0);
+    ms_tls_ctx_free(sctx);
+    ms_tls_ctx_free(cctx);
+    ms_loop_free(loop);
+}
+
+/* timeout_ms bounds the connect and the handshake as one: a listener that
+ * never accepts takes the TCP connect in its backlog and never answers
+ * the ClientHello. */
+static void test_connect_opts_handshake_timeout(void **state)
+{
+    (void)state;
+    int lfd = ms_listen_text("127.0.0.1:0", NULL);
+    assert_true(lfd >= 0);
+    ms_addr a;
+    assert_int_equal(ms_sock_local(lfd, &a), 0);
+    char addr[MS_ADDR_STRLEN];
+    assert_true(ms_addr_format(&a, addr, sizeof addr) > 0);
+    ms_loop *loop;
+    assert_int_equal(ms_loop_create(&loop, NULL), 0);
+    ms_tls_ctx *cctx = client_ctx("ca", NULL, NULL);
+    tcli k;
+    memset(&k, 0, sizeof k);
+    ms_connect_opts o = {.addr = addr,
+                         .cb = {.on_open = c_on_open, .on_close = c_on_close},
+                         .user = &k,
+                         .timeout_ms = 200,
+                         .tls = cctx};
+    assert_int_equal(ms_conn_connect(loop, &o, NULL), 0);
+    ms_tls_ctx_free(cctx); /* the connection holds its own */
+    int64_t end = ms_now_ms() + 10000;
+    while (!k.closed && ms_now_ms() < end)
+        ms_loop_run_once(loop, 100);
+    assert_true(k.closed);
+    assert_false(k.opened);
+    assert_int_equal(k.reason, MS_ETLSTIMEDOUT);
+    ms_loop_free(loop);
+    close(lfd);
+}
+
 /* The blocking stream against the event server. */
 static void test_stream(void **state)
 {
@@ -727,6 +834,9 @@ int main(void)
         cmocka_unit_test(test_server_sees_refusal),
         cmocka_unit_test(test_old_version),
         cmocka_unit_test(test_handshake_timeout),
+        cmocka_unit_test(test_connect_opts_names),
+        cmocka_unit_test(test_connect_opts_bad_tls),
+        cmocka_unit_test(test_connect_opts_handshake_timeout),
         cmocka_unit_test(test_stream),
         cmocka_unit_test(test_stream_unknown_ca),
     };
