@@ -26,13 +26,15 @@ typedef struct client {
     int reason;       /* on_close's reason */
     int left_open;    /* 1: kept open until ms_loop_free */
     int by_free;      /* 1: on_close ran inside ms_loop_free */
+    int failed;       /* 1: counted as failed (and said why) */
 } client;
 
 typedef struct run {
     ms_loop *loop;
     int msgs;         /* messages per connection */
     int pending;      /* connections neither closed nor done and left open */
-    int failed;
+    int failed;       /* connections that failed */
+    int printed;      /* failures printed: the first 10 */
     int freeing;      /* inside ms_loop_free */
     long long bytes;
 } run;
@@ -47,9 +49,13 @@ static size_t make_msg(uint8_t *buf, int id, int m)
     return len;
 }
 
+/* Counts cl as failed, saying why the first time (for 10 connections at most). */
 static void fail(client *cl, const char *what, int err)
 {
-    if (cl->run->failed++ < 10)
+    if (cl->failed++)
+        return;
+    cl->run->failed++;
+    if (cl->run->printed++ < 10)
         fprintf(stderr, "many_clients: connection %d: %s%s%s\n", cl->id, what,
                 err ? ": " : "", err ? ms_strerror(err) : "");
 }

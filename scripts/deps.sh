@@ -10,9 +10,10 @@ pkgs_test="$pkgs_build $pkgs_docs libcmocka-dev python3 iproute2 openssl procps"
 pkgs_test="$pkgs_test sslscan" # tests/cli/test_tls_scan.py scans the TLS defaults
 pkgs_test="$pkgs_test python3-prometheus-client" # tests/cli/test_metrics.py parses /metrics (run by /usr/bin/python3)
 pkgs_test="$pkgs_test haproxy" # test_proxy_protocol.py and test_drain.py run msgsock behind it
+pkgs_test="$pkgs_test valgrind" # test_examples.py runs examples/many_clients under memcheck
 pkgs_fuzz="$pkgs_test clang"
 pkgs_bench="$pkgs_test libuv1-dev libevent-dev linux-perf util-linux"
-pkgs_reliability="$pkgs_test nftables valgrind util-linux"
+pkgs_reliability="$pkgs_test nftables util-linux"
 
 case "${1:-build}" in
 build) want=$pkgs_build ;;

@@ -5,9 +5,12 @@ import io
 import os
 import re
 import shutil
+import signal
 import socket
+import struct
 import subprocess
 import tempfile
+import threading
 import unittest
 
 import pyapp
@@ -156,6 +159,202 @@ class AppClientTest(MsTestCase):
         p = run_example("app_client", "127.0.0.1:1")
         self.assertExit(p, 2)
         self.assertIn(b"usage: app_client HOST:PORT VALUE", p.stderr)
+
+
+def many_clients_bytes(conns, msgs):
+    """The payload bytes many_clients sends (and expects back): message m of
+    connection i is 1 + (37 i + 131 m) % 4095 bytes long."""
+    return sum(1 + (i * 37 + m * 131) % 4095 for i in range(conns) for m in range(msgs))
+
+
+def many_clients_out(conns, msgs, failed, left, echoed=None):
+    echoed = conns * msgs if echoed is None else echoed
+    nbytes = many_clients_bytes(conns, msgs) if echoed else 0
+    return (f"{conns} connections, {echoed} messages echoed ({nbytes} bytes), {failed} failed\n"
+            f"{left} left open, ended by ms_loop_free: on_close(MS_ECLOSED, \"Handle closed\") once each\n")
+
+
+class BadEchoServer:
+    """Echoes LEN32 messages with the last byte of every third one changed."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        buf, n = b"", 0
+        with c:
+            while True:
+                try:
+                    d = c.recv(65536)
+                except OSError:
+                    return
+                if not d:
+                    return
+                buf += d
+                while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
+                    end = 4 + struct.unpack(">I", buf[:4])[0]
+                    msg, buf = bytearray(buf[:end]), buf[end:]
+                    n += 1
+                    if n % 3 == 0:
+                        msg[-1] ^= 1
+                    c.sendall(msg)
+
+    def close(self):
+        self.sock.close()
+
+
+def instrumented(exe):
+    """True for a binary built with a sanitizer (make SANITIZE=1 or TSAN=1),
+    which cannot run under valgrind."""
+    syms = subprocess.run(["nm", exe], capture_output=True, text=True).stdout
+    return "__asan_init" in syms or "__tsan_init" in syms
+
+
+class ManyClientsTest(MsTestCase):
+    def server(self):
+        return Server("multiconn-server", "--framing", "len32", "127.0.0.1", "0")
+
+    def test_every_echo_checked_and_the_rest_ended_by_loop_free(self):
+        with self.server() as srv:
+            p = run_example("many_clients", srv.addr_text)
+            self.assertExit(p, 0)
+            self.assertEqual(p.stdout.decode(), many_clients_out(100, 10, 0, 5))
+            self.assertEqual(p.stderr, b"")
+            p = run_example("many_clients", "--conns", "7", "--msgs", "3", "--leave-open", "7",
+                            srv.addr_text)
+            self.assertExit(p, 0)
+            self.assertEqual(p.stdout.decode(), many_clients_out(7, 3, 0, 7))
+
+    def test_under_memcheck(self):
+        """Freeing the loop with connections still open leaves nothing
+        behind: every on_close ran and every block was freed."""
+        exe = os.path.join(EXAMPLES, "many_clients")
+        with self.server() as srv:
+            if instrumented(exe):
+                # ASan's LeakSanitizer does memcheck's job in that build
+                # (run_example fails on its report).
+                p = run_example("many_clients", srv.addr_text)
+                self.assertExit(p, 0)
+                print("\nmany_clients (sanitizer build): no LeakSanitizer report", flush=True)
+                return
+            p = subprocess.run(["valgrind", "--leak-check=full", "--error-exitcode=3", exe,
+                                srv.addr_text], capture_output=True, timeout=300)
+        err = p.stderr.decode("utf-8", "replace")
+        self.assertEqual(p.returncode, 0, err[-3000:])
+        self.assertEqual(p.stdout.decode(), many_clients_out(100, 10, 0, 5))
+        summary = [ln for ln in err.splitlines() if "All heap blocks were freed" in ln
+                   or "definitely lost" in ln or "ERROR SUMMARY" in ln]
+        print("\nmany_clients under valgrind --leak-check=full:\n  " + "\n  ".join(summary), flush=True)
+        self.assertIn("All heap blocks were freed -- no leaks are possible", err)
+        self.assertNotIn("definitely lost", err)
+        self.assertRegex(err, r"ERROR SUMMARY: 0 errors from 0 contexts")
+
+    def test_a_wrong_echo_fails(self):
+        srv = BadEchoServer()
+        try:
+            p = run_example("many_clients", "--conns", "4", "--msgs", "5", "--leave-open", "1",
+                            srv.addr)
+        finally:
+            srv.close()
+        self.assertExit(p, 1)
+        self.assertIn("many_clients: connection 0: echo does not match what was sent\n",
+                      p.stderr.decode())
+        self.assertRegex(p.stdout.decode(), r"^4 connections, \d+ messages echoed \(\d+ bytes\), 4 failed\n")
+
+    def test_no_server(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        p = run_example("many_clients", "--conns", "20", f"127.0.0.1:{port}")
+        self.assertExit(p, 1)
+        self.assertEqual(p.stdout.decode(), many_clients_out(20, 10, 20, 0, echoed=0))
+        lines = p.stderr.decode().splitlines()
+        self.assertEqual(len(lines), 10, "at most 10 failures are printed")
+        for ln in lines:
+            self.assertRegex(ln, r"^many_clients: connection \d+: ended early: Connection refused$")
+
+    def test_usage(self):
+        for args in ([], ["--conns", "0", "127.0.0.1:1"], ["--leave-open", "9", "--conns", "3", "x:1"],
+                     ["--bogus", "127.0.0.1:1"]):
+            with self.subTest(args=args):
+                p = run_example("many_clients", *args)
+                self.assertExit(p, 2)
+                self.assertIn(b"usage: many_clients", p.stderr)
+
+
+class TlsClientTest(MsTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = tempfile.mkdtemp(prefix="msgsock-tls-")
+        subprocess.run(["sh", os.path.join(ROOT, "tests", "tls", "mkcerts.sh"), cls.certs],
+                       check=True, timeout=120)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.certs, ignore_errors=True)
+
+    def pem(self, name, ext="pem"):
+        return os.path.join(self.certs, f"{name}.{ext}")
+
+    def server(self, cert="server"):
+        return Server("echo-server", "--tls-cert", self.pem(cert), "--tls-key", self.pem(cert, "key"),
+                      "127.0.0.1", "0")
+
+    def test_good_name(self):
+        with self.server() as srv:
+            for extra in ([], ["--name", "localhost"], ["--name", "127.0.0.1"]):
+                with self.subTest(extra=extra):
+                    p = run_example("tls_client", *extra, srv.addr_text, self.pem("ca"), "hello, TLS \u00e9")
+                    self.assertExit(p, 0)
+                    self.assertRegex(p.stdout.decode(),
+                                     r"^connected with TLSv1\.[23]\necho: hello, TLS \u00e9\n$")
+                    self.assertEqual(p.stderr, b"")
+
+    def test_wrong_name(self):
+        with self.server() as srv:
+            p = run_example("tls_client", "--name", "wrong.example", srv.addr_text, self.pem("ca"), "hi")
+        self.assertExit(p, 1)
+        self.assertEqual(p.stdout, b"")
+        self.assertRegex(p.stderr.decode(),
+                         "^tls_client: " + re.escape(srv.addr_text) + r" \(name wrong\.example\): "
+                         r"TLS certificate does not match the host name \(.*wrong\.example.*\)\n$")
+
+    def test_certificate_for_another_name(self):
+        with self.server("wrongname") as srv:
+            p = run_example("tls_client", srv.addr_text, self.pem("ca"), "hi")
+        self.assertExit(p, 1)
+        self.assertIn("TLS certificate does not match the host name", p.stderr.decode())
+
+    def test_unknown_ca(self):
+        with self.server() as srv:
+            p = run_example("tls_client", srv.addr_text, self.pem("otherca"), "hi")
+        self.assertExit(p, 1)
+        self.assertEqual(p.stdout, b"")
+        self.assertRegex(p.stderr.decode(), r"^tls_client: .*: TLS certificate signed by an unknown CA \(.+\)\n$")
+
+    def test_missing_ca_file_and_usage(self):
+        p = run_example("tls_client", "127.0.0.1:1", os.path.join(self.certs, "none.pem"), "hi")
+        self.assertExit(p, 1)
+        self.assertIn("none.pem", p.stderr.decode())
+        self.assertIn("No such file or directory", p.stderr.decode())
+        for args in ([], ["127.0.0.1:1", self.pem("ca")], ["127.0.0.1:1", self.pem("ca"), "a\nb"]):
+            with self.subTest(args=args):
+                p = run_example("tls_client", *args)
+                self.assertExit(p, 2)
+                self.assertIn(b"usage: tls_client", p.stderr)
 
 
 class InstalledExamplesTest(MsTestCase):
