@@ -358,9 +358,10 @@ class TlsClientTest(MsTestCase):
 
 
 class InstalledExamplesTest(MsTestCase):
-    """`make install DESTDIR`, then examples/Makefile builds app_client with
-    pkg-config against that copy, shared and static, and both run; `make
-    uninstall` removes what install put there, man pages included."""
+    """`make install DESTDIR`, then examples/Makefile builds every example
+    with pkg-config against that copy, shared and static, and app_client and
+    many_clients run; `make uninstall` removes what install put there, man
+    pages included."""
 
     def test_build_against_installed_library(self):
         tmp = tempfile.mkdtemp(prefix="msgsock-examples-")
@@ -381,23 +382,31 @@ class InstalledExamplesTest(MsTestCase):
         shutil.copytree(os.path.join(ROOT, "examples"), work)
         libdir = os.path.join(dest, "usr/lib")
         pc_env = dict(env, PKG_CONFIG_PATH=os.path.join(libdir, "pkgconfig"), PKG_CONFIG_SYSROOT_DIR=dest)
-        with Server("app-server", "127.0.0.1", "0") as srv:
+        with Server("app-server", "127.0.0.1", "0") as srv, \
+                Server("multiconn-server", "--framing", "len32", "127.0.0.1", "0") as echo:
             addr = srv.addr_text
             for static in (False, True):
                 with self.subTest(static=static):
                     subprocess.run(["make", "-s", "-C", work, "clean"], env=pc_env, check=True)
-                    args = ["make", "-s", "-C", work, "app_client", "CFLAGS=-O2 -Werror"]
+                    args = ["make", "-s", "-C", work, "CFLAGS=-O2 -Werror"]
                     b = subprocess.run(args + (["STATIC=1"] if static else []),
-                                       capture_output=True, env=pc_env, timeout=120)
+                                       capture_output=True, env=pc_env, timeout=300)
                     self.assertExit(b, 0)
-                    exe = os.path.join(work, "app_client")
-                    needed = subprocess.run(["objdump", "-p", exe], capture_output=True, text=True).stdout
-                    self.assertEqual("NEEDED               libmsgsock.so" in needed, not static)
+                    for name in SOURCES:
+                        exe = os.path.join(work, name)
+                        self.assertTrue(os.access(exe, os.X_OK), f"examples/Makefile did not build {name}")
+                        needed = subprocess.run(["objdump", "-p", exe], capture_output=True, text=True).stdout
+                        self.assertEqual("NEEDED               libmsgsock.so" in needed, not static, name)
                     run_env = dict(env, LD_LIBRARY_PATH=libdir)
-                    r = run_example("app_client", addr, "ring", exe=exe, env=run_env)
+                    r = run_example("app_client", addr, "ring", exe=os.path.join(work, "app_client"),
+                                    env=run_env)
                     self.assertExit(r, 0)
                     self.assertEqual(r.stdout.decode(),
                                      "Got result: In the caves beneath the Misty Mountains. \U0001f48d\n")
+                    r = run_example("many_clients", "--conns", "10", echo.addr_text,
+                                    exe=os.path.join(work, "many_clients"), env=run_env)
+                    self.assertExit(r, 0)
+                    self.assertEqual(r.stdout.decode(), many_clients_out(10, 10, 0, 5))
 
         p = subprocess.run(["make", "-s", "-C", ROOT, "uninstall", f"DESTDIR={dest}", "PREFIX=/usr"],
                            capture_output=True, env=env, timeout=120)
