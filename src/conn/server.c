@@ -661,6 +661,10 @@ static void loop_done(srv_loop *sl)
     }
     ms_timer_stop(sl->pause_t);
     ms_timer_stop(sl->stop_t);
+    /* Armed for the last connection's deadline, it would keep a
+     * caller's loop running for nothing. */
+    ms_timer_stop(sl->g.sweep);
+    sl->g.sweep_due = INT64_MAX;
     int last = atomic_fetch_add(&s->ndone, 1) + 1 == s->nloops;
     if (sl == &s->loops[0]) {
         check_finished(s);
