@@ -72,7 +72,6 @@ struct ms_server {
     atomic_int freeing;
     atomic_int ndone;   /* loops done */
     int finished;       /* loop 0: every loop is done */
-    atomic_int stopped; /* on_stopped called (or, owned, due from ms_server_run) */
     ms_timer *fin_t;    /* loop 0, caller's loops: calls on_stopped */
 };
 
@@ -620,7 +619,6 @@ static void on_stopped_due(ms_loop *loop, ms_timer *t, void *arg)
     (void)loop;
     (void)t;
     ms_server *s = arg;
-    atomic_store(&s->stopped, 1);
     /* May free s: nothing of it is touched after. */
     if (s->cfg.on_stopped)
         s->cfg.on_stopped(s, s->cfg.user);
@@ -1140,7 +1138,6 @@ int ms_server_run(ms_server *s)
         }
     if (rc < 0)
         return rc;
-    atomic_store(&s->stopped, 1);
     /* May free s. */
     if (s->cfg.on_stopped)
         s->cfg.on_stopped(s, s->cfg.user);

@@ -211,8 +211,9 @@ static void on_pipe(ms_loop *loop, int fd, int events, void *arg)
 
 /* Clients talking to the server while the caller's watches fire: one
  * connection kept open (asked "?" first: the one loop walks its own
- * connections directly), then connections one after another until the
- * timer has ticked twice and the signal arrived; then the pipe. */
+ * connections directly), then connections one after another, two at
+ * least, until the timer has ticked twice and the signal arrived; then
+ * the pipe. */
 static void *talker(void *arg)
 {
     world *w = arg;
@@ -223,7 +224,8 @@ static void *talker(void *arg)
     offthread_check(round_trip(keep, "hi\n", "hi\n"), "echo");
     int64_t end = ms_now_ms() + 10000;
     int rounds = 0;
-    while ((atomic_load(&w->ticks) < 2 || atomic_load(&w->sigs) < 1) && ms_now_ms() < end) {
+    while ((rounds < 2 || atomic_load(&w->ticks) < 2 || atomic_load(&w->sigs) < 1) &&
+           ms_now_ms() < end) {
         int c = ms_connect_text(w->addr, 5000, 0);
         if (!offthread_check(c >= 0, "connect: %s", ms_err_name(c)))
             break;
