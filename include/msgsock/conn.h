@@ -413,9 +413,9 @@ MS_EXPORT int ms_server_run(ms_server *s);
  * message is read to its end (msg_timeout_ms still applies) and answered,
  * queued output is sent; then it is closed gracefully, as is every idle
  * connection (nothing partial, nothing queued, and a message received
- * already or MS_SERVER_DRAIN_FIRST_MS gone by). ms_server_run returns once
- * none is left, or after timeout_ms (-1: no limit), when what is left is
- * closed at once, each with a log line "drain timeout" (reason
+ * already or MS_SERVER_DRAIN_FIRST_MS gone by). ms_server_run returns (and
+ * on_stopped runs) once none is left, or after timeout_ms (-1: no limit),
+ * when what is left is closed at once, each with a log line "drain timeout" (reason
  * MS_ECLOSED). A later call can only shorten the deadline (0: close what
  * is left now). Safe from any thread and from callbacks.
  */
