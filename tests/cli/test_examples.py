@@ -14,7 +14,7 @@ import threading
 import unittest
 
 import pyapp
-from mstest import BIN, MsTestCase, Server, report_findings
+from mstest import BIN, MsTestCase, Server, parse_addr, report_findings
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("MSGSOCK_BUILD") or os.path.dirname(os.path.abspath(BIN))
@@ -159,6 +159,159 @@ class AppClientTest(MsTestCase):
         p = run_example("app_client", "127.0.0.1:1")
         self.assertExit(p, 2)
         self.assertIn(b"usage: app_client HOST:PORT VALUE", p.stderr)
+
+
+class ChatServer:
+    """examples/chat_server on port 0; its stdout lines are collected by a
+    thread as they come."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([os.path.join(EXAMPLES, "chat_server"), "0"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.lines = []
+        self.cond = threading.Condition()
+        first = self.proc.stdout.readline().decode()
+        if not first.startswith("listening on 127.0.0.1:"):
+            self.proc.kill()
+            raise AssertionError(f"chat_server's first line: {first!r}")
+        self.addr = parse_addr(first.split()[-1])[1]
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for ln in self.proc.stdout:
+            with self.cond:
+                self.lines.append(ln.decode().rstrip("\n"))
+                self.cond.notify_all()
+
+    def wait_line(self, pred, what, timeout=10):
+        with self.cond:
+            if not self.cond.wait_for(lambda: any(pred(ln) for ln in self.lines), timeout):
+                raise AssertionError(f"chat_server printed no line {what}: {self.lines}")
+
+    def client(self, rcvbuf=None):
+        s = socket.socket()
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.settimeout(10)
+        s.connect(self.addr)
+        return s
+
+    def stop(self, clients):
+        """SIGINT; each client sees the end of stream and closes; the
+        server must exit 0. Returns its stderr."""
+        self.proc.send_signal(signal.SIGINT)
+        for s in clients:
+            rest = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                rest += d
+            s.close()
+        self.proc.wait(timeout=15)
+        self.reader.join(10)  # every line read
+        err = self.proc.stderr.read().decode()
+        self.proc.stderr.close()
+        found = report_findings(err)
+        if found:
+            raise AssertionError("chat_server: sanitizer findings:\n  " + "\n  ".join(found))
+        return err
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def name_of(sock):
+    return "127.0.0.1:%d" % sock.getsockname()[1]
+
+
+def read_line(sock):
+    line = b""
+    while not line.endswith(b"\n"):
+        ch = sock.recv(1)
+        if not ch:
+            raise AssertionError(f"end of stream after {line!r}")
+        line += ch
+    return line.decode()
+
+
+class ChatServerTest(MsTestCase):
+    def setUp(self):
+        self.srv = ChatServer()
+        self.addCleanup(self.srv.kill)
+
+    def test_each_line_goes_to_every_other_client(self):
+        srv = self.srv
+        cl = [srv.client() for _ in range(3)]
+        # The 1 s timer on the server's loop prints the count once it changed.
+        srv.wait_line(lambda ln: ln == "3 clients", "'3 clients'")
+        for i, s in enumerate(cl):
+            text = f"line {i} from client {i} \u00e9"
+            s.sendall(text[:5].encode())          # one line in two pieces
+            s.sendall((text[5:] + "\n").encode())
+            for j, other in enumerate(cl):
+                if j != i:
+                    self.assertEqual(read_line(other), f"{name_of(s)}: {text}\n")
+        # Nothing came back to a sender: the next line each client reads is
+        # the last sender's, or (for the last sender) the one after it.
+        cl[2].sendall(b"bye\n")
+        cl[0].sendall(b"bye too\n")
+        self.assertEqual(read_line(cl[0]), f"{name_of(cl[2])}: bye\n")
+        self.assertEqual(read_line(cl[1]), f"{name_of(cl[2])}: bye\n")
+        self.assertEqual(read_line(cl[1]), f"{name_of(cl[0])}: bye too\n")
+        self.assertEqual(read_line(cl[2]), f"{name_of(cl[0])}: bye too\n")
+        err = srv.stop(cl)
+        self.assertEqual(srv.proc.returncode, 0, err)
+        self.assertEqual(err, "")
+        self.assertIn("stopping: 3 clients", srv.lines)
+        self.assertEqual(srv.lines[-1], "served 3 clients, 5 lines")
+
+    def test_count_follows_clients(self):
+        srv = self.srv
+        a = srv.client()
+        srv.wait_line(lambda ln: ln == "1 client", "'1 client'")
+        b = srv.client()
+        srv.wait_line(lambda ln: ln == "2 clients", "'2 clients'")
+        b.close()
+        srv.wait_line(lambda ln: ln == "1 client" and srv.lines.count("1 client") == 2,
+                      "'1 client' a second time")
+        err = srv.stop([a])
+        self.assertEqual(srv.proc.returncode, 0, err)
+        self.assertEqual(srv.lines[-2:], ["stopping: 1 client", "served 2 clients, 0 lines"])
+
+    def test_a_client_that_does_not_read_is_dropped(self):
+        srv = self.srv
+        talker = srv.client()
+        sleeper = srv.client(rcvbuf=4096)
+        sleeper_name = name_of(sleeper)
+        srv.wait_line(lambda ln: ln == "2 clients", "'2 clients'")
+        line = b"x" * 1000 + b"\n"
+        dropped = f"{sleeper_name} dropped: Peer does not read: output limit reached"
+        sent = 0
+        while dropped not in srv.lines:
+            self.assertLess(sent, 64 << 20, f"{sent} bytes sent and {sleeper_name} not dropped: {srv.lines}")
+            talker.sendall(line * 100)
+            sent += len(line) * 100
+        sleeper.close()
+        srv.wait_line(lambda ln: ln == "1 client", "'1 client'")
+        # The others chat on.
+        late = srv.client()
+        srv.wait_line(lambda ln: ln == "2 clients" and srv.lines.count("2 clients") == 2,
+                      "'2 clients' again")
+        talker.sendall(b"still here\n")
+        self.assertEqual(read_line(late), f"{name_of(talker)}: still here\n")
+        err = srv.stop([talker, late])
+        self.assertEqual(srv.proc.returncode, 0, err)
+
+    def test_usage(self):
+        for args in (["x"], ["70000"], ["1", "2"]):
+            with self.subTest(args=args):
+                p = run_example("chat_server", *args)
+                self.assertExit(p, 2)
+                self.assertIn(b"usage: chat_server [PORT]", p.stderr)
 
 
 def many_clients_bytes(conns, msgs):
