@@ -625,6 +625,15 @@ class FakeServer:
                 conn.sendall(self.response)
 
     def close(self):
+        # Shut down first, to wake the thread's accept, and only close once
+        # it has returned: closed under it, the listener's descriptor number
+        # could be reused by the next test's FakeServer, and this thread
+        # would answer that test's client with this test's response.
+        try:
+            self.lsock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.thread.join(10)
         self.lsock.close()
 
 
