@@ -348,7 +348,10 @@ typedef struct ms_server_config {
     ms_server_limits limits;
     int threads;                  /* event loops; 0: one per online CPU */
     int backlog;                  /* 0: ms_listen_backlog_default() */
-    int handle_signals;           /* 1: SIGINT and SIGTERM stop the server */
+    int handle_signals;           /* 1: SIGINT and SIGTERM stop the server (a second one:
+                                   * ms_server_drain(s, 0)), watched on loop 0 with
+                                   * ms_loop_signal (replacing a watch of the caller's
+                                   * for them; removed at free) */
     const char *backend;          /* loop backend (ms_loop_opts); NULL: $MSGSOCK_BACKEND
                                    * if set, else "auto" (io_uring where the kernel
                                    * allows it, epoll otherwise) */
@@ -380,6 +383,18 @@ typedef struct ms_server_config {
                                    * connections finish before what is left is closed,
                                    * each logged "drain timeout" (0: the default
                                    * MS_SERVER_DEFAULT_DRAIN_MS; -1: no limit) */
+    ms_loop **loops;              /* event model: serve on these loops the caller created
+                                   * and runs (see ms_server_start); the server creates no
+                                   * loop and no thread (threads, backend ignored). The
+                                   * array is read at create only; the loops must outlive
+                                   * the server. NULL: the server makes its own */
+    int nloops;                   /* entries in loops */
+    /* Called once, on loop 0's thread, when a stop (ms_server_stop or drain,
+     * or a signal) is over: every connection has ended and nothing of the
+     * server's is left watched or armed on any loop. s may be freed inside.
+     * With the server's own loops ms_server_run calls it just before it
+     * returns 0. NULL: none. */
+    void (*on_stopped)(ms_server *s, void *user);
 } ms_server_config;
 
 #define MS_SERVER_DEFAULT_DRAIN_MS 10000
@@ -408,9 +423,41 @@ typedef struct ms_server_stats {
 } ms_server_stats;
 
 /* Creates the server and binds its listener(s) (so ms_server_local_addr
- * works at once); no thread starts yet. cfg is copied (strings too). On
- * success *out is the caller's until ms_server_free(). */
+ * works at once); no thread starts yet, and nothing is put on any loop.
+ * Event model without cfg->loops: the server's loops are created here
+ * (ms_server_loop). cfg is copied (strings too). On success *out is the
+ * caller's until ms_server_free(). MS_EINVAL also for cfg->loops with
+ * nloops < 1, a NULL entry or a model other than MS_MODEL_EVENT. */
 MS_EXPORT int ms_server_create(ms_server **out, const ms_server_config *cfg);
+/* Event model: its loops (cfg->nloops, or the ones it created: threads);
+ * 0 in the blocking models. */
+MS_EXPORT int ms_server_loop_count(const ms_server *s);
+/* Loop i, or NULL if i is out of range. With the server's own loops it is
+ * the server's (never free or stop it; ms_server_stop ends it), valid from
+ * create until ms_server_free: a program may put its own timers, signal
+ * and descriptor watches on it (before ms_server_run, or from a callback
+ * on that loop's thread, or through ms_loop_wake); they run on the loop's
+ * thread (loop 0: the one calling ms_server_run) beside the connections,
+ * and the loop ends when the server's drain is over, whatever is still
+ * armed on it. */
+MS_EXPORT ms_loop *ms_server_loop(ms_server *s, int i);
+/*
+ * Caller's loops (cfg->loops): registers the listeners and starts
+ * accepting; returns at once. The connections are then served while the
+ * caller runs its loops (each on its own thread if several): listeners,
+ * connections and the server's eventfd are watches on them, its timers are
+ * timers on them, handle_signals watches SIGINT and SIGTERM on loops[0]
+ * (ms_loop_signal blocks them in the thread that runs loops[0], or in the
+ * calling thread if none does yet: block them in every thread). Call it
+ * from a thread that runs none of the loops or from loops[0]'s thread (a
+ * running loop registers on its own thread and is waited for). Stats,
+ * snapshots, drain, max_conns and logs work as with ms_server_run. After
+ * a stop, once on_stopped has run, nothing of the server's is left on the
+ * loops, so an ms_loop_run whose only work was the server returns. Returns
+ * 0, MS_EINVAL (not the caller's loops, started already or a failed start)
+ * or a system code (then nothing is left on the loops; only free the server).
+ */
+MS_EXPORT int ms_server_start(ms_server *s);
 /* The bound address (port 0 resolved). */
 MS_EXPORT int ms_server_local_addr(const ms_server *s, ms_addr *out);
 /* The listening descriptor (loop 0's; still the server's). */
@@ -419,7 +466,8 @@ MS_EXPORT int ms_server_listen_fd(const ms_server *s);
  * configured blocking model, until ms_server_stop() or, with
  * handle_signals, SIGINT/SIGTERM (a second one: ms_server_drain(s, 0));
  * then drains (ms_server_drain) and returns 0 once every connection is
- * over, or a negative code if it could not start. */
+ * over, or a negative code if it could not start. Once only. MS_EINVAL
+ * with the caller's loops (cfg->loops: use ms_server_start). */
 MS_EXPORT int ms_server_run(ms_server *s);
 /*
  * Drains and stops: the server stops accepting. A listener it bound itself
@@ -430,16 +478,26 @@ MS_EXPORT int ms_server_run(ms_server *s);
  * message is read to its end (msg_timeout_ms still applies) and answered,
  * queued output is sent; then it is closed gracefully, as is every idle
  * connection (nothing partial, nothing queued, and a message received
- * already or MS_SERVER_DRAIN_FIRST_MS gone by). ms_server_run returns once
- * none is left, or after timeout_ms (-1: no limit), when what is left is
- * closed at once, each with a log line "drain timeout" (reason
+ * already or MS_SERVER_DRAIN_FIRST_MS gone by). ms_server_run returns (and
+ * on_stopped runs) once none is left, or after timeout_ms (-1: no limit),
+ * when what is left is closed at once, each with a log line "drain timeout" (reason
  * MS_ECLOSED). A later call can only shorten the deadline (0: close what
  * is left now). Safe from any thread and from callbacks.
  */
 MS_EXPORT void ms_server_drain(ms_server *s, int timeout_ms);
 /* ms_server_drain(s, drain_timeout_ms of the configuration). */
 MS_EXPORT void ms_server_stop(ms_server *s);
-/* Frees a server that is not running. Closes the listeners. */
+/*
+ * Frees the server and closes its listeners; its own loops too. With the
+ * server's own loops: once ms_server_run has returned (or if it never
+ * ran). With the caller's loops: after on_stopped (from on_stopped itself,
+ * or from any thread), or before ms_server_start; and always before the
+ * caller frees its loops. A started server not stopped yet is stopped at
+ * once (each connection's on_close gets MS_ECLOSED) when it has one loop
+ * and this is called on that loop's thread (or no thread runs it); with
+ * several loops, stop it first and wait for on_stopped. Never from the
+ * server's connection or log callbacks.
+ */
 MS_EXPORT void ms_server_free(ms_server *s);
 /* Totals so far; safe from any thread. A connection's end is counted once
  * its on_close has returned. */
@@ -461,10 +519,20 @@ MS_EXPORT int ms_server_log_write(ms_server *s, int fd, const char *text, size_t
  * error (level <= 1) as "msgsock: <msg>\n" through ms_server_log_write (never
  * blocking; a line dropped is not counted). user is ignored. */
 MS_EXPORT void ms_log_stderr(void *user, int level, const char *msg);
-/* Calls fn for each open connection. Only from the thread of a server
- * callback with threads == 1, or while the server is not running; event
- * model only (see ms_server_snapshot_get for any model). */
-MS_EXPORT void ms_server_foreach_conn(ms_server *s, void (*fn)(ms_conn *c, void *arg), void *arg);
+/*
+ * Calls fn for each open connection, on the thread of the loop serving it:
+ * each running loop walks its own connections when asked (ms_loop_wake)
+ * while the caller waits; a loop no thread runs is walked on the calling
+ * thread. fn may close the connection it is given (not others on other
+ * loops). From any thread that runs none of the server's loops, and from
+ * a loop's thread (its callbacks) while that loop is the only one of the
+ * server's running: with more than one running, a loop's thread gets
+ * MS_EBUSY, because two loops waiting for each other's answer would never
+ * answer. Event model only (MS_ENOTSUP; see ms_server_snapshot_get for any
+ * model). Returns the number of connections visited, MS_EINVAL, MS_EBUSY
+ * or MS_ENOTSUP (then fn never runs).
+ */
+MS_EXPORT int ms_server_foreach_conn(ms_server *s, void (*fn)(ms_conn *c, void *arg), void *arg);
 /* The server a connection was accepted by, or NULL for a client (and in
  * the blocking models). */
 MS_EXPORT ms_server *ms_conn_server(const ms_conn *c);
@@ -496,7 +564,8 @@ typedef struct ms_server_snapshot {
 /*
  * The server's connections and totals now. Event model: each running loop
  * lists its own connections on its own thread (asked with ms_loop_wake),
- * and the caller waits for every answer; blocking models: a registry kept
+ * and the caller waits for every answer (a loop no thread runs is read on
+ * the calling thread), with the server's loops and the caller's alike; blocking models: a registry kept
  * under a mutex, with each connection's counters as of its last message.
  * Safe from any thread that runs none of s's loops, and from callbacks on
  * the thread of loop 0 (never from another loop's callbacks: two loops

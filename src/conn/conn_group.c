@@ -66,15 +66,32 @@ int msi_group_init(msi_group *g, ms_loop *loop, const ms_frame_config *frame,
     }
     g->maxbcache = 64;
     if (loop) {
-        rc = ms_timer_create(loop, &g->sweep);
-        if (rc == 0)
-            rc = msi_loop_group_add(g);
+        g->loop = NULL;
+        rc = msi_group_attach(g, loop);
         if (rc < 0) {
             msi_group_fini(g);
             return rc;
         }
     }
     return 0;
+}
+
+int msi_group_attach(msi_group *g, ms_loop *loop)
+{
+    g->loop = loop;
+    g->ring = msi_loop_ring(loop);
+    int rc = ms_timer_create(loop, &g->sweep);
+    if (rc == 0)
+        rc = msi_loop_group_add(g);
+    return rc;
+}
+
+void msi_group_detach(msi_group *g)
+{
+    msi_loop_group_remove(g);
+    if (g->sweep)
+        ms_timer_free(g->sweep);
+    g->sweep = NULL;
 }
 
 void msi_group_fini(msi_group *g)

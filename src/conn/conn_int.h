@@ -151,6 +151,11 @@ static inline int msi_limits_toggles_ok(const ms_conn_limits *lim)
 int msi_group_init(msi_group *g, ms_loop *loop, const ms_frame_config *frame,
                    const ms_conn_limits *lim, const ms_conn_callbacks *cb, void *user);
 void msi_group_fini(msi_group *g);
+/* A group made without a loop (a server's, before it starts) put on loop:
+ * its sweep timer made there and the group listed on it (msi_loop_group_add);
+ * msi_group_detach undoes both. On loop's thread. */
+int msi_group_attach(msi_group *g, ms_loop *loop);
+void msi_group_detach(msi_group *g);
 /* Every connection of g: graceful close with reason (server stop). */
 void msi_group_close_all(msi_group *g, int reason, int abortive);
 /* Calls fn for each live connection of g; fn may end any of them.

@@ -1,6 +1,7 @@
 /* server.c: the server: the event model (listeners, accept batches, N loops, stop), totals, logging, dispatch to the other models. */
 #include "conn/server_int.h"
 #include "conn/tls_int.h"
+#include "loop/loop_int.h"
 #include "loop/ring.h"
 
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -38,7 +40,13 @@ typedef struct srv_loop {
     int reserve_fd;     /* spent to accept-and-close when out of descriptors */
     ms_timer *pause_t;  /* the rest after EMFILE; while draining, the first-request grace */
     ms_timer *stop_t;   /* the drain deadline */
-    pthread_t th;
+    int efd;            /* eventfd: ms_server_drain (and, on loop 0, the other loops'
+                         * ends) tell the loop through it; watched until the loop is done */
+    int attached;       /* start_on_loop has run: the server's watches and timers are on */
+    int efd_watched;
+    int done;           /* drained: nothing of the server's is left on the loop */
+    int start_rc;
+    pthread_t th;       /* owned loops 1..n-1: the thread running it */
     int started;
     int64_t last_log_emfile, last_log_refused;
     uint64_t emfile_count, refused_since_log;
@@ -55,9 +63,16 @@ struct ms_server {
     _Atomic int64_t drain_due;  /* the drain's deadline (ms_now_ms), INT64_MAX: none */
     atomic_int open;
     atomic_uint_fast64_t accepted, refused, bad, output, timed_out;
-    msi_snap *snap;
     msi_blocking *blk;  /* the thread, fork and iterative models */
     atomic_uint_fast64_t *log_dropped;  /* in a page shared with fork children */
+    int owned;          /* 1: the server created its loops (ms_server_run runs them) */
+    int started;        /* the listeners are watched (ms_server_start or ms_server_run) */
+    int start_failed;
+    int sigs;           /* SIGINT and SIGTERM are watched on loop 0 */
+    atomic_int freeing;
+    atomic_int ndone;   /* loops done */
+    int finished;       /* loop 0: every loop is done */
+    ms_timer *fin_t;    /* loop 0, caller's loops: calls on_stopped */
 };
 
 /* ---- output that never blocks ---- */
@@ -258,7 +273,6 @@ const ms_server_config *msi_server_cfg(const ms_server *s) { return &s->cfg; }
 int msi_server_nloops(const ms_server *s) { return s->nloops; }
 ms_loop *msi_server_loop(ms_server *s, int i) { return s->loops[i].loop; }
 msi_group *msi_server_group(ms_server *s, int i) { return &s->loops[i].g; }
-msi_snap *msi_server_snap(ms_server *s) { return s->snap; }
 msi_blocking *msi_server_blocking(ms_server *s) { return s->blk; }
 msi_traffic *msi_server_loop_traffic(ms_server *s, int i) { return &s->loops[i].ended; }
 
@@ -351,6 +365,7 @@ static void on_emfile(srv_loop *sl, int err)
 }
 
 static void stop_on_loop(ms_loop *loop, void *arg);
+static void loop_done(srv_loop *sl);
 
 /* Accepts and serves up to n connections; draining (the queue of a listener
  * about to be shut), until the queue is empty. */
@@ -444,8 +459,8 @@ void msi_server_conn_closed(ms_server *s, ms_conn *c)
         msi_server_log_end(s, &a, r, ms_conn_tls_error(c));
         msi_server_log_conn(s, 0, &a, r);
     }
-    if (sl->g.stopping && sl->g.nconns == 0 && !sl->taking_queue)
-        ms_loop_stop(sl->loop);
+    if (sl->g.stopping && sl->g.nconns == 0 && !sl->taking_queue && !s->freeing)
+        loop_done(sl);
 }
 
 void msi_server_conn_proxied(ms_server *s, ms_conn *c)
@@ -505,9 +520,11 @@ static void drain_abort_one(ms_conn *c, void *arg)
 static void drain_expired(ms_loop *loop, ms_timer *t, void *arg)
 {
     (void)t;
+    (void)loop;
     srv_loop *sl = arg;
     msi_group_foreach(&sl->g, drain_abort_one, sl->s);
-    ms_loop_stop(loop);
+    if (sl->g.nconns == 0)
+        loop_done(sl);
 }
 
 /* Closes the idle connections; the fresh ones not yet idle get the
@@ -559,6 +576,8 @@ static void stop_on_loop(ms_loop *loop, void *arg)
 {
     srv_loop *sl = arg;
     ms_server *s = sl->s;
+    if (sl->done)
+        return;
     if (!sl->g.stopping) {
         sl->g.stopping = 1;
         sl->g.drain_start = ms_loop_now(loop);
@@ -566,7 +585,7 @@ static void stop_on_loop(ms_loop *loop, void *arg)
         drain_sweep(loop, sl->pause_t, sl);
     }
     if (sl->g.nconns == 0) {
-        ms_loop_stop(loop);
+        loop_done(sl);
         return;
     }
     int64_t due = atomic_load(&s->drain_due);
@@ -579,6 +598,94 @@ static void stop_on_loop(ms_loop *loop, void *arg)
         ms_timer_start(sl->stop_t, left, 0, drain_expired, sl);
 }
 
+/* Wakes sl's loop into on_notify; never fails, never allocates, so a
+ * drain always reaches every loop. */
+static void notify(srv_loop *sl)
+{
+    uint64_t one = 1;
+    /* EAGAIN: the counter is full, so it is readable already. */
+    while (write(sl->efd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+}
+
+static void on_stopped_due(ms_loop *loop, ms_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    ms_server *s = arg;
+    /* May free s: nothing of it is touched after. */
+    if (s->cfg.on_stopped)
+        s->cfg.on_stopped(s, s->cfg.user);
+}
+
+/* On loop 0's thread: once every loop is done, loop 0 lets go too. The
+ * server's own loops stop (ms_server_run calls on_stopped as it returns);
+ * a caller's loops run on, and on_stopped comes from a timer, where the
+ * server may be freed. */
+static void check_finished(ms_server *s)
+{
+    srv_loop *l0 = &s->loops[0];
+    if (s->finished || !l0->done || atomic_load(&s->ndone) < s->nloops)
+        return;
+    s->finished = 1;
+    if (l0->efd_watched) {
+        ms_loop_unwatch(l0->loop, l0->efd);
+        l0->efd_watched = 0;
+    }
+    if (s->owned)
+        ms_loop_stop(l0->loop);
+    else
+        ms_timer_start(s->fin_t, 0, 0, on_stopped_due, s);
+}
+
+/* On sl's thread: the drain is over there (no listener watched, no
+ * connection left). Loop 0 keeps its eventfd watched, and so its loop
+ * going, until every loop is done. */
+static void loop_done(srv_loop *sl)
+{
+    ms_server *s = sl->s;
+    if (sl->done)
+        return;
+    sl->done = 1;
+    if (sl->watching) {
+        ms_loop_unwatch(sl->loop, sl->lfd);
+        sl->watching = 0;
+    }
+    ms_timer_stop(sl->pause_t);
+    ms_timer_stop(sl->stop_t);
+    /* Armed for the last connection's deadline, it would keep a
+     * caller's loop running for nothing. */
+    ms_timer_stop(sl->g.sweep);
+    sl->g.sweep_due = INT64_MAX;
+    int last = atomic_fetch_add(&s->ndone, 1) + 1 == s->nloops;
+    if (sl == &s->loops[0]) {
+        check_finished(s);
+        return;
+    }
+    if (sl->efd_watched) {
+        ms_loop_unwatch(sl->loop, sl->efd);
+        sl->efd_watched = 0;
+    }
+    if (s->owned)
+        ms_loop_stop(sl->loop);
+    if (last)
+        notify(&s->loops[0]);
+}
+
+static void on_notify(ms_loop *loop, int fd, int events, void *arg)
+{
+    (void)events;
+    srv_loop *sl = arg;
+    ms_server *s = sl->s;
+    uint64_t v;
+    while (read(fd, &v, sizeof v) < 0 && errno == EINTR) {
+    }
+    if (atomic_load(&s->stopping))
+        stop_on_loop(loop, sl);
+    if (sl == &s->loops[0])
+        check_finished(s);
+}
+
 void ms_server_drain(ms_server *s, int timeout_ms)
 {
     int64_t due = timeout_ms < 0 ? INT64_MAX : ms_now_ms() + timeout_ms;
@@ -589,8 +696,7 @@ void ms_server_drain(ms_server *s, int timeout_ms)
     if (s->blk)
         msi_blocking_stop(s->blk);
     for (int i = 0; i < s->nloops; i++)
-        if (ms_loop_wake(s->loops[i].loop, stop_on_loop, &s->loops[i]) < 0)
-            ms_loop_stop(s->loops[i].loop);
+        notify(&s->loops[i]);
 }
 
 void ms_server_stop(ms_server *s)
@@ -622,28 +728,112 @@ static void on_signal(ms_loop *loop, int signo, void *arg)
 
 /* ---- life cycle ---- */
 
+/* On sl's loop's thread (or while no thread runs it): the group's timers,
+ * the eventfd and the listener watched; loop 0 also takes the signals. */
+static void start_on_loop(ms_loop *loop, void *arg)
+{
+    srv_loop *sl = arg;
+    ms_server *s = sl->s;
+    int rc;
+    sl->attached = 1;
+    if ((rc = msi_group_attach(&sl->g, loop)) < 0 ||
+        (rc = ms_timer_create(loop, &sl->pause_t)) < 0 ||
+        (rc = ms_timer_create(loop, &sl->stop_t)) < 0)
+        goto out;
+    if (sl == &s->loops[0]) {
+        if ((rc = ms_timer_create(loop, &s->fin_t)) < 0)
+            goto out;
+        if (s->cfg.handle_signals) {
+            s->sigs = 1;
+            if ((rc = ms_loop_signal(loop, SIGINT, on_signal, s)) < 0 ||
+                (rc = ms_loop_signal(loop, SIGTERM, on_signal, s)) < 0)
+                goto out;
+        }
+    }
+    if ((rc = ms_loop_watch(loop, sl->efd, MS_EV_READ, on_notify, sl)) < 0)
+        goto out;
+    sl->efd_watched = 1;
+    if ((rc = ms_loop_watch(loop, sl->lfd, MS_EV_READ, on_accept, sl)) < 0)
+        goto out;
+    sl->watching = 1;
+out:
+    sl->start_rc = rc;
+}
+
+/* On sl's loop's thread (or while no thread runs it): whatever the server
+ * has on the loop goes, its connections closed with MS_ECLOSED. */
+static void detach_on_loop(ms_loop *loop, void *arg)
+{
+    srv_loop *sl = arg;
+    ms_server *s = sl->s;
+    if (sl->watching)
+        ms_loop_unwatch(loop, sl->lfd);
+    sl->watching = 0;
+    if (sl->efd_watched)
+        ms_loop_unwatch(loop, sl->efd);
+    sl->efd_watched = 0;
+    msi_group_close_all(&sl->g, MS_ECLOSED, 1);
+    msi_group_detach(&sl->g);
+    if (sl->pause_t)
+        ms_timer_free(sl->pause_t);
+    if (sl->stop_t)
+        ms_timer_free(sl->stop_t);
+    sl->pause_t = sl->stop_t = NULL;
+    if (sl == &s->loops[0]) {
+        if (s->fin_t)
+            ms_timer_free(s->fin_t);
+        s->fin_t = NULL;
+        if (s->sigs) {
+            ms_loop_signal(loop, SIGINT, NULL, NULL);
+            ms_loop_signal(loop, SIGTERM, NULL, NULL);
+            s->sigs = 0;
+        }
+    }
+    sl->attached = 0;
+}
+
+static void detach_all(ms_server *s)
+{
+    atomic_store(&s->freeing, 1);
+    for (int i = 0; i < s->nloops; i++)
+        if (s->loops[i].attached)
+            msi_loop_call(s->loops[i].loop, detach_on_loop, &s->loops[i]);
+}
+
+/* What ms_server_start does, and ms_server_run on the loops it made. */
+static int server_start(ms_server *s)
+{
+    int rc = 0;
+    for (int i = 0; i < s->nloops && rc == 0; i++) {
+        msi_loop_call(s->loops[i].loop, start_on_loop, &s->loops[i]);
+        rc = s->loops[i].start_rc;
+    }
+    if (rc < 0) {
+        detach_all(s);
+        s->start_failed = 1;
+        return rc;
+    }
+    s->started = 1;
+    return 0;
+}
+
 void ms_server_free(ms_server *s)
 {
     if (!s)
         return;
     msi_blocking_free(s->blk);
+    detach_all(s);
     for (int i = 0; i < s->nloops; i++) {
         srv_loop *sl = &s->loops[i];
-        if (!sl->loop)
-            continue;
-        if (sl->watching)
-            ms_loop_unwatch(sl->loop, sl->lfd);
-        msi_group_close_all(&sl->g, MS_ECLOSED, 1);
-        if (sl->pause_t)
-            ms_timer_free(sl->pause_t);
-        if (sl->stop_t)
-            ms_timer_free(sl->stop_t);
         msi_group_fini(&sl->g);
         if (sl->lowned && sl->lfd >= 0)
             close(sl->lfd);
         if (sl->reserve_fd >= 0)
             close(sl->reserve_fd);
-        ms_loop_free(sl->loop);
+        if (sl->efd >= 0)
+            close(sl->efd);
+        if (s->owned && sl->loop)
+            ms_loop_free(sl->loop);
     }
     /* A Unix socket path left behind would make the next bind fail; an
      * inherited one is another holder's to keep serving. */
@@ -652,7 +842,6 @@ void ms_server_free(ms_server *s)
         if (s->local.len > offsetof(struct sockaddr_un, sun_path) && un->sun_path[0] == '/')
             unlink(un->sun_path);
     }
-    msi_snap_free(s->snap);
     if (s->log_dropped)
         munmap(s->log_dropped, sizeof *s->log_dropped);
     free(s->loops);
@@ -689,6 +878,14 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
     if (cfg->model < MS_MODEL_EVENT || cfg->model > MS_MODEL_ITERATIVE ||
         !msi_limits_toggles_ok(&cfg->limits.conn))
         return MS_EINVAL;
+    int callers = cfg->loops != NULL || cfg->nloops != 0;
+    if (callers) {
+        if (cfg->model != MS_MODEL_EVENT || !cfg->loops || cfg->nloops <= 0)
+            return MS_EINVAL;
+        for (int i = 0; i < cfg->nloops; i++)
+            if (!cfg->loops[i])
+                return MS_EINVAL;
+    }
     ms_server *s = calloc(1, sizeof *s);
     if (!s)
         return MS_ENOMEM;
@@ -696,6 +893,8 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
      * stay the same while it runs. */
     pthread_once(&sinks_once, sinks_init);
     s->cfg = *cfg;
+    /* The array stays the caller's: each loop is kept in s->loops. */
+    s->cfg.loops = NULL;
     atomic_init(&s->drain_due, INT64_MAX);
     if (s->cfg.drain_timeout_ms == 0)
         s->cfg.drain_timeout_ms = MS_SERVER_DEFAULT_DRAIN_MS;
@@ -709,7 +908,8 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
     atomic_init(s->log_dropped, 0);
     s->listen_text = strdup(cfg->listen_fd > 0 || !cfg->listen ? "" : cfg->listen);
     int blocking = cfg->model != MS_MODEL_EVENT;
-    s->nloops = blocking ? 0 : cfg->threads > 0 ? cfg->threads : cpu_count();
+    s->nloops = blocking ? 0 : callers ? cfg->nloops : cfg->threads > 0 ? cfg->threads : cpu_count();
+    s->owned = !blocking && !callers;
     s->loops = blocking ? NULL : calloc((size_t)s->nloops, sizeof *s->loops);
     if (!s->listen_text || (!blocking && !s->loops)) {
         munmap(s->log_dropped, sizeof *s->log_dropped);
@@ -719,6 +919,12 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
         return MS_ENOMEM;
     }
     s->cfg.listen = s->listen_text;
+    for (int i = 0; i < s->nloops; i++) {
+        s->loops[i].s = s;
+        s->loops[i].lfd = -1;
+        s->loops[i].reserve_fd = -1;
+        s->loops[i].efd = -1;
+    }
     if (s->cfg.limits.max_conns == 0)
         s->cfg.limits.max_conns = default_max_conns(s->nloops);
     if (s->cfg.backlog <= 0)
@@ -737,18 +943,13 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
      * descriptor number must not name one of the server's own. */
     int rc = cfg->listen_fd > 0 ? adopt_listener(cfg->listen_fd, &s->local) : 0;
     if (rc == 0)
-        rc = blocking ? msi_blocking_create(&s->blk, s, &s->local)
-                      : msi_snap_create(&s->snap, s->nloops);
+        rc = blocking ? msi_blocking_create(&s->blk, s, &s->local) : 0;
     if (rc < 0 || blocking) {
         if (rc < 0)
             ms_server_free(s);
         else
             *out = s;
         return rc;
-    }
-    for (int i = 0; i < s->nloops; i++) {
-        s->loops[i].lfd = -1;
-        s->loops[i].reserve_fd = -1;
     }
     /* Servers take the ring when they can: it saves a system call or more
      * per message (bench/run.py measures it). */
@@ -760,28 +961,32 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
     for (int i = 0; i < s->nloops && rc == 0; i++) {
         srv_loop *sl = &s->loops[i];
         sl->s = s;
-        rc = ms_loop_create(&sl->loop, &lo);
-        if (rc < 0) {
-            sl->loop = NULL;
-            break;
+        if (s->owned) {
+            rc = ms_loop_create(&sl->loop, &lo);
+            if (rc < 0) {
+                sl->loop = NULL;
+                break;
+            }
+            int why = msi_loop_ring_fallback(sl->loop);
+            if (i == 0 && why < 0)
+                msi_server_log(s, 2, MS_LOG_SERVER, why, NULL,
+                               "io_uring unavailable (%s): using epoll", ms_strerror(why));
+        } else {
+            sl->loop = cfg->loops[i];
         }
-        int why = msi_loop_ring_fallback(sl->loop);
-        if (i == 0 && why < 0)
-            msi_server_log(s, 2, MS_LOG_SERVER, why, NULL, "io_uring unavailable (%s): using epoll",
-                           ms_strerror(why));
-        rc = msi_group_init(&sl->g, sl->loop, &cfg->frame, cl, &cfg->cb, cfg->user);
-        if (rc < 0) {
-            ms_loop_free(sl->loop);
-            sl->loop = NULL;
+        /* On no loop yet: the loop's part (the sweep timer, the ring) is
+         * added by start_on_loop, on the loop's thread. */
+        if ((rc = msi_group_init(&sl->g, NULL, &cfg->frame, cl, &cfg->cb, cfg->user)) < 0)
             break;
-        }
         sl->g.srv = s;
         if (cfg->tls && (rc = msi_tls_group_use(&sl->g, cfg->tls, NULL)) < 0)
             break;
         sl->last_log_emfile = sl->last_log_refused = INT64_MIN / 2;
-        if ((rc = ms_timer_create(sl->loop, &sl->pause_t)) < 0 ||
-            (rc = ms_timer_create(sl->loop, &sl->stop_t)) < 0)
+        sl->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (sl->efd < 0) {
+            rc = ms_err_from_errno(errno);
             break;
+        }
         /* One listener per loop with SO_REUSEPORT: the kernel spreads
          * connections over the loops and no loop wakes for another's
          * connection. A Unix socket cannot be shared that way, nor can an
@@ -813,15 +1018,12 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
         }
         if (rc < 0)
             break;
+        rc = 0;
         /* Set once on the listener instead of per accepted socket: 2 to 7
          * system calls saved per connection. */
         int fam = ms_addr_family(&s->local);
         if ((fam == AF_INET || fam == AF_INET6) && msi_sock_options(sl->lfd, cl) == 0)
             sl->g.sockopts_inherited = 1;
-        rc = ms_loop_watch(sl->loop, sl->lfd, MS_EV_READ, on_accept, sl);
-        if (rc < 0)
-            break;
-        sl->watching = 1;
         sl->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
     if (rc < 0) {
@@ -843,6 +1045,42 @@ int ms_server_listen_fd(const ms_server *s)
     return s->blk ? msi_blocking_listen_fd(s->blk) : s->loops[0].lfd;
 }
 
+int ms_server_start(ms_server *s)
+{
+    if (!s || s->owned || s->blk || s->started || s->start_failed)
+        return MS_EINVAL;
+    return server_start(s);
+}
+
+int ms_server_loop_count(const ms_server *s)
+{
+    return s ? s->nloops : 0;
+}
+
+ms_loop *ms_server_loop(ms_server *s, int i)
+{
+    return s && i >= 0 && i < s->nloops ? s->loops[i].loop : NULL;
+}
+
+/* Runs loop 0 or one of the others until it is done. Someone else's
+ * ms_loop_stop on it counts as ms_server_stop: the server's loops end
+ * with the server. */
+static int run_owned(srv_loop *sl, int zero)
+{
+    for (;;) {
+        int rc = ms_loop_run(sl->loop);
+        if (rc < 0)
+            return rc;
+        if (zero ? sl->s->finished : sl->done) {
+            /* One more turn submits what the last one staged: with
+             * io_uring, the cancellations that let the closed sockets go. */
+            ms_loop_run_once(sl->loop, 0);
+            return 0;
+        }
+        ms_server_stop(sl->s);
+    }
+}
+
 static void *loop_thread(void *arg)
 {
     srv_loop *sl = arg;
@@ -852,10 +1090,11 @@ static void *loop_thread(void *arg)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    int i = (int)(sl - sl->s->loops);
-    msi_snap_loop_begin(sl->s->snap, i);
-    ms_loop_run(sl->loop);
-    msi_snap_loop_end(sl->s->snap, i, sl->loop);
+    if (run_owned(sl, 0) < 0 && !sl->done) {
+        /* Its connections are closed at free; loop 0 must not wait for it. */
+        ms_server_stop(sl->s);
+        loop_done(sl);
+    }
     return NULL;
 }
 
@@ -864,25 +1103,21 @@ int ms_server_run(ms_server *s)
     int rc;
     if (s->blk)
         return msi_blocking_run(s->blk);
-    if (s->cfg.handle_signals) {
-        if ((rc = ms_loop_signal(s->loops[0].loop, SIGINT, on_signal, s)) < 0 ||
-            (rc = ms_loop_signal(s->loops[0].loop, SIGTERM, on_signal, s)) < 0)
-            return rc;
-    }
+    if (!s->owned || s->started || s->start_failed)
+        return MS_EINVAL;
+    if ((rc = server_start(s)) < 0)
+        return rc;
     for (int i = 1; i < s->nloops; i++) {
         int e = pthread_create(&s->loops[i].th, NULL, loop_thread, &s->loops[i]);
         if (e != 0) {
-            ms_server_stop(s);
-            rc = ms_err_from_errno(e);
+            ms_server_drain(s, 0);
             for (int j = 1; j < i; j++)
                 pthread_join(s->loops[j].th, NULL);
-            return rc;
+            return ms_err_from_errno(e);
         }
         s->loops[i].started = 1;
     }
-    msi_snap_loop_begin(s->snap, 0);
-    rc = ms_loop_run(s->loops[0].loop);
-    msi_snap_loop_end(s->snap, 0, s->loops[0].loop);
+    rc = run_owned(&s->loops[0], 1);
     if (rc < 0)
         ms_server_stop(s);
     for (int i = 1; i < s->nloops; i++)
@@ -890,7 +1125,12 @@ int ms_server_run(ms_server *s)
             pthread_join(s->loops[i].th, NULL);
             s->loops[i].started = 0;
         }
-    return rc < 0 ? rc : 0;
+    if (rc < 0)
+        return rc;
+    /* May free s. */
+    if (s->cfg.on_stopped)
+        s->cfg.on_stopped(s, s->cfg.user);
+    return 0;
 }
 
 void ms_server_stats_get(const ms_server *s, ms_server_stats *out)
@@ -919,8 +1159,47 @@ void ms_server_stats_get(const ms_server *s, ms_server_stats *out)
     }
 }
 
-void ms_server_foreach_conn(ms_server *s, void (*fn)(ms_conn *c, void *arg), void *arg)
+typedef struct walk {
+    void (*fn)(ms_conn *c, void *arg);
+    void *arg;
+    msi_group *g;
+    int n;
+} walk;
+
+static void count_one(ms_conn *c, void *arg)
 {
-    for (int i = 0; i < s->nloops; i++)
-        msi_group_foreach(&s->loops[i].g, fn, arg);
+    walk *w = arg;
+    if (w->n < INT_MAX)
+        w->n++;
+    w->fn(c, w->arg);
+}
+
+static void walk_on_loop(ms_loop *loop, void *arg)
+{
+    (void)loop;
+    walk *w = arg;
+    msi_group_foreach(w->g, count_one, w);
+}
+
+int ms_server_foreach_conn(ms_server *s, void (*fn)(ms_conn *c, void *arg), void *arg)
+{
+    if (!s || !fn)
+        return MS_EINVAL;
+    if (s->blk)
+        return MS_ENOTSUP;
+    int running = 0, mine = 0;
+    for (int i = 0; i < s->nloops; i++) {
+        int self = 0;
+        running += msi_loop_running(s->loops[i].loop, &self);
+        mine |= self;
+    }
+    /* This loop would wait for another that may be waiting for it. */
+    if (mine && running > 1)
+        return MS_EBUSY;
+    walk w = {.fn = fn, .arg = arg};
+    for (int i = 0; i < s->nloops; i++) {
+        w.g = &s->loops[i].g;
+        msi_loop_call(s->loops[i].loop, walk_on_loop, &w);
+    }
+    return w.n;
 }

@@ -6,8 +6,6 @@
 
 /* The state of a thread, fork or iterative server (server_blocking.c). */
 typedef struct msi_blocking msi_blocking;
-/* What ms_server_snapshot_get needs of the event model's loops (server_snapshot.c). */
-typedef struct msi_snap msi_snap;
 
 /* Traffic totals of connections that have ended. */
 typedef struct msi_traffic {
@@ -49,7 +47,6 @@ int msi_server_log_fd_kept(int fd);
 int msi_server_nloops(const ms_server *s);
 ms_loop *msi_server_loop(ms_server *s, int i);
 msi_group *msi_server_group(ms_server *s, int i);
-msi_snap *msi_server_snap(ms_server *s);
 msi_blocking *msi_server_blocking(ms_server *s);
 /* Event model: loop i's ended connections' traffic (counted on its thread). */
 msi_traffic *msi_server_loop_traffic(ms_server *s, int i);
@@ -80,14 +77,5 @@ int msi_blocking_listen_fd(const msi_blocking *b);
 int msi_blocking_conns(msi_blocking *b, ms_server_conn **out, size_t *n, ms_server_stats *st);
 /* The ended connections' traffic into st. */
 void msi_blocking_traffic(msi_blocking *b, ms_server_stats *st);
-
-/* ---- server_snapshot.c ---- */
-
-int msi_snap_create(msi_snap **out, int nloops);
-void msi_snap_free(msi_snap *sn);
-/* On loop i's thread, around its ms_loop_run: from begin on, snapshots ask
- * the loop through ms_loop_wake; end answers the requests still queued. */
-void msi_snap_loop_begin(msi_snap *sn, int i);
-void msi_snap_loop_end(msi_snap *sn, int i, ms_loop *loop);
 
 #endif

@@ -2,6 +2,7 @@
  * signalfd signals and eventfd wakeups. */
 #include "msgsock/loop.h"
 #include "loop/loop_ext.h"
+#include "loop/loop_int.h"
 #include "loop/poller.h"
 #include "loop/ring.h"
 
@@ -57,6 +58,14 @@ struct wake_item {
     void *arg;
 };
 
+/* A msi_loop_call waiting for its turn, on the caller's stack. */
+struct call_item {
+    struct call_item *next;
+    void (*fn)(ms_loop *, void *);
+    void *arg;
+    int done; /* under wake_mu */
+};
+
 struct ms_loop {
     const msi_poller_ops *ops;
     msi_poller *poller;
@@ -84,6 +93,14 @@ struct ms_loop {
     atomic_int stop;
 
     struct ext *exts; /* most recently set first */
+    /* Who runs the loop, for msi_loop_call; all under wake_mu. */
+    int run_depth;           /* ms_loop_run / ms_loop_run_once nesting on runner */
+    pthread_t runner;
+    int direct;              /* a msi_loop_call runs fn on direct_th, no thread running */
+    pthread_t direct_th;
+    struct call_item *call_head, *call_tail;
+    pthread_cond_t call_cv;  /* a call done, or a direct one over */
+    int call_cv_ok;
 
     int sig_fd;
     sigset_t sig_set;
@@ -388,6 +405,29 @@ static void run_timers(ms_loop *loop)
 
 /* ---- wakeups ---- */
 
+/* Runs the msi_loop_call requests queued so far (on the loop's thread). */
+static void run_calls(ms_loop *loop)
+{
+    pthread_mutex_lock(&loop->wake_mu);
+    while (loop->call_head) {
+        struct call_item *c = loop->call_head;
+        loop->call_head = loop->call_tail = NULL;
+        pthread_mutex_unlock(&loop->wake_mu);
+        for (struct call_item *n; c; c = n) {
+            /* c lives on a stack that is gone once done is seen. */
+            n = c->next;
+            loop->ncalls++;
+            c->fn(loop, c->arg);
+            pthread_mutex_lock(&loop->wake_mu);
+            c->done = 1;
+            pthread_cond_broadcast(&loop->call_cv);
+            pthread_mutex_unlock(&loop->wake_mu);
+        }
+        pthread_mutex_lock(&loop->wake_mu);
+    }
+    pthread_mutex_unlock(&loop->wake_mu);
+}
+
 static void on_wake(ms_loop *loop, int fd, int events, void *arg)
 {
     (void)events;
@@ -402,6 +442,7 @@ static void on_wake(ms_loop *loop, int fd, int events, void *arg)
     loop->wake_head = loop->wake_tail = NULL;
     loop->wake_signalled = 0;
     pthread_mutex_unlock(&loop->wake_mu);
+    run_calls(loop);
     while (it) {
         struct wake_item *next = it->next;
         void (*cb)(ms_loop *, void *) = it->cb;
@@ -576,6 +617,13 @@ int ms_loop_create(ms_loop **out, const ms_loop_opts *opts)
         free(loop);
         return ms_err_from_errno(rc);
     }
+    rc = pthread_cond_init(&loop->call_cv, NULL);
+    if (rc) {
+        pthread_mutex_destroy(&loop->wake_mu);
+        free(loop);
+        return ms_err_from_errno(rc);
+    }
+    loop->call_cv_ok = 1;
     loop->events = calloc((size_t)max_events, sizeof *loop->events);
     if (!loop->events)
         rc = MS_ENOMEM;
@@ -632,6 +680,8 @@ void ms_loop_free(ms_loop *loop)
     if (loop->sig_fd >= 0)
         close(loop->sig_fd);
     pthread_mutex_destroy(&loop->wake_mu);
+    if (loop->call_cv_ok)
+        pthread_cond_destroy(&loop->call_cv);
     free(loop->heap);
     free(loop->slots);
     free(loop->events);
@@ -675,10 +725,99 @@ static int wait_timeout(ms_loop *loop, int timeout_ms)
     return timeout_ms < 0 || d < timeout_ms ? (int)d : timeout_ms;
 }
 
-int ms_loop_run_once(ms_loop *loop, int timeout_ms)
+/* Entering and leaving ms_loop_run / ms_loop_run_once: the calling thread
+ * becomes the loop's runner (after a direct msi_loop_call is over); the
+ * last leave answers the calls still queued before the loop has no runner. */
+static void run_enter(ms_loop *loop)
 {
-    if (!loop)
+    pthread_t self = pthread_self();
+    pthread_mutex_lock(&loop->wake_mu);
+    if (loop->run_depth > 0 && pthread_equal(loop->runner, self)) {
+        loop->run_depth++;
+    } else {
+        while (loop->direct && !pthread_equal(loop->direct_th, self))
+            pthread_cond_wait(&loop->call_cv, &loop->wake_mu);
+        loop->run_depth = 1;
+        loop->runner = self;
+    }
+    pthread_mutex_unlock(&loop->wake_mu);
+}
+
+static void run_leave(ms_loop *loop)
+{
+    pthread_mutex_lock(&loop->wake_mu);
+    /* The queue is seen empty and the runner gone under one lock: a call
+     * queued later finds no runner and runs directly. */
+    while (loop->run_depth == 1 && loop->call_head) {
+        pthread_mutex_unlock(&loop->wake_mu);
+        run_calls(loop);
+        pthread_mutex_lock(&loop->wake_mu);
+    }
+    loop->run_depth--;
+    pthread_mutex_unlock(&loop->wake_mu);
+}
+
+int msi_loop_running(ms_loop *loop, int *self)
+{
+    pthread_mutex_lock(&loop->wake_mu);
+    int running = loop->run_depth > 0;
+    if (self)
+        *self = running && pthread_equal(loop->runner, pthread_self());
+    pthread_mutex_unlock(&loop->wake_mu);
+    return running;
+}
+
+int msi_loop_call(ms_loop *loop, void (*fn)(ms_loop *, void *), void *arg)
+{
+    if (!loop || !fn)
         return MS_EINVAL;
+    pthread_t self = pthread_self();
+    pthread_mutex_lock(&loop->wake_mu);
+    for (;;) {
+        if ((loop->run_depth > 0 && pthread_equal(loop->runner, self)) ||
+            (loop->direct && pthread_equal(loop->direct_th, self))) {
+            pthread_mutex_unlock(&loop->wake_mu);
+            fn(loop, arg);
+            return 0;
+        }
+        if (loop->run_depth > 0)
+            break;
+        if (!loop->direct) {
+            loop->direct = 1;
+            loop->direct_th = self;
+            pthread_mutex_unlock(&loop->wake_mu);
+            fn(loop, arg);
+            pthread_mutex_lock(&loop->wake_mu);
+            loop->direct = 0;
+            pthread_cond_broadcast(&loop->call_cv);
+            pthread_mutex_unlock(&loop->wake_mu);
+            return 0;
+        }
+        pthread_cond_wait(&loop->call_cv, &loop->wake_mu);
+    }
+    struct call_item it = {.fn = fn, .arg = arg};
+    if (loop->call_tail)
+        loop->call_tail->next = &it;
+    else
+        loop->call_head = &it;
+    loop->call_tail = &it;
+    int need = !loop->wake_signalled;
+    loop->wake_signalled = 1;
+    pthread_mutex_unlock(&loop->wake_mu);
+    if (need) {
+        uint64_t one = 1;
+        while (write(loop->wake_fd, &one, sizeof one) < 0 && errno == EINTR) {
+        }
+    }
+    pthread_mutex_lock(&loop->wake_mu);
+    while (!it.done)
+        pthread_cond_wait(&loop->call_cv, &loop->wake_mu);
+    pthread_mutex_unlock(&loop->wake_mu);
+    return 0;
+}
+
+static int run_once(ms_loop *loop, int timeout_ms)
+{
     loop->ncalls = 0;
     int n = loop->ops->wait(loop->poller, loop->events, loop->max_events,
                             wait_timeout(loop, timeout_ms));
@@ -693,6 +832,16 @@ int ms_loop_run_once(ms_loop *loop, int timeout_ms)
     dispatch_io(loop, n);
     run_timers(loop);
     return loop->ncalls;
+}
+
+int ms_loop_run_once(ms_loop *loop, int timeout_ms)
+{
+    if (!loop)
+        return MS_EINVAL;
+    run_enter(loop);
+    int rc = run_once(loop, timeout_ms);
+    run_leave(loop);
+    return rc;
 }
 
 static int alive(ms_loop *loop)
@@ -712,12 +861,14 @@ int ms_loop_run(ms_loop *loop)
     if (!loop)
         return MS_EINVAL;
     int rc = 0;
+    run_enter(loop);
     while (!atomic_load(&loop->stop) && alive(loop)) {
-        rc = ms_loop_run_once(loop, -1);
+        rc = run_once(loop, -1);
         if (rc < 0)
             break;
         rc = 0;
     }
     atomic_store(&loop->stop, 0);
+    run_leave(loop);
     return rc;
 }
