@@ -117,7 +117,7 @@ class ManPagesTest(MsTestCase):
                 page, text = resolve(name + ".3")
                 self.assertIn(name, name_section(text), f"{page}: NAME does not name {name}")
                 synopsis = normalize(roff_text(section(text, "SYNOPSIS")))
-                self.assertIn(proto, synopsis, f"{page}: SYNOPSIS lacks the header's prototype")
+                self.assertTrue(proto in synopsis, f"{page}: SYNOPSIS lacks the header's {proto}")
 
     def test_so_pages_point_at_pages_that_name_them(self):
         for f in sorted(os.listdir(MANDIR)):
