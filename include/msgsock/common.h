@@ -21,7 +21,9 @@
 /*
  * Error codes. Every fallible function returns 0 (or a non-negative count)
  * on success and one of these negative codes on failure; callers never read
- * errno. Codes mirroring a system error equal -errno, so an errno the table
+ * errno. The return type says which: int for a status, ssize_t for a byte
+ * count (consumed, written, received), as read(2) does; a code is always an
+ * int value, so `int rc = (int)n` keeps it whole when n < 0. Codes mirroring a system error equal -errno, so an errno the table
  * does not name still travels as -errno and ms_strerror() still explains it.
  * msgsock's own conditions live below -30000.
  *
