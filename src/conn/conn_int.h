@@ -1,4 +1,4 @@
-/* conn_int.h: what the conn*.c and server*.c files share: buffers, groups, the connection. */
+/* conn_int.h: what the conn*.c files share, and what their owners (servers) may use: buffers, groups, the connection. */
 #ifndef MSI_CONN_INT_H
 #define MSI_CONN_INT_H
 
@@ -48,7 +48,15 @@ struct msi_group {
     ms_loop *loop;            /* NULL: driven by blocking I/O (conn_blocking.c) */
     msi_ring *ring;           /* the loop's io_uring; plain connections do their I/O
                                * through it (NULL: readiness I/O) */
-    ms_server *srv;           /* NULL for a client */
+    /* The group's owner (a server's loop) and its hooks, each NULL for
+     * none: on_conn_end after c's on_close (c->reason says why),
+     * on_conn_proxied once c's PROXY header is in (its peer is the
+     * client's). The connection layer knows nothing else of the owner. */
+    void *owner;
+    void (*on_conn_end)(void *owner, ms_conn *c);
+    void (*on_conn_proxied)(void *owner, ms_conn *c);
+    int accepting;            /* its connections are accepted ones (a server's):
+                               * TLS server side, PROXY header, inherited options */
     msi_loop_conns *lc;       /* the loop's groups (NULL: blocking, or detached) */
     struct msi_group *lprev, *lnext; /* lc's list */
     const msi_transport *tops;
@@ -424,10 +432,5 @@ static inline int msi_conn_reading_wanted(const ms_conn *c)
         return 1;
     return c->state == MS_CONN_OPEN && !(c->flags & (MSI_F_PAUSED | MSI_F_RDEOF));
 }
-
-/* server.c, for conn.c: a connection of srv ended (c->reason says why). */
-void msi_server_conn_closed(ms_server *srv, ms_conn *c);
-/* server.c, for conn_in.c: c's PROXY header is in (its peer is the client's). */
-void msi_server_conn_proxied(ms_server *srv, ms_conn *c);
 
 #endif

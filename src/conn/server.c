@@ -442,9 +442,11 @@ static void on_accept(ms_loop *loop, int lfd, int events, void *arg)
     accept_some(sl, ACCEPT_BATCH, 0);
 }
 
-void msi_server_conn_closed(ms_server *s, ms_conn *c)
+/* The group's on_conn_end hook (owner: the srv_loop). */
+static void conn_ended(void *owner, ms_conn *c)
 {
-    srv_loop *sl = (srv_loop *)(void *)((char *)c->g - offsetof(srv_loop, g));
+    srv_loop *sl = owner;
+    ms_server *s = sl->s;
     int r = c->reason;
     ms_conn_info i;
     ms_conn_info_get(c, &i);
@@ -463,8 +465,10 @@ void msi_server_conn_closed(ms_server *s, ms_conn *c)
         loop_done(sl);
 }
 
-void msi_server_conn_proxied(ms_server *s, ms_conn *c)
+/* The group's on_conn_proxied hook. */
+static void conn_proxied(void *owner, ms_conn *c)
 {
+    ms_server *s = ((srv_loop *)owner)->s;
     if (!s->cfg.log_conns)
         return;
     ms_addr a;
@@ -978,7 +982,10 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
          * added by start_on_loop, on the loop's thread. */
         if ((rc = msi_group_init(&sl->g, NULL, &cfg->frame, cl, &cfg->cb, cfg->user)) < 0)
             break;
-        sl->g.srv = s;
+        sl->g.owner = sl;
+        sl->g.accepting = 1;
+        sl->g.on_conn_end = conn_ended;
+        sl->g.on_conn_proxied = conn_proxied;
         if (cfg->tls && (rc = msi_tls_group_use(&sl->g, cfg->tls, NULL)) < 0)
             break;
         sl->last_log_emfile = sl->last_log_refused = INT64_MIN / 2;
@@ -1202,4 +1209,9 @@ int ms_server_foreach_conn(ms_server *s, void (*fn)(ms_conn *c, void *arg), void
         msi_loop_call(s->loops[i].loop, walk_on_loop, &w);
     }
     return w.n;
+}
+
+ms_server *ms_conn_server(const ms_conn *c)
+{
+    return c->g->on_conn_end == conn_ended ? ((srv_loop *)c->g->owner)->s : NULL;
 }

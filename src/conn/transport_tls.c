@@ -137,7 +137,7 @@ const msi_transport msi_transport_tls = {
 
 int msi_tls_group_use(msi_group *g, ms_tls_ctx *ctx, const char *host)
 {
-    if (!ctx || (g->srv != NULL) != (ctx->server != 0))
+    if (!ctx || (g->accepting != 0) != (ctx->server != 0))
         return MS_EINVAL;
     tls_group *tg = calloc(1, sizeof *tg);
     if (!tg)
@@ -154,7 +154,7 @@ int msi_tls_group_use(msi_group *g, ms_tls_ctx *ctx, const char *host)
         g->tops->ctx_free(g->tctx);
     g->tops = &msi_transport_tls;
     g->tctx = tg;
-    if (g->srv) {
+    if (g->accepting) {
         /* One deadline list bounds the PROXY header and then, afresh, the
          * handshake: the shorter of the two times serves both. */
         int hs = ctx->handshake_ms, px = msi_conn_proxy_ms(&g->lim);
