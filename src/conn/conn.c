@@ -336,6 +336,20 @@ void *ms_conn_userdata(const ms_conn *c) { return c->udata; }
 ms_loop *ms_conn_loop(const ms_conn *c) { return c->g->loop; }
 size_t ms_conn_out_queued(const ms_conn *c) { return c->olen; }
 
+const char *ms_conn_tls_error(const ms_conn *c)
+{
+    if (!c || !c->tp || !c->g->tops->error)
+        return NULL;
+    return c->g->tops->error(c->tp);
+}
+
+const char *ms_conn_tls_version(const ms_conn *c)
+{
+    if (!c || !c->tp || !c->g->tops->version)
+        return NULL;
+    return c->g->tops->version(c->tp);
+}
+
 const char *ms_conn_state_name(ms_conn_state s)
 {
     switch (s) {

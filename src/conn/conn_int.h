@@ -166,6 +166,17 @@ int msi_group_attach(msi_group *g, ms_loop *loop);
 void msi_group_detach(msi_group *g);
 /* Every connection of g: graceful close with reason (server stop). */
 void msi_group_close_all(msi_group *g, int reason, int abortive);
+/* Makes g's connections TLS with ctx (a reference is taken) through
+ * msi_transport_tls. A client checks server_name, else the context's name,
+ * else the host part of addr; an accepting group (server_name and addr
+ * NULL) bounds its PROXY header and then its handshake by one deadline
+ * list. 0, MS_EINVAL (a context of the other side, a name too long) or
+ * MS_ENOMEM. */
+int msi_group_tls_use(msi_group *g, struct ms_tls_ctx *ctx, const char *addr,
+                      const char *server_name);
+/* The same for the blocking driver's group (no loop), through
+ * msi_transport_tls_stream: close_notify bounded by linger_ms. */
+int msi_group_tls_blocking_use(msi_group *g, struct ms_tls_ctx *ctx);
 /* Calls fn for each live connection of g; fn may end any of them.
  * Returns the number of calls. */
 int msi_group_foreach(msi_group *g, void (*fn)(ms_conn *c, void *arg), void *arg);
@@ -300,12 +311,6 @@ void msi_conn_handshake(ms_conn *c);
 void msi_conn_connected(ms_conn *c, int events);
 /* Frees what a client group holds for its connect (msi_group_fini). */
 void msi_conn_connect_fini(msi_group *g);
-
-/* transport_tls.c, for conn_connect.c: makes client group g TLS with ctx
- * (a reference is taken); the name checked is server_name, else the
- * context's, else the host part of addr. 0 or MS_EINVAL or MS_ENOMEM. */
-int msi_tls_client_use(msi_group *g, struct ms_tls_ctx *ctx, const char *addr,
-                       const char *server_name);
 
 /* Small steps of the per-message path, inline so that no call is added
  * where conn.c once made none. */

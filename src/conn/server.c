@@ -986,7 +986,7 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
         sl->g.accepting = 1;
         sl->g.on_conn_end = conn_ended;
         sl->g.on_conn_proxied = conn_proxied;
-        if (cfg->tls && (rc = msi_tls_group_use(&sl->g, cfg->tls, NULL)) < 0)
+        if (cfg->tls && (rc = msi_group_tls_use(&sl->g, cfg->tls, NULL, NULL)) < 0)
             break;
         sl->last_log_emfile = sl->last_log_refused = INT64_MIN / 2;
         sl->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
