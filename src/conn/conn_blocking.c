@@ -1,6 +1,6 @@
 /* conn_blocking.c: the blocking driver: one connection served with bounded waits on the calling thread, plain or TLS. */
 #include "conn/conn_int.h"
-#include "conn/tls_int.h"
+#include "transport/tls_int.h"
 #include "net/wait.h"
 
 #include <poll.h>

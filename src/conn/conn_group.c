@@ -1,6 +1,6 @@
 /* conn_group.c: groups: the limits, framing and caches a loop's connections share, and walks over them. */
 #include "conn/conn_int.h"
-#include "conn/tls_int.h"
+#include "transport/tls_int.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,7 +3,7 @@
 #define MSI_CONN_INT_H
 
 #include "msgsock/conn.h"
-#include "conn/transport.h"
+#include "transport/transport.h"
 #include "loop/ring.h"
 
 #include <netinet/in.h>

@@ -1,6 +1,6 @@
 /* transport_tls.c: the TLS transport under event-driven connections, servers' and clients'. */
-#include "conn/tls_int.h"
-#include "conn/transport.h"
+#include "transport/tls_int.h"
+#include "transport/transport.h"
 #include "msgsock/net.h"
 
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /* transport_tls_stream.c: the TLS transport under the blocking driver, over ms_tls_stream. */
-#include "conn/tls_int.h"
-#include "conn/transport.h"
+#include "transport/tls_int.h"
+#include "transport/transport.h"
 #include "msgsock/loop.h"
 #include "msgsock/net.h"
 

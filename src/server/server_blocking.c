@@ -1,6 +1,6 @@
 /* server_blocking.c: the blocking server models: a thread per connection, a process per connection, one at a time. */
-#include "conn/server_int.h"
-#include "conn/tls_int.h"
+#include "server/server_int.h"
+#include "transport/tls_int.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* server_snapshot.c: ms_server_snapshot_get: each event loop lists its own connections on its own thread (msi_loop_call); blocking models read their registry. */
-#include "conn/server_int.h"
+#include "server/server_int.h"
 #include "loop/loop_int.h"
 
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* server.c: the server: the event model (listeners, accept batches, N loops, stop), totals, logging, dispatch to the other models. */
-#include "conn/server_int.h"
-#include "conn/tls_int.h"
+#include "server/server_int.h"
+#include "transport/tls_int.h"
 #include "loop/loop_int.h"
 #include "loop/ring.h"
 
