@@ -1,4 +1,4 @@
-/* server_int.h: what server.c, server_blocking.c and server_snapshot.c share. */
+/* server_int.h: what server.c, server_core.c, server_blocking.c and server_snapshot.c share. */
 #ifndef MSI_SERVER_INT_H
 #define MSI_SERVER_INT_H
 
@@ -17,7 +17,34 @@ void msi_traffic_add(msi_traffic *t, uint64_t bytes_in, uint64_t bytes_out, uint
 /* Copies t's counters into st's traffic fields (the rest stays). */
 void msi_traffic_read(msi_traffic *t, ms_server_stats *st);
 
-/* ---- server.c ---- */
+/* The server: its configuration and totals (server_core.c), the event
+ * model's loops (server.c), the other models' state (server_blocking.c). */
+struct ms_server {
+    ms_server_config cfg;
+    char *listen_text;
+    int nloops;
+    struct srv_loop *loops;  /* the event model's (server.c) */
+    ms_addr local;
+    atomic_int stopping;
+    _Atomic int64_t drain_due;  /* the drain's deadline (ms_now_ms), INT64_MAX: none */
+    atomic_int open;
+    atomic_uint_fast64_t accepted, refused, bad, output, timed_out;
+    msi_blocking *blk;  /* the thread, fork and iterative models */
+    atomic_uint_fast64_t *log_dropped;  /* in a page shared with fork children */
+    int owned;          /* 1: the server created its loops (ms_server_run runs them) */
+    int started;        /* the listeners are watched (ms_server_start or ms_server_run) */
+    int start_failed;
+    int sigs;           /* SIGINT and SIGTERM are watched on loop 0 */
+    atomic_int freeing;
+    atomic_int ndone;   /* loops done */
+    int finished;       /* loop 0: every loop is done */
+    ms_timer *fin_t;    /* loop 0, caller's loops: calls on_stopped */
+    /* A stop signal: drains, or a second one closes what is left at once
+     * (server.c; msi_server_on_signal calls it for every model). */
+    void (*on_stop_signal)(ms_server *s);
+};
+
+/* ---- server_core.c: every model's ---- */
 
 /* How a connection ended, as the totals count it. */
 enum { MSI_END_OK = 0, MSI_END_BAD, MSI_END_OUTPUT, MSI_END_TIMEOUT, MSI_END_OTHER };
@@ -40,9 +67,21 @@ void msi_server_log_end(ms_server *s, const ms_addr *peer, int reason, const cha
 /* With log_conns: the line for a connection accepted (open 1) or over
  * (open 0, reason its on_close reason). */
 void msi_server_log_conn(ms_server *s, int open, const ms_addr *peer, int reason);
+/* Opens the descriptors the log writes fd 1 and 2 through (once per
+ * process; ms_server_create, so they stay the same while a server runs). */
+void msi_server_log_open(void);
 /* 1 if fd is the non-blocking description the log writes fd 1 or 2
  * through (a fork child keeps it). */
 int msi_server_log_fd_kept(int fd);
+/* The drain's deadline (ms_now_ms), INT64_MAX while there is none. */
+int64_t msi_server_drain_due(const ms_server *s);
+/* The line for a connection closed at the drain deadline; why in words. */
+void msi_server_log_drain_timeout(ms_server *s, const ms_addr *peer, const char *why);
+/* A stop signal: drains, or a second one closes what is left at once. */
+void msi_server_on_signal(ms_server *s);
+
+/* ---- server.c: the event model and the dispatch ---- */
+
 /* Event model: the loops and their groups (0 loops in the blocking models). */
 int msi_server_nloops(const ms_server *s);
 ms_loop *msi_server_loop(ms_server *s, int i);
@@ -50,12 +89,6 @@ msi_group *msi_server_group(ms_server *s, int i);
 msi_blocking *msi_server_blocking(ms_server *s);
 /* Event model: loop i's ended connections' traffic (counted on its thread). */
 msi_traffic *msi_server_loop_traffic(ms_server *s, int i);
-/* The drain's deadline (ms_now_ms), INT64_MAX while there is none. */
-int64_t msi_server_drain_due(const ms_server *s);
-/* The line for a connection closed at the drain deadline; why in words. */
-void msi_server_log_drain_timeout(ms_server *s, const ms_addr *peer, const char *why);
-/* A stop signal: drains, or a second one closes what is left at once. */
-void msi_server_on_signal(ms_server *s);
 
 /* ---- server_blocking.c ---- */
 
