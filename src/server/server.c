@@ -21,14 +21,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* Accepts taken per readiness event, so a flood of connects cannot starve
- * the connections already being served. */
-#define ACCEPT_BATCH 64
-/* How long a listener rests when the process has no descriptor left. */
-#define EMFILE_PAUSE_MS 100
-/* At most one log line per kind per this many milliseconds. */
-#define LOG_EVERY_MS 1000
-
 typedef struct srv_loop {
     ms_server *s;
     ms_loop *loop;
@@ -37,7 +29,7 @@ typedef struct srv_loop {
     int lowned;         /* 1: this loop's own listener (closed at free) */
     int watching;
     int taking_queue;   /* the drain accepts the listener's queue: not done at 0 conns */
-    int reserve_fd;     /* spent to accept-and-close when out of descriptors */
+    msi_accept acc;     /* the accept policy on lfd (server_accept.c) */
     ms_timer *pause_t;  /* the rest after EMFILE; while draining, the first-request grace */
     ms_timer *stop_t;   /* the drain deadline */
     int efd;            /* eventfd: ms_server_drain (and, on loop 0, the other loops'
@@ -48,8 +40,6 @@ typedef struct srv_loop {
     int start_rc;
     pthread_t th;       /* owned loops 1..n-1: the thread running it */
     int started;
-    int64_t last_log_emfile, last_log_refused;
-    uint64_t emfile_count, refused_since_log;
     msi_traffic ended;  /* added on this loop's thread, so a snapshot reads it with its conns */
 } srv_loop;
 
@@ -112,41 +102,6 @@ static void pause_done(ms_loop *loop, ms_timer *t, void *arg)
         ms_loop_modify(loop, sl->lfd, MS_EV_READ);
 }
 
-/* Out of descriptors. The pending connection would make the listener
- * readable forever (a busy loop), so spend the reserve descriptor to accept
- * and close it; if there is none, rest the listener for a while. */
-static void on_emfile(srv_loop *sl, int err)
-{
-    ms_server *s = sl->s;
-    int64_t now = ms_loop_now(sl->loop);
-    int closed = 0;
-    if (sl->reserve_fd >= 0) {
-        close(sl->reserve_fd);
-        sl->reserve_fd = -1;
-        for (int i = 0; i < ACCEPT_BATCH; i++) {
-            int fd = accept4(sl->lfd, NULL, NULL, SOCK_CLOEXEC);
-            if (fd < 0)
-                break;
-            ms_sock_close(fd, 1);
-            closed++;
-        }
-        sl->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        atomic_fetch_add(&s->refused, (uint64_t)closed);
-    }
-    if (closed == 0 || sl->reserve_fd < 0) {
-        ms_loop_modify(sl->loop, sl->lfd, 0);
-        ms_timer_start(sl->pause_t, EMFILE_PAUSE_MS, 0, pause_done, sl);
-    }
-    sl->emfile_count += (uint64_t)closed;
-    if (now - sl->last_log_emfile >= LOG_EVERY_MS) {
-        msi_server_log(s, 1, MS_LOG_SERVER, err, NULL,
-                       "accept: %s: %llu connection(s) closed at once since the last report",
-                       ms_strerror(err), (unsigned long long)sl->emfile_count);
-        sl->last_log_emfile = now;
-        sl->emfile_count = 0;
-    }
-}
-
 static void stop_on_loop(ms_loop *loop, void *arg);
 static void loop_done(srv_loop *sl);
 
@@ -155,38 +110,20 @@ static void loop_done(srv_loop *sl);
 static void accept_some(srv_loop *sl, int n, int draining)
 {
     ms_loop *loop = sl->loop;
-    int lfd = sl->lfd;
     ms_server *s = sl->s;
     int max = s->cfg.limits.max_conns;
     for (int i = 0; i < n; i++) {
         struct sockaddr_storage ss;
-        socklen_t sslen = sizeof ss;
-        int fd = accept4(lfd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            int e = errno;
-            if (e == EINTR || e == ECONNABORTED)
-                continue;
-            if (e == EAGAIN)
-                return;
-            if (!draining && (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)) {
-                on_emfile(sl, -e);
-                return;
-            }
-            msi_server_log(s, 0, MS_LOG_SERVER, -e, NULL, "accept: %s", ms_strerror(-e));
-            return;
+        socklen_t sslen;
+        int fd = msi_accept_next(&sl->acc, &ss, &sslen, draining);
+        if (fd == MSI_ACCEPT_REST) {
+            ms_loop_modify(loop, sl->lfd, 0);
+            ms_timer_start(sl->pause_t, MSI_ACCEPT_REST_MS, 0, pause_done, sl);
         }
+        if (fd < 0)
+            return;
         if (max > 0 && atomic_load(&s->open) >= max) {
-            ms_sock_close(fd, 0);
-            atomic_fetch_add(&s->refused, 1);
-            sl->refused_since_log++;
-            int64_t now = ms_loop_now(loop);
-            if (now - sl->last_log_refused >= LOG_EVERY_MS) {
-                msi_server_log(s, 1, MS_LOG_LIMIT, MS_ELIMIT, NULL,
-                               "connection limit %d reached: %llu connection(s) refused", max,
-                               (unsigned long long)sl->refused_since_log);
-                sl->last_log_refused = now;
-                sl->refused_since_log = 0;
-            }
+            msi_accept_refuse(&sl->acc, fd, max);
             continue;
         }
         msi_server_note_accept(s);
@@ -222,7 +159,7 @@ static void on_accept(ms_loop *loop, int lfd, int events, void *arg)
         stop_on_loop(loop, sl);
         return;
     }
-    accept_some(sl, ACCEPT_BATCH, 0);
+    accept_some(sl, MSI_ACCEPT_BATCH, 0);
 }
 
 /* The group's on_conn_end hook (owner: the srv_loop). */
@@ -599,8 +536,7 @@ void ms_server_free(ms_server *s)
         msi_group_fini(&sl->g);
         if (sl->lowned && sl->lfd >= 0)
             close(sl->lfd);
-        if (sl->reserve_fd >= 0)
-            close(sl->reserve_fd);
+        msi_accept_fini(&sl->acc);
         if (sl->efd >= 0)
             close(sl->efd);
         if (s->owned && sl->loop)
@@ -694,7 +630,7 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
     for (int i = 0; i < s->nloops; i++) {
         s->loops[i].s = s;
         s->loops[i].lfd = -1;
-        s->loops[i].reserve_fd = -1;
+        s->loops[i].acc.reserve_fd = -1;
         s->loops[i].efd = -1;
     }
     if (s->cfg.limits.max_conns == 0)
@@ -756,7 +692,6 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
         sl->g.on_conn_proxied = conn_proxied;
         if (cfg->tls && (rc = msi_group_tls_use(&sl->g, cfg->tls, NULL, NULL)) < 0)
             break;
-        sl->last_log_emfile = sl->last_log_refused = INT64_MIN / 2;
         sl->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (sl->efd < 0) {
             rc = ms_err_from_errno(errno);
@@ -799,7 +734,7 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
         int fam = ms_addr_family(&s->local);
         if ((fam == AF_INET || fam == AF_INET6) && msi_sock_options(sl->lfd, cl) == 0)
             sl->g.sockopts_inherited = 1;
-        sl->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        msi_accept_init(&sl->acc, s, sl->loop, sl->lfd);
     }
     if (rc < 0) {
         ms_server_free(s);

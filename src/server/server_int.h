@@ -80,6 +80,44 @@ void msi_server_log_drain_timeout(ms_server *s, const ms_addr *peer, const char 
 /* A stop signal: drains, or a second one closes what is left at once. */
 void msi_server_on_signal(ms_server *s);
 
+/* ---- server_accept.c: the accept policy of every model ---- */
+
+/* Accepts taken per readiness event, so a flood of connects cannot starve
+ * the connections already being served. */
+#define MSI_ACCEPT_BATCH 64
+/* How long a listener rests when accepting cannot go on. */
+#define MSI_ACCEPT_REST_MS 100
+
+/* One listener's acceptor, on the loop that watches it (owned by the model). */
+typedef struct msi_accept {
+    ms_server *s;
+    ms_loop *loop;            /* its clock rate-limits the lines */
+    int lfd;
+    int reserve_fd;           /* spent to accept-and-close when out of descriptors */
+    int64_t last_log_emfile, last_log_refused;
+    uint64_t emfile_count, refused_since_log;
+} msi_accept;
+
+/* What msi_accept_next returns when it has no descriptor. */
+enum {
+    MSI_ACCEPT_EMPTY = -1,    /* nothing more to take now */
+    MSI_ACCEPT_REST = -2,     /* out of descriptors: the listener is to rest
+                               * MSI_ACCEPT_REST_MS, unwatched */
+    MSI_ACCEPT_FAILED = -3,   /* another error, logged: stop this turn */
+};
+
+/* Opens the reserve descriptor (none if that fails). */
+void msi_accept_init(msi_accept *a, ms_server *s, ms_loop *loop, int lfd);
+void msi_accept_fini(msi_accept *a);
+/* One connection off the listener: its descriptor (non-blocking,
+ * close-on-exec; the peer in *ss, *len), or an MSI_ACCEPT_* code. Out of
+ * descriptors (EMFILE, ENFILE, ENOBUFS, ENOMEM), unless draining: the
+ * reserve is spent to accept and close a batch, counted as refused, with
+ * one line a second. */
+int msi_accept_next(msi_accept *a, struct sockaddr_storage *ss, socklen_t *len, int draining);
+/* Closes fd, refused at the connection limit max: counted, one line a second. */
+void msi_accept_refuse(msi_accept *a, int fd, int max);
+
 /* ---- server.c: the event model and the dispatch ---- */
 
 /* Event model: the loops and their groups (0 loops in the blocking models). */
