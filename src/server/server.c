@@ -46,7 +46,6 @@ typedef struct srv_loop {
 int msi_server_nloops(const ms_server *s) { return s->nloops; }
 ms_loop *msi_server_loop(ms_server *s, int i) { return s->loops[i].loop; }
 msi_group *msi_server_group(ms_server *s, int i) { return &s->loops[i].g; }
-msi_blocking *msi_server_blocking(ms_server *s) { return s->blk; }
 msi_traffic *msi_server_loop_traffic(ms_server *s, int i) { return &s->loops[i].ended; }
 
 /* An inherited listener: checked to be a listening stream socket, made
@@ -406,8 +405,8 @@ void ms_server_drain(ms_server *s, int timeout_ms)
     while (due < cur && !atomic_compare_exchange_weak(&s->drain_due, &cur, due)) {
     }
     atomic_store(&s->stopping, 1);
-    if (s->blk)
-        msi_blocking_stop(s->blk);
+    if (s->model)
+        s->model->stop(s->m);
     for (int i = 0; i < s->nloops; i++)
         notify(&s->loops[i]);
 }
@@ -529,7 +528,8 @@ void ms_server_free(ms_server *s)
 {
     if (!s)
         return;
-    msi_blocking_free(s->blk);
+    if (s->model)
+        s->model->free(s->m);
     detach_all(s);
     for (int i = 0; i < s->nloops; i++) {
         srv_loop *sl = &s->loops[i];
@@ -650,8 +650,10 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
     /* Checked before the server opens anything of its own: a stale
      * descriptor number must not name one of the server's own. */
     int rc = cfg->listen_fd > 0 ? adopt_listener(cfg->listen_fd, &s->local) : 0;
-    if (rc == 0)
-        rc = blocking ? msi_blocking_create(&s->blk, s, &s->local) : 0;
+    if (rc == 0 && blocking) {
+        s->model = &msi_model_blocking;
+        rc = s->model->create(&s->m, s, &s->local);
+    }
     if (rc < 0 || blocking) {
         if (rc < 0)
             ms_server_free(s);
@@ -752,12 +754,12 @@ int ms_server_local_addr(const ms_server *s, ms_addr *out)
 
 int ms_server_listen_fd(const ms_server *s)
 {
-    return s->blk ? msi_blocking_listen_fd(s->blk) : s->loops[0].lfd;
+    return s->model ? s->model->listen_fd(s->m) : s->loops[0].lfd;
 }
 
 int ms_server_start(ms_server *s)
 {
-    if (!s || s->owned || s->blk || s->started || s->start_failed)
+    if (!s || s->owned || s->model || s->started || s->start_failed)
         return MS_EINVAL;
     return server_start(s);
 }
@@ -811,8 +813,8 @@ static void *loop_thread(void *arg)
 int ms_server_run(ms_server *s)
 {
     int rc;
-    if (s->blk)
-        return msi_blocking_run(s->blk);
+    if (s->model)
+        return s->model->run(s->m);
     if (!s->owned || s->started || s->start_failed)
         return MS_EINVAL;
     if ((rc = server_start(s)) < 0)
@@ -854,8 +856,8 @@ void ms_server_stats_get(const ms_server *s, ms_server_stats *out)
     int open = atomic_load(&m->open);
     out->open = open > 0 ? (uint64_t)open : 0;
     out->log_dropped = atomic_load(m->log_dropped);
-    if (m->blk) {
-        msi_blocking_traffic(m->blk, out);
+    if (m->model) {
+        m->model->traffic(m->m, out);
         return;
     }
     out->bytes_in = out->bytes_out = out->msgs_in = out->msgs_out = 0;
@@ -895,7 +897,7 @@ int ms_server_foreach_conn(ms_server *s, void (*fn)(ms_conn *c, void *arg), void
 {
     if (!s || !fn)
         return MS_EINVAL;
-    if (s->blk)
+    if (s->model)
         return MS_ENOTSUP;
     int running = 0, mine = 0;
     for (int i = 0; i < s->nloops; i++) {

@@ -17,6 +17,9 @@
  * SIGCHLD or wakeup can delay a reap but never leave a zombie behind. */
 #define REAP_EVERY_MS 250
 
+/* The state of a thread, fork or iterative server. */
+typedef struct msi_blocking msi_blocking;
+
 /* A fork child's exit status says how its connection ended. */
 enum { X_CLEAN = 0, X_BAD = 10, X_OUTPUT = 11, X_TIMEOUT = 12, X_ERROR = 13 };
 
@@ -574,7 +577,7 @@ static void stop_on_loop(ms_loop *loop, void *arg)
         ms_timer_start(b->stop_t, left, 0, drain_expired, b);
 }
 
-void msi_blocking_stop(msi_blocking *b)
+static void blocking_stop(msi_blocking *b)
 {
     if (b->in_child) {
         child_on_signal(SIGTERM);
@@ -594,7 +597,9 @@ static void on_signal(ms_loop *loop, int signo, void *arg)
 
 /* ---- life cycle ---- */
 
-int msi_blocking_create(msi_blocking **out, ms_server *s, ms_addr *local)
+static void blocking_free(msi_blocking *b);
+
+static int blocking_create(msi_blocking **out, ms_server *s, ms_addr *local)
 {
     *out = NULL;
     const ms_server_config *cfg = msi_server_cfg(s);
@@ -649,11 +654,11 @@ int msi_blocking_create(msi_blocking **out, ms_server *s, ms_addr *local)
     *out = b;
     return 0;
 fail:
-    msi_blocking_free(b);
+    blocking_free(b);
     return rc;
 }
 
-int msi_blocking_run(msi_blocking *b)
+static int blocking_run(msi_blocking *b)
 {
     const ms_server_config *cfg = b->cfg;
     int rc;
@@ -701,7 +706,7 @@ int msi_blocking_run(msi_blocking *b)
     return rc < 0 ? rc : 0;
 }
 
-void msi_blocking_free(msi_blocking *b)
+static void blocking_free(msi_blocking *b)
 {
     if (!b)
         return;
@@ -719,11 +724,11 @@ void msi_blocking_free(msi_blocking *b)
     free(b);
 }
 
-int msi_blocking_listen_fd(const msi_blocking *b) { return b->lfd; }
+static int blocking_listen_fd(const msi_blocking *b) { return b->lfd; }
 
-void msi_blocking_traffic(msi_blocking *b, ms_server_stats *st) { msi_traffic_read(&b->ended, st); }
+static void blocking_traffic(msi_blocking *b, ms_server_stats *st) { msi_traffic_read(&b->ended, st); }
 
-int msi_blocking_conns(msi_blocking *b, ms_server_conn **out, size_t *n, ms_server_stats *st)
+static int blocking_conns(msi_blocking *b, ms_server_conn **out, size_t *n, ms_server_stats *st)
 {
     *out = NULL;
     *n = 0;
@@ -754,3 +759,34 @@ int msi_blocking_conns(msi_blocking *b, ms_server_conn **out, size_t *n, ms_serv
     *out = v;
     return 0;
 }
+
+/* ---- the model interface ---- */
+
+static int op_create(void **out, ms_server *s, ms_addr *local)
+{
+    msi_blocking *b;
+    int rc = blocking_create(&b, s, local);
+    *out = rc < 0 ? NULL : b;
+    return rc;
+}
+
+static int op_run(void *m) { return blocking_run(m); }
+static void op_stop(void *m) { blocking_stop(m); }
+static void op_free(void *m) { blocking_free(m); }
+static int op_listen_fd(const void *m) { return blocking_listen_fd(m); }
+static void op_traffic(void *m, ms_server_stats *st) { blocking_traffic(m, st); }
+
+static int op_conns(void *m, ms_server_conn **out, size_t *n, ms_server_stats *st)
+{
+    return blocking_conns(m, out, n, st);
+}
+
+const msi_model_ops msi_model_blocking = {
+    .create = op_create,
+    .run = op_run,
+    .stop = op_stop,
+    .free = op_free,
+    .listen_fd = op_listen_fd,
+    .traffic = op_traffic,
+    .conns = op_conns,
+};

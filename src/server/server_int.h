@@ -4,9 +4,6 @@
 
 #include "conn/conn_int.h"
 
-/* The state of a thread, fork or iterative server (server_blocking.c). */
-typedef struct msi_blocking msi_blocking;
-
 /* Traffic totals of connections that have ended. */
 typedef struct msi_traffic {
     atomic_uint_fast64_t bytes_in, bytes_out, msgs_in, msgs_out;
@@ -16,6 +13,8 @@ void msi_traffic_add(msi_traffic *t, uint64_t bytes_in, uint64_t bytes_out, uint
                      uint64_t msgs_out);
 /* Copies t's counters into st's traffic fields (the rest stays). */
 void msi_traffic_read(msi_traffic *t, ms_server_stats *st);
+
+typedef struct msi_model_ops msi_model_ops;
 
 /* The server: its configuration and totals (server_core.c), the event
  * model's loops (server.c), the other models' state (server_blocking.c). */
@@ -29,7 +28,8 @@ struct ms_server {
     _Atomic int64_t drain_due;  /* the drain's deadline (ms_now_ms), INT64_MAX: none */
     atomic_int open;
     atomic_uint_fast64_t accepted, refused, bad, output, timed_out;
-    msi_blocking *blk;  /* the thread, fork and iterative models */
+    const msi_model_ops *model; /* the thread, fork and iterative models (NULL: event) */
+    void *m;            /* its state */
     atomic_uint_fast64_t *log_dropped;  /* in a page shared with fork children */
     int owned;          /* 1: the server created its loops (ms_server_run runs them) */
     int started;        /* the listeners are watched (ms_server_start or ms_server_run) */
@@ -124,29 +124,34 @@ void msi_accept_refuse(msi_accept *a, int fd, int max);
 int msi_server_nloops(const ms_server *s);
 ms_loop *msi_server_loop(ms_server *s, int i);
 msi_group *msi_server_group(ms_server *s, int i);
-msi_blocking *msi_server_blocking(ms_server *s);
 /* Event model: loop i's ended connections' traffic (counted on its thread). */
 msi_traffic *msi_server_loop_traffic(ms_server *s, int i);
 
-/* ---- server_blocking.c ---- */
+/* ---- the models behind one interface ----
+ * server.c dispatches through it to a model's state m; the event model
+ * is still server.c's own (s->loops). */
+struct msi_model_ops {
+    /* Binds the listener (its address into *local), or takes
+     * cfg->listen_fd (checked by ms_server_create, *local already its
+     * address), and makes the model's loop. s must outlive *m. */
+    int (*create)(void **m, ms_server *s, ms_addr *local);
+    /* Accepts and serves until stop (or a stop signal); returns when every
+     * connection has ended and every worker is joined or reaped. */
+    int (*run)(void *m);
+    /* Begins the drain. Safe from any thread and from the callbacks (also
+     * in a fork child, where it ends that child's connection). */
+    void (*stop)(void *m);
+    void (*free)(void *m);
+    int (*listen_fd)(const void *m);
+    /* The ended connections' traffic into st. */
+    void (*traffic)(void *m, ms_server_stats *st);
+    /* The live connections, as of each one's last message, and the ended
+     * ones' traffic (into st) read at the same time. *out is malloc'd (the
+     * caller frees it); 0 or MS_ENOMEM. */
+    int (*conns)(void *m, ms_server_conn **out, size_t *n, ms_server_stats *st);
+};
 
-/* Binds the listener (its address into *local), or takes cfg->listen_fd
- * (checked by ms_server_create, *local already its address), and makes the
- * acceptor's loop. s must outlive b. */
-int msi_blocking_create(msi_blocking **out, ms_server *s, ms_addr *local);
-/* Accepts and serves until msi_blocking_stop (or a stop signal); returns
- * when every connection has ended and every worker is joined or reaped. */
-int msi_blocking_run(msi_blocking *b);
-/* Safe from any thread and from the callbacks (also in a fork child,
- * where it ends that child's connection). */
-void msi_blocking_stop(msi_blocking *b);
-void msi_blocking_free(msi_blocking *b);
-int msi_blocking_listen_fd(const msi_blocking *b);
-/* The live connections, as of each one's last message, and the ended
- * ones' traffic (into st) read at the same time. *out is malloc'd (the
- * caller frees it); 0 or MS_ENOMEM. */
-int msi_blocking_conns(msi_blocking *b, ms_server_conn **out, size_t *n, ms_server_stats *st);
-/* The ended connections' traffic into st. */
-void msi_blocking_traffic(msi_blocking *b, ms_server_stats *st);
+/* The thread, fork and iterative models (server_blocking.c). */
+extern const msi_model_ops msi_model_blocking;
 
 #endif

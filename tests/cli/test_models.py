@@ -212,7 +212,7 @@ def sockets(pid):
 def echo_or_reset(srv, data):
     try:
         return echo_once(srv, data)
-    except ConnectionResetError:
+    except ConnectionError:
         return None
 
 
