@@ -1,4 +1,4 @@
-/* server_int.h: what server.c, server_core.c, server_blocking.c and server_snapshot.c share. */
+/* server_int.h: what the server files share: struct ms_server, the model interface, the acceptor, the log path and totals. */
 #ifndef MSI_SERVER_INT_H
 #define MSI_SERVER_INT_H
 
