@@ -31,7 +31,9 @@ LAYERS = [
     ("codec", ["src/codec"], ["frame.h", "proxy.h"]),
     ("net", ["src/net"], ["net.h"]),
     ("loop", ["src/loop"], ["loop.h"]),
-    ("conn", ["src/conn"], ["conn.h", "tls.h"]),
+    ("transport", ["src/transport"], ["tls.h"]),
+    ("conn", ["src/conn"], ["conn.h"]),
+    ("server", ["src/server"], []),
     ("cli", ["cli"], []),
 ]
 # The umbrella header belongs to the top: the command, tests and examples.
@@ -253,7 +255,7 @@ def print_graph(fold, table):
     print("folder graph (user -> provider: symbols used):")
     order = sorted(fold, key=lambda e: (-table.folder[e[0]], e[0], -table.folder[e[1]], e[1]))
     for a, b in order:
-        print(f"  {a:<11} -> {b:<11} {len(fold[(a, b)]):4}")
+        print(f"  {a:<13} -> {b:<13} {len(fold[(a, b)]):4}")
 
 
 def print_files(fg):

@@ -1,4 +1,4 @@
-/* msgsock/conn.h: buffered connections and servers (layer 4). */
+/* msgsock/conn.h: buffered connections (layer 5) and servers (layer 6). */
 #ifndef MSGSOCK_CONN_H
 #define MSGSOCK_CONN_H
 
@@ -6,6 +6,7 @@
 #include "net.h"
 #include "loop.h"
 #include "frame.h"
+#include "tls.h"
 
 /*
  * A connection (ms_conn) is a socket driven by a loop: bytes read go into a
@@ -257,6 +258,42 @@ MS_EXPORT int ms_loop_foreach_conn(ms_loop *loop, void (*fn)(ms_conn *c, void *a
  */
 MS_EXPORT int ms_conn_serve_fd(int fd, const ms_frame_config *frame, const ms_conn_limits *lim,
                                const ms_conn_callbacks *cb, void *user);
+
+/* ---- TLS connections (contexts: msgsock/tls.h) ------------------------- */
+
+/*
+ * Servers: set ms_server_config.tls to a server context; every accepted
+ * connection then does its handshake on the loop before on_open (state
+ * MS_CONN_CONNECTING meanwhile). A handshake that fails or times out ends
+ * the connection with on_close(code) and no on_open, and the server logs it
+ * with the peer's address; the server goes on serving.
+ *
+ * Clients: set ms_connect_opts.tls to a client context; ms_conn_connect
+ * then runs the handshake after the TCP connect, within the same
+ * timeout_ms; on_open comes when it is done, and sends made before are
+ * queued until then. The host name checked (and sent as SNI) is
+ * ms_connect_opts.server_name, else the context's server_name, else the
+ * host part of the address.
+ */
+/*
+ * Blocking servers: ms_conn_serve_fd (same arguments, same contract) over
+ * TLS with a server context: the handshake runs first, bounded by the
+ * context's handshake timeout; if it fails or times out, on_close(code)
+ * runs without on_open and the code is returned. A clean end sends
+ * close_notify (waiting at most linger_ms). ms_conn_tls_error and
+ * ms_conn_tls_version work on the connection as on any other. The
+ * blocking server models (ms_server_config.model) use it for
+ * ms_server_config.tls.
+ */
+MS_EXPORT int ms_conn_serve_fd_tls(int fd, ms_tls_ctx *tls, const ms_frame_config *frame,
+                                   const ms_conn_limits *lim, const ms_conn_callbacks *cb,
+                                   void *user);
+/* The last TLS error of c in words ("certificate has expired"), or NULL if
+ * it had none or is not a TLS connection. Valid until on_close returns. */
+MS_EXPORT const char *ms_conn_tls_error(const ms_conn *c);
+/* The negotiated protocol ("TLSv1.3"), or NULL before the handshake or
+ * for a plain connection. Static storage. */
+MS_EXPORT const char *ms_conn_tls_version(const ms_conn *c);
 
 /* ---- servers ----------------------------------------------------------- */
 

@@ -1,9 +1,10 @@
-/* msgsock/tls.h: TLS contexts, TLS over event-driven connections and over blocking descriptors (layer 4). */
+/* msgsock/tls.h: TLS contexts and TLS over blocking descriptors (layer 4, transport); TLS connections are in conn.h. */
 #ifndef MSGSOCK_TLS_H
 #define MSGSOCK_TLS_H
 
 #include "common.h"
-#include "conn.h"
+
+#include <sys/types.h>
 
 /*
  * TLS (OpenSSL underneath; TLS 1.2 at least, AEAD suites with forward
@@ -81,42 +82,6 @@ MS_EXPORT int ms_tls_ctx_create(ms_tls_ctx **out, const ms_tls_config *cfg, char
 MS_EXPORT void ms_tls_ctx_free(ms_tls_ctx *ctx);
 /* 1 for a server context, 0 for a client one. */
 MS_EXPORT int ms_tls_ctx_is_server(const ms_tls_ctx *ctx);
-
-/* ---- over event-driven connections ------------------------------------- */
-
-/*
- * Servers: set ms_server_config.tls to a server context; every accepted
- * connection then does its handshake on the loop before on_open (state
- * MS_CONN_CONNECTING meanwhile). A handshake that fails or times out ends
- * the connection with on_close(code) and no on_open, and the server logs it
- * with the peer's address; the server goes on serving.
- *
- * Clients: set ms_connect_opts.tls to a client context; ms_conn_connect
- * then runs the handshake after the TCP connect, within the same
- * timeout_ms; on_open comes when it is done, and sends made before are
- * queued until then. The host name checked (and sent as SNI) is
- * ms_connect_opts.server_name, else the context's server_name, else the
- * host part of the address.
- */
-/*
- * Blocking servers: ms_conn_serve_fd (same arguments, same contract) over
- * TLS with a server context: the handshake runs first, bounded by the
- * context's handshake timeout; if it fails or times out, on_close(code)
- * runs without on_open and the code is returned. A clean end sends
- * close_notify (waiting at most linger_ms). ms_conn_tls_error and
- * ms_conn_tls_version work on the connection as on any other. The
- * blocking server models (ms_server_config.model) use it for
- * ms_server_config.tls.
- */
-MS_EXPORT int ms_conn_serve_fd_tls(int fd, ms_tls_ctx *tls, const ms_frame_config *frame,
-                                   const ms_conn_limits *lim, const ms_conn_callbacks *cb,
-                                   void *user);
-/* The last TLS error of c in words ("certificate has expired"), or NULL if
- * it had none or is not a TLS connection. Valid until on_close returns. */
-MS_EXPORT const char *ms_conn_tls_error(const ms_conn *c);
-/* The negotiated protocol ("TLSv1.3"), or NULL before the handshake or
- * for a plain connection. Static storage. */
-MS_EXPORT const char *ms_conn_tls_version(const ms_conn *c);
 
 /* ---- over a descriptor with blocking waits ----------------------------- */
 

@@ -52,8 +52,8 @@ void msi_conn_destroy(ms_conn *c)
     c->depth++;
     if (g->cb.on_close)
         g->cb.on_close(c, c->reason, g->user);
-    if (g->srv)
-        msi_server_conn_closed(g->srv, c);
+    if (g->on_conn_end)
+        g->on_conn_end(g->owner, c);
     if (g->tops->release)
         g->tops->release(c->tp);
     c->tp = NULL;
@@ -186,7 +186,7 @@ void msi_conn_set_options(ms_conn *c)
 {
     if (c->peer_family != AF_INET && c->peer_family != AF_INET6)
         return;
-    if (c->g->srv && c->g->sockopts_inherited)
+    if (c->g->accepting && c->g->sockopts_inherited)
         return;
     msi_sock_options(c->fd, &c->g->lim);
 }
@@ -227,10 +227,10 @@ int msi_conn_start(msi_group *g, int fd, const struct sockaddr *peer, socklen_t 
     c->dl = -1;
     c->created = c->active = msi_conn_now(g);
     c->state = connecting ? MS_CONN_CONNECTING : MS_CONN_OPEN;
-    if (!connecting && g->srv && g->lim.proxy_protocol)
+    if (!connecting && g->accepting && g->lim.proxy_protocol)
         c->flags |= MSI_F_PROXYHDR;
     msi_conn_set_peer(c, peer, plen);
-    int rc = g->tops->open(&c->tp, g->tctx, fd, g->srv != NULL);
+    int rc = g->tops->open(&c->tp, g->tctx, fd, g->accepting);
     if (rc == 0 && (connecting || !msi_conn_ring_adopt(c, 0)))
         rc = ms_loop_watch(g->loop, fd, connecting ? MS_EV_WRITE : MS_EV_READ, msi_conn_io, c);
     if (rc < 0) {
@@ -335,7 +335,20 @@ void ms_conn_set_userdata(ms_conn *c, void *p) { c->udata = p; }
 void *ms_conn_userdata(const ms_conn *c) { return c->udata; }
 ms_loop *ms_conn_loop(const ms_conn *c) { return c->g->loop; }
 size_t ms_conn_out_queued(const ms_conn *c) { return c->olen; }
-ms_server *ms_conn_server(const ms_conn *c) { return c->g->srv; }
+
+const char *ms_conn_tls_error(const ms_conn *c)
+{
+    if (!c || !c->tp || !c->g->tops->error)
+        return NULL;
+    return c->g->tops->error(c->tp);
+}
+
+const char *ms_conn_tls_version(const ms_conn *c)
+{
+    if (!c || !c->tp || !c->g->tops->version)
+        return NULL;
+    return c->g->tops->version(c->tp);
+}
 
 const char *ms_conn_state_name(ms_conn_state s)
 {

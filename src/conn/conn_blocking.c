@@ -1,6 +1,6 @@
 /* conn_blocking.c: the blocking driver: one connection served with bounded waits on the calling thread, plain or TLS. */
 #include "conn/conn_int.h"
-#include "conn/tls_int.h"
+#include "transport/tls_int.h"
 #include "net/wait.h"
 
 #include <poll.h>
@@ -163,7 +163,7 @@ int msi_conn_serve_fd_drain(int fd, ms_tls_ctx *tls, const ms_frame_config *fram
     if (rc < 0)
         return rc;
     g.maxbcache = 1;
-    if (tls && (rc = msi_tls_blocking_use(&g, tls)) < 0) {
+    if (tls && (rc = msi_group_tls_blocking_use(&g, tls)) < 0) {
         msi_group_fini(&g);
         return rc;
     }

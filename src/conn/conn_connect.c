@@ -210,7 +210,7 @@ int ms_conn_connect(ms_loop *loop, const ms_connect_opts *opts, ms_conn **out)
     ms_conn *c = calloc(1, sizeof *c);
     rc = c ? 0 : MS_ENOMEM;
     if (rc == 0 && opts->tls)
-        rc = msi_tls_client_use(g, opts->tls, opts->addr, opts->server_name);
+        rc = msi_group_tls_use(g, opts->tls, opts->addr, opts->server_name);
     if (rc == 0 && n > 0)
         rc = set_addrs(g, addrs, n);
     if (rc == 0) {

@@ -1,5 +1,6 @@
 /* conn_group.c: groups: the limits, framing and caches a loop's connections share, and walks over them. */
 #include "conn/conn_int.h"
+#include "transport/tls_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -165,4 +166,43 @@ static void fail_one(ms_conn *c, void *arg)
 void msi_group_close_all(msi_group *g, int reason, int abortive)
 {
     msi_group_foreach(g, abortive ? fail_one : close_one, &reason);
+}
+
+/* Puts transport t with context tctx (taken over) under g's connections. */
+static void group_transport(msi_group *g, const msi_transport *t, void *tctx)
+{
+    if (g->tctx && g->tops->ctx_free)
+        g->tops->ctx_free(g->tctx);
+    g->tops = t;
+    g->tctx = tctx;
+}
+
+int msi_group_tls_use(msi_group *g, ms_tls_ctx *ctx, const char *addr, const char *server_name)
+{
+    if (!ctx || (g->accepting != 0) != (ctx->server != 0))
+        return MS_EINVAL;
+    void *tctx;
+    int rc = msi_tls_transport_ctx(ctx, addr, server_name, &tctx);
+    if (rc < 0)
+        return rc;
+    group_transport(g, &msi_transport_tls, tctx);
+    if (g->accepting) {
+        /* One deadline list bounds the PROXY header and then, afresh, the
+         * handshake: the shorter of the two times serves both. */
+        int hs = ctx->handshake_ms, px = msi_conn_proxy_ms(&g->lim);
+        g->dl_dur[MSI_DL_CONNECT] = g->lim.proxy_protocol && (hs <= 0 || px < hs) ? px : hs;
+    }
+    return 0;
+}
+
+int msi_group_tls_blocking_use(msi_group *g, ms_tls_ctx *ctx)
+{
+    if (!ctx || g->loop)
+        return MS_EINVAL;
+    void *tctx;
+    int rc = msi_tls_stream_transport_ctx(ctx, g->lim.linger_ms, &tctx);
+    if (rc < 0)
+        return rc;
+    group_transport(g, &msi_transport_tls_stream, tctx);
+    return 0;
 }

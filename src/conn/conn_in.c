@@ -77,8 +77,8 @@ static void proxy_done(ms_conn *c, const ms_proxy_header *h)
     c->flags &= (uint16_t)~MSI_F_PROXYHDR;
     if (c->dl == MSI_DL_CONNECT)
         msi_conn_dl_unlink(c);
-    if (c->g->srv)
-        msi_server_conn_proxied(c->g->srv, c);
+    if (c->g->on_conn_proxied)
+        c->g->on_conn_proxied(c->g->owner, c);
 }
 
 /* What msi_conn_proxy_raw() peeks at most: the decoder (default bounds)

@@ -1,9 +1,9 @@
-/* conn_int.h: what the conn*.c and server*.c files share: buffers, groups, the connection. */
+/* conn_int.h: what the conn*.c files share, and what their owners (servers) may use: buffers, groups, the connection. */
 #ifndef MSI_CONN_INT_H
 #define MSI_CONN_INT_H
 
 #include "msgsock/conn.h"
-#include "conn/transport.h"
+#include "transport/transport.h"
 #include "loop/ring.h"
 
 #include <netinet/in.h>
@@ -48,7 +48,15 @@ struct msi_group {
     ms_loop *loop;            /* NULL: driven by blocking I/O (conn_blocking.c) */
     msi_ring *ring;           /* the loop's io_uring; plain connections do their I/O
                                * through it (NULL: readiness I/O) */
-    ms_server *srv;           /* NULL for a client */
+    /* The group's owner (a server's loop) and its hooks, each NULL for
+     * none: on_conn_end after c's on_close (c->reason says why),
+     * on_conn_proxied once c's PROXY header is in (its peer is the
+     * client's). The connection layer knows nothing else of the owner. */
+    void *owner;
+    void (*on_conn_end)(void *owner, ms_conn *c);
+    void (*on_conn_proxied)(void *owner, ms_conn *c);
+    int accepting;            /* its connections are accepted ones (a server's):
+                               * TLS server side, PROXY header, inherited options */
     msi_loop_conns *lc;       /* the loop's groups (NULL: blocking, or detached) */
     struct msi_group *lprev, *lnext; /* lc's list */
     const msi_transport *tops;
@@ -158,6 +166,17 @@ int msi_group_attach(msi_group *g, ms_loop *loop);
 void msi_group_detach(msi_group *g);
 /* Every connection of g: graceful close with reason (server stop). */
 void msi_group_close_all(msi_group *g, int reason, int abortive);
+/* Makes g's connections TLS with ctx (a reference is taken) through
+ * msi_transport_tls. A client checks server_name, else the context's name,
+ * else the host part of addr; an accepting group (server_name and addr
+ * NULL) bounds its PROXY header and then its handshake by one deadline
+ * list. 0, MS_EINVAL (a context of the other side, a name too long) or
+ * MS_ENOMEM. */
+int msi_group_tls_use(msi_group *g, struct ms_tls_ctx *ctx, const char *addr,
+                      const char *server_name);
+/* The same for the blocking driver's group (no loop), through
+ * msi_transport_tls_stream: close_notify bounded by linger_ms. */
+int msi_group_tls_blocking_use(msi_group *g, struct ms_tls_ctx *ctx);
 /* Calls fn for each live connection of g; fn may end any of them.
  * Returns the number of calls. */
 int msi_group_foreach(msi_group *g, void (*fn)(ms_conn *c, void *arg), void *arg);
@@ -293,12 +312,6 @@ void msi_conn_connected(ms_conn *c, int events);
 /* Frees what a client group holds for its connect (msi_group_fini). */
 void msi_conn_connect_fini(msi_group *g);
 
-/* transport_tls.c, for conn_connect.c: makes client group g TLS with ctx
- * (a reference is taken); the name checked is server_name, else the
- * context's, else the host part of addr. 0 or MS_EINVAL or MS_ENOMEM. */
-int msi_tls_client_use(msi_group *g, struct ms_tls_ctx *ctx, const char *addr,
-                       const char *server_name);
-
 /* Small steps of the per-message path, inline so that no call is added
  * where conn.c once made none. */
 
@@ -424,10 +437,5 @@ static inline int msi_conn_reading_wanted(const ms_conn *c)
         return 1;
     return c->state == MS_CONN_OPEN && !(c->flags & (MSI_F_PAUSED | MSI_F_RDEOF));
 }
-
-/* server.c, for conn.c: a connection of srv ended (c->reason says why). */
-void msi_server_conn_closed(ms_server *srv, ms_conn *c);
-/* server.c, for conn_in.c: c's PROXY header is in (its peer is the client's). */
-void msi_server_conn_proxied(ms_server *srv, ms_conn *c);
 
 #endif

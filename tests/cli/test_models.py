@@ -5,6 +5,7 @@ connection, the fork model leaving no zombies, the thread model serving 200
 clients at once, the iterative model serving one client after another."""
 import json
 import os
+import resource
 import signal
 import socket
 import struct
@@ -195,6 +196,63 @@ class ForkModelTest(MsTestCase):
                 s.close()
             self.assertEqual(srv.stop(), 0)
             self.assertIn("connection limit 3 reached", srv.stderr_text())
+
+
+def sockets(pid):
+    """How many sockets pid holds."""
+    n = 0
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{name}").startswith("socket:")
+        except FileNotFoundError:
+            pass
+    return n
+
+
+def echo_or_reset(srv, data):
+    try:
+        return echo_once(srv, data)
+    except ConnectionError:
+        return None
+
+
+def lowest_free_fd(pid):
+    used = {int(n) for n in os.listdir(f"/proc/{pid}/fd")}
+    return next(i for i in range(len(used) + 1) if i not in used)
+
+
+class AcceptPolicyTest(MsTestCase):
+    def test_out_of_descriptors_closes_at_once_in_every_model(self):
+        """With no descriptor left, every model spends its reserve descriptor
+        to close a pending connection at once (one accept policy for all);
+        the thread and fork models used to rest the listener and leave the
+        client waiting. With descriptors back, they serve again."""
+        for model in MODELS:
+            with self.subTest(model=model), \
+                    Server("echo-server", "--model", model, "127.0.0.1", "0") as srv:
+                listeners = sockets(srv.pid)
+                self.assertEqual(echo_once(srv, b"warm"), b"warm")
+                wait_for(lambda: not children(srv.pid) and sockets(srv.pid) == listeners, 5,
+                         "the warm-up connection to end")
+                old = resource.prlimit(srv.pid, resource.RLIMIT_NOFILE)
+                # Every descriptor the server may open now is at or above
+                # the limit: accept fails with EMFILE.
+                resource.prlimit(srv.pid, resource.RLIMIT_NOFILE,
+                                 (lowest_free_fd(srv.pid), old[1]))
+                try:
+                    s = srv.connect()
+                except ConnectionResetError:
+                    pass  # closed with a reset before connect() returned
+                else:
+                    with s:
+                        assert_closed(self, s)
+                resource.prlimit(srv.pid, resource.RLIMIT_NOFILE, old)
+                # A connect made while the server still empties its queue
+                # with the reserve is closed too: try until one is served.
+                wait_for(lambda: echo_or_reset(srv, b"again") == b"again", 5,
+                         "a connection served with descriptors back")
+                self.assertEqual(srv.stop(), 0)
+                self.assertIn("connection(s) closed at once", srv.stderr_text())
 
 
 class ThreadModelTest(MsTestCase):

@@ -106,12 +106,12 @@ class FixtureTest(unittest.TestCase):
         rc, out = check(root)
         self.assertEqual(rc, 1, out)
         self.assertIn('src/net/sock.c:1: includes "msgsock.h" (include/msgsock.h, the umbrella, '
-                      "top level only, layer 5 cli) from layer 2 net\n", out)
+                      "top level only, layer 7 cli) from layer 2 net\n", out)
         self.assertIn('src/common/error.c:3: includes "net/wait.h" (src/net/wait.h, internal, '
                       "layer 2 net) from layer 0 common\n", out)
         self.assertIn('include/msgsock/net.h:3: includes "loop.h" (include/msgsock/loop.h, '
                       "public section, layer 3 loop) from layer 2 net\n", out)
-        self.assertIn('cli/main.c:1: includes "conn/int.h" (src/conn/int.h) from layer 5 cli: '
+        self.assertIn('cli/main.c:1: includes "conn/int.h" (src/conn/int.h) from layer 7 cli: '
                       "the command uses the public header only\n", out)
         self.assertIn("check-layers: 4 violation(s)", out)
 
@@ -139,11 +139,11 @@ class FixtureTest(unittest.TestCase):
 
     def test_folder_not_in_the_table_fails(self):
         root = self.tree()
-        self.plant(root, "src/transport/plain.c", '#include "msgsock/net.h"\n'
+        self.plant(root, "src/extra/plain.c", '#include "msgsock/net.h"\n'
                    "int ms_plain(void) { return ms_net_one(); }\n")
         rc, out = check(root)
         self.assertEqual(rc, 1, out)
-        self.assertIn("src/transport/plain.c:1: is in a folder the layer table does not list; "
+        self.assertIn("src/extra/plain.c:1: is in a folder the layer table does not list; "
                       "add it to LAYERS in scripts/check-layers.py\n", out)
 
     def test_no_objects_is_an_error(self):
@@ -159,6 +159,11 @@ class RealTreeTest(unittest.TestCase):
         self.assertEqual(rc, 0, out)
         self.assertIn("check-layers: ok", out)
         self.assertRegex(out, r"src/conn +-> src/loop +\d+\n")
+        # Transports, connections, servers: each uses only the ones below.
+        self.assertRegex(out, r"src/server +-> src/conn +\d+\n")
+        self.assertRegex(out, r"src/conn +-> src/transport +\d+\n")
+        self.assertNotRegex(out, r"src/(conn|transport) +-> src/server ")
+        self.assertNotRegex(out, r"src/transport +-> src/conn ")
         self.assertRegex(out, r"largest strongly connected component of the file graph: "
                               r"(none|\d+ files)")
 

@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "msgsock.h"
-#include "conn/tls_int.h"
+#include "transport/tls_int.h"
 
 #include "helper_thread.h"
 #include "helper_wait.h"

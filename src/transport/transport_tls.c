@@ -1,6 +1,7 @@
 /* transport_tls.c: the TLS transport under event-driven connections, servers' and clients'. */
-#include "conn/conn_int.h"
-#include "conn/tls_int.h"
+#include "transport/tls_int.h"
+#include "transport/transport.h"
+#include "msgsock/net.h"
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -135,34 +136,6 @@ const msi_transport msi_transport_tls = {
     .version = tls_version,
 };
 
-int msi_tls_group_use(msi_group *g, ms_tls_ctx *ctx, const char *host)
-{
-    if (!ctx || (g->srv != NULL) != (ctx->server != 0))
-        return MS_EINVAL;
-    tls_group *tg = calloc(1, sizeof *tg);
-    if (!tg)
-        return MS_ENOMEM;
-    if (host && strlen(host) >= sizeof tg->host) {
-        free(tg);
-        return MS_EINVAL;
-    }
-    msi_tls_ctx_ref(ctx);
-    tg->ctx = ctx;
-    if (host)
-        memcpy(tg->host, host, strlen(host) + 1);
-    if (g->tctx && g->tops->ctx_free)
-        g->tops->ctx_free(g->tctx);
-    g->tops = &msi_transport_tls;
-    g->tctx = tg;
-    if (g->srv) {
-        /* One deadline list bounds the PROXY header and then, afresh, the
-         * handshake: the shorter of the two times serves both. */
-        int hs = ctx->handshake_ms, px = msi_conn_proxy_ms(&g->lim);
-        g->dl_dur[MSI_DL_CONNECT] = g->lim.proxy_protocol && (hs <= 0 || px < hs) ? px : hs;
-    }
-    return 0;
-}
-
 /* The host part of an address text: "h:p", "[v6]:p"; "" for unix:. */
 static void addr_host(char *out, size_t cap, const char *addr)
 {
@@ -177,27 +150,29 @@ static void addr_host(char *out, size_t cap, const char *addr)
     out[n] = 0;
 }
 
-int msi_tls_client_use(msi_group *g, ms_tls_ctx *ctx, const char *addr, const char *server_name)
+int msi_tls_transport_ctx(ms_tls_ctx *ctx, const char *addr, const char *server_name,
+                          void **out)
 {
-    if (server_name && *server_name)
-        return msi_tls_group_use(g, ctx, server_name);
-    if (ctx->server_name[0])
-        return msi_tls_group_use(g, ctx, NULL);
     char host[256];
-    addr_host(host, sizeof host, addr);
-    return msi_tls_group_use(g, ctx, host);
-}
-
-const char *ms_conn_tls_error(const ms_conn *c)
-{
-    if (!c || !c->tp || !c->g->tops->error)
-        return NULL;
-    return c->g->tops->error(c->tp);
-}
-
-const char *ms_conn_tls_version(const ms_conn *c)
-{
-    if (!c || !c->tp || !c->g->tops->version)
-        return NULL;
-    return c->g->tops->version(c->tp);
+    const char *name = NULL;
+    *out = NULL;
+    if (server_name && *server_name)
+        name = server_name;
+    else if (!ctx->server_name[0] && addr) {
+        addr_host(host, sizeof host, addr);
+        name = host;
+    }
+    tls_group *tg = calloc(1, sizeof *tg);
+    if (!tg)
+        return MS_ENOMEM;
+    if (name && strlen(name) >= sizeof tg->host) {
+        free(tg);
+        return MS_EINVAL;
+    }
+    msi_tls_ctx_ref(ctx);
+    tg->ctx = ctx;
+    if (name)
+        memcpy(tg->host, name, strlen(name) + 1);
+    *out = tg;
+    return 0;
 }

@@ -1,6 +1,6 @@
-/* server.c: the server: the event model (listeners, accept batches, N loops, stop), totals, logging, dispatch to the other models. */
-#include "conn/server_int.h"
-#include "conn/tls_int.h"
+/* server.c: the server: the event model (listeners, accept batches, N loops, stop) and dispatch to the other models. */
+#include "server/server_int.h"
+#include "transport/tls_int.h"
 #include "loop/loop_int.h"
 #include "loop/ring.h"
 
@@ -21,14 +21,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* Accepts taken per readiness event, so a flood of connects cannot starve
- * the connections already being served. */
-#define ACCEPT_BATCH 64
-/* How long a listener rests when the process has no descriptor left. */
-#define EMFILE_PAUSE_MS 100
-/* At most one log line per kind per this many milliseconds. */
-#define LOG_EVERY_MS 1000
-
 typedef struct srv_loop {
     ms_server *s;
     ms_loop *loop;
@@ -37,7 +29,7 @@ typedef struct srv_loop {
     int lowned;         /* 1: this loop's own listener (closed at free) */
     int watching;
     int taking_queue;   /* the drain accepts the listener's queue: not done at 0 conns */
-    int reserve_fd;     /* spent to accept-and-close when out of descriptors */
+    msi_accept acc;     /* the accept policy on lfd (server_accept.c) */
     ms_timer *pause_t;  /* the rest after EMFILE; while draining, the first-request grace */
     ms_timer *stop_t;   /* the drain deadline */
     int efd;            /* eventfd: ms_server_drain (and, on loop 0, the other loops'
@@ -48,232 +40,12 @@ typedef struct srv_loop {
     int start_rc;
     pthread_t th;       /* owned loops 1..n-1: the thread running it */
     int started;
-    int64_t last_log_emfile, last_log_refused;
-    uint64_t emfile_count, refused_since_log;
     msi_traffic ended;  /* added on this loop's thread, so a snapshot reads it with its conns */
 } srv_loop;
 
-struct ms_server {
-    ms_server_config cfg;
-    char *listen_text;
-    int nloops;
-    srv_loop *loops;
-    ms_addr local;
-    atomic_int stopping;
-    _Atomic int64_t drain_due;  /* the drain's deadline (ms_now_ms), INT64_MAX: none */
-    atomic_int open;
-    atomic_uint_fast64_t accepted, refused, bad, output, timed_out;
-    msi_blocking *blk;  /* the thread, fork and iterative models */
-    atomic_uint_fast64_t *log_dropped;  /* in a page shared with fork children */
-    int owned;          /* 1: the server created its loops (ms_server_run runs them) */
-    int started;        /* the listeners are watched (ms_server_start or ms_server_run) */
-    int start_failed;
-    int sigs;           /* SIGINT and SIGTERM are watched on loop 0 */
-    atomic_int freeing;
-    atomic_int ndone;   /* loops done */
-    int finished;       /* loop 0: every loop is done */
-    ms_timer *fin_t;    /* loop 0, caller's loops: calls on_stopped */
-};
-
-/* ---- output that never blocks ---- */
-
-/* How a line goes out on fd 1 or 2, chosen once per process. */
-enum { SINK_WRITE = 0, SINK_SEND, SINK_POLL };
-typedef struct log_sink {
-    int mode;
-    int fd;     /* SINK_WRITE: a description of our own, non-blocking (or the fd itself
-                 * for a regular file); SINK_SEND, SINK_POLL: the fd itself */
-} log_sink;
-
-static log_sink sinks[3];
-static pthread_once_t sinks_once = PTHREAD_ONCE_INIT;
-
-/* O_NONBLOCK set on descriptor 1 or 2 itself would be shared with every
- * process holding it (the shell's terminal, a parent's pipe); a pipe or
- * terminal reopened through /proc is a file description of our own. */
-static void sinks_init(void)
-{
-    for (int fd = 1; fd <= 2; fd++) {
-        log_sink *k = &sinks[fd];
-        struct stat st;
-        k->fd = fd;
-        k->mode = SINK_POLL;
-        if (fstat(fd, &st) < 0)
-            continue;
-        if (S_ISSOCK(st.st_mode)) {
-            k->mode = SINK_SEND;
-        } else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
-            char path[32];
-            snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-            int nfd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-            if (nfd >= 0) {
-                k->fd = nfd;
-                k->mode = SINK_WRITE;
-            }
-        } else {
-            k->mode = SINK_WRITE;
-        }
-    }
-}
-
-int msi_server_log_fd_kept(int fd)
-{
-    return (sinks[1].fd == fd && fd != 1) || (sinks[2].fd == fd && fd != 2);
-}
-
-int ms_server_log_write(ms_server *s, int fd, const char *text, size_t len)
-{
-    if (fd != 1 && fd != 2)
-        return MS_EINVAL;
-    pthread_once(&sinks_once, sinks_init);
-    const log_sink *k = &sinks[fd];
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n;
-        if (k->mode == SINK_SEND) {
-            n = send(k->fd, text + done, len - done, MSG_DONTWAIT | MSG_NOSIGNAL);
-        } else {
-            struct pollfd p = {.fd = k->fd, .events = POLLOUT};
-            if (k->mode == SINK_POLL && poll(&p, 1, 0) != 1)
-                break;
-            n = write(k->fd, text + done, len - done);
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        done += (size_t)n;
-    }
-    if (done == len)
-        return 0;
-    if (s) {
-        /* Each line not wholly written counts once. */
-        uint64_t lines = 0;
-        for (size_t i = done; i < len; i++)
-            lines += text[i] == '\n';
-        atomic_fetch_add(s->log_dropped, lines ? lines : 1);
-    }
-    return MS_EAGAIN;
-}
-
-void ms_log_stderr(void *user, int level, const char *msg)
-{
-    (void)user;
-    if (level > 1)
-        return;
-    char line[600];
-    int n = snprintf(line, sizeof line, "msgsock: %s\n", msg);
-    if (n >= (int)sizeof line) {
-        n = (int)sizeof line - 1;
-        line[n - 1] = '\n';
-    }
-    if (n > 0)
-        ms_server_log_write(NULL, 2, line, (size_t)n);
-}
-
-/* ---- totals and logging, for every model ---- */
-
-int msi_server_reason_kind(int reason)
-{
-    if ((reason <= MS_ETOOLARGE && reason >= MS_EBADCONTENT) || reason == MS_ETRUNCATED ||
-        (reason <= MS_EPROXYSIG && reason >= MS_EPROXYSHORT))
-        return MSI_END_BAD;
-    if (reason == MS_EOUTPUTLIMIT)
-        return MSI_END_OUTPUT;
-    if (reason == MS_EIDLE || reason == MS_ESLOW || reason == MS_EPROXYTIMEOUT)
-        return MSI_END_TIMEOUT;
-    return reason == 0 || reason == MS_ECLOSED ? MSI_END_OK : MSI_END_OTHER;
-}
-
-void msi_server_note_accept(ms_server *s)
-{
-    atomic_fetch_add(&s->open, 1);
-    atomic_fetch_add(&s->accepted, 1);
-}
-
-void msi_server_note_refused(ms_server *s) { atomic_fetch_add(&s->refused, 1); }
-
-void msi_traffic_add(msi_traffic *t, uint64_t bytes_in, uint64_t bytes_out, uint64_t msgs_in,
-                     uint64_t msgs_out)
-{
-    atomic_fetch_add_explicit(&t->bytes_in, bytes_in, memory_order_relaxed);
-    atomic_fetch_add_explicit(&t->bytes_out, bytes_out, memory_order_relaxed);
-    atomic_fetch_add_explicit(&t->msgs_in, msgs_in, memory_order_relaxed);
-    atomic_fetch_add_explicit(&t->msgs_out, msgs_out, memory_order_relaxed);
-}
-
-void msi_traffic_read(msi_traffic *t, ms_server_stats *st)
-{
-    st->bytes_in = atomic_load_explicit(&t->bytes_in, memory_order_relaxed);
-    st->bytes_out = atomic_load_explicit(&t->bytes_out, memory_order_relaxed);
-    st->msgs_in = atomic_load_explicit(&t->msgs_in, memory_order_relaxed);
-    st->msgs_out = atomic_load_explicit(&t->msgs_out, memory_order_relaxed);
-}
-
-void msi_server_note_end(ms_server *s, int reason)
-{
-    atomic_fetch_sub(&s->open, 1);
-    switch (msi_server_reason_kind(reason)) {
-    case MSI_END_BAD: atomic_fetch_add(&s->bad, 1); break;
-    case MSI_END_OUTPUT: atomic_fetch_add(&s->output, 1); break;
-    case MSI_END_TIMEOUT: atomic_fetch_add(&s->timed_out, 1); break;
-    default: break;
-    }
-}
-
-void msi_server_log(ms_server *s, int level, int event, int code, const ms_addr *peer,
-                    const char *fmt, ...)
-{
-    if (!s->cfg.log_record && !s->cfg.log)
-        return;
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (s->cfg.log_record) {
-        ms_log_record r = {level, (ms_log_event)event, code, peer, line};
-        s->cfg.log_record(s->cfg.user, &r);
-        return;
-    }
-    char full[MS_ADDR_STRLEN + sizeof line + 2];
-    const char *text = line;
-    if (peer) {
-        char p[MS_ADDR_STRLEN];
-        if (ms_addr_format(peer, p, sizeof p) < 0)
-            snprintf(p, sizeof p, "unix:");
-        snprintf(full, sizeof full, "%s: %s", p, line);
-        text = full;
-    }
-    s->cfg.log(s->cfg.user, level, text);
-}
-
-void msi_server_log_conn(ms_server *s, int open, const ms_addr *peer, int reason)
-{
-    if (!s->cfg.log_conns)
-        return;
-    if (open)
-        msi_server_log(s, 2, MS_LOG_CONN_OPEN, 0, peer, "connection accepted");
-    else
-        msi_server_log(s, 2, MS_LOG_CONN_CLOSE, reason, peer, "connection closed: %s",
-                       reason ? ms_strerror(reason) : "clean end");
-}
-
-void msi_server_log_end(ms_server *s, const ms_addr *peer, int reason, const char *detail)
-{
-    if (reason == 0 || reason == MS_ECLOSED)
-        return;
-    int level = (reason == MS_ECONNRESET || reason == MS_EPIPE) ? 2 : 1;
-    msi_server_log(s, level, MS_LOG_CONN_END, reason, peer, "connection dropped: %s (%s)%s%s",
-                   ms_strerror(reason), ms_err_name(reason), detail ? ": " : "",
-                   detail ? detail : "");
-}
-
-const ms_server_config *msi_server_cfg(const ms_server *s) { return &s->cfg; }
 int msi_server_nloops(const ms_server *s) { return s->nloops; }
 ms_loop *msi_server_loop(ms_server *s, int i) { return s->loops[i].loop; }
 msi_group *msi_server_group(ms_server *s, int i) { return &s->loops[i].g; }
-msi_blocking *msi_server_blocking(ms_server *s) { return s->blk; }
 msi_traffic *msi_server_loop_traffic(ms_server *s, int i) { return &s->loops[i].ended; }
 
 /* An inherited listener: checked to be a listening stream socket, made
@@ -329,41 +101,6 @@ static void pause_done(ms_loop *loop, ms_timer *t, void *arg)
         ms_loop_modify(loop, sl->lfd, MS_EV_READ);
 }
 
-/* Out of descriptors. The pending connection would make the listener
- * readable forever (a busy loop), so spend the reserve descriptor to accept
- * and close it; if there is none, rest the listener for a while. */
-static void on_emfile(srv_loop *sl, int err)
-{
-    ms_server *s = sl->s;
-    int64_t now = ms_loop_now(sl->loop);
-    int closed = 0;
-    if (sl->reserve_fd >= 0) {
-        close(sl->reserve_fd);
-        sl->reserve_fd = -1;
-        for (int i = 0; i < ACCEPT_BATCH; i++) {
-            int fd = accept4(sl->lfd, NULL, NULL, SOCK_CLOEXEC);
-            if (fd < 0)
-                break;
-            ms_sock_close(fd, 1);
-            closed++;
-        }
-        sl->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        atomic_fetch_add(&s->refused, (uint64_t)closed);
-    }
-    if (closed == 0 || sl->reserve_fd < 0) {
-        ms_loop_modify(sl->loop, sl->lfd, 0);
-        ms_timer_start(sl->pause_t, EMFILE_PAUSE_MS, 0, pause_done, sl);
-    }
-    sl->emfile_count += (uint64_t)closed;
-    if (now - sl->last_log_emfile >= LOG_EVERY_MS) {
-        msi_server_log(s, 1, MS_LOG_SERVER, err, NULL,
-                       "accept: %s: %llu connection(s) closed at once since the last report",
-                       ms_strerror(err), (unsigned long long)sl->emfile_count);
-        sl->last_log_emfile = now;
-        sl->emfile_count = 0;
-    }
-}
-
 static void stop_on_loop(ms_loop *loop, void *arg);
 static void loop_done(srv_loop *sl);
 
@@ -372,38 +109,20 @@ static void loop_done(srv_loop *sl);
 static void accept_some(srv_loop *sl, int n, int draining)
 {
     ms_loop *loop = sl->loop;
-    int lfd = sl->lfd;
     ms_server *s = sl->s;
     int max = s->cfg.limits.max_conns;
     for (int i = 0; i < n; i++) {
         struct sockaddr_storage ss;
-        socklen_t sslen = sizeof ss;
-        int fd = accept4(lfd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            int e = errno;
-            if (e == EINTR || e == ECONNABORTED)
-                continue;
-            if (e == EAGAIN)
-                return;
-            if (!draining && (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)) {
-                on_emfile(sl, -e);
-                return;
-            }
-            msi_server_log(s, 0, MS_LOG_SERVER, -e, NULL, "accept: %s", ms_strerror(-e));
-            return;
+        socklen_t sslen;
+        int fd = msi_accept_next(&sl->acc, &ss, &sslen, draining);
+        if (fd == MSI_ACCEPT_REST) {
+            ms_loop_modify(loop, sl->lfd, 0);
+            ms_timer_start(sl->pause_t, MSI_ACCEPT_REST_MS, 0, pause_done, sl);
         }
+        if (fd < 0)
+            return;
         if (max > 0 && atomic_load(&s->open) >= max) {
-            ms_sock_close(fd, 0);
-            atomic_fetch_add(&s->refused, 1);
-            sl->refused_since_log++;
-            int64_t now = ms_loop_now(loop);
-            if (now - sl->last_log_refused >= LOG_EVERY_MS) {
-                msi_server_log(s, 1, MS_LOG_LIMIT, MS_ELIMIT, NULL,
-                               "connection limit %d reached: %llu connection(s) refused", max,
-                               (unsigned long long)sl->refused_since_log);
-                sl->last_log_refused = now;
-                sl->refused_since_log = 0;
-            }
+            msi_accept_refuse(&sl->acc, fd, max);
             continue;
         }
         msi_server_note_accept(s);
@@ -439,12 +158,14 @@ static void on_accept(ms_loop *loop, int lfd, int events, void *arg)
         stop_on_loop(loop, sl);
         return;
     }
-    accept_some(sl, ACCEPT_BATCH, 0);
+    accept_some(sl, MSI_ACCEPT_BATCH, 0);
 }
 
-void msi_server_conn_closed(ms_server *s, ms_conn *c)
+/* The group's on_conn_end hook (owner: the srv_loop). */
+static void conn_ended(void *owner, ms_conn *c)
 {
-    srv_loop *sl = (srv_loop *)(void *)((char *)c->g - offsetof(srv_loop, g));
+    srv_loop *sl = owner;
+    ms_server *s = sl->s;
     int r = c->reason;
     ms_conn_info i;
     ms_conn_info_get(c, &i);
@@ -463,8 +184,10 @@ void msi_server_conn_closed(ms_server *s, ms_conn *c)
         loop_done(sl);
 }
 
-void msi_server_conn_proxied(ms_server *s, ms_conn *c)
+/* The group's on_conn_proxied hook. */
+static void conn_proxied(void *owner, ms_conn *c)
 {
+    ms_server *s = ((srv_loop *)owner)->s;
     if (!s->cfg.log_conns)
         return;
     ms_addr a;
@@ -488,17 +211,6 @@ static void drain_left_why(const ms_conn *c, char *buf, size_t len)
         snprintf(buf, len, "peer has not closed after the reply");
     else
         snprintf(buf, len, "no request yet");
-}
-
-/* A server line, not a connection's end: a front end that words each end
- * by its code alone would lose "drain timeout". */
-void msi_server_log_drain_timeout(ms_server *s, const ms_addr *peer, const char *why)
-{
-    char p[MS_ADDR_STRLEN];
-    if (ms_addr_format(peer, p, sizeof p) < 0)
-        snprintf(p, sizeof p, "unix:");
-    msi_server_log(s, 1, MS_LOG_SERVER, MS_ETIMEDOUT, NULL,
-                   "drain timeout: closing the connection from %s (%s)", p, why);
 }
 
 static void drain_abort_one(ms_conn *c, void *arg)
@@ -693,8 +405,8 @@ void ms_server_drain(ms_server *s, int timeout_ms)
     while (due < cur && !atomic_compare_exchange_weak(&s->drain_due, &cur, due)) {
     }
     atomic_store(&s->stopping, 1);
-    if (s->blk)
-        msi_blocking_stop(s->blk);
+    if (s->model)
+        s->model->stop(s->m);
     for (int i = 0; i < s->nloops; i++)
         notify(&s->loops[i]);
 }
@@ -704,14 +416,9 @@ void ms_server_stop(ms_server *s)
     ms_server_drain(s, s->cfg.drain_timeout_ms);
 }
 
-int64_t msi_server_drain_due(const ms_server *s)
-{
-    return atomic_load(&((ms_server *)s)->drain_due);
-}
-
 /* SIGINT or SIGTERM drains; a second one while draining closes what is
  * left at once. */
-void msi_server_on_signal(ms_server *s)
+static void stop_signal(ms_server *s)
 {
     if (atomic_load(&s->stopping))
         ms_server_drain(s, 0);
@@ -723,7 +430,7 @@ static void on_signal(ms_loop *loop, int signo, void *arg)
 {
     (void)loop;
     (void)signo;
-    msi_server_on_signal(arg);
+    stop_signal(arg);
 }
 
 /* ---- life cycle ---- */
@@ -821,15 +528,15 @@ void ms_server_free(ms_server *s)
 {
     if (!s)
         return;
-    msi_blocking_free(s->blk);
+    if (s->model)
+        s->model->free(s->m);
     detach_all(s);
     for (int i = 0; i < s->nloops; i++) {
         srv_loop *sl = &s->loops[i];
         msi_group_fini(&sl->g);
         if (sl->lowned && sl->lfd >= 0)
             close(sl->lfd);
-        if (sl->reserve_fd >= 0)
-            close(sl->reserve_fd);
+        msi_accept_fini(&sl->acc);
         if (sl->efd >= 0)
             close(sl->efd);
         if (s->owned && sl->loop)
@@ -889,9 +596,10 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
     ms_server *s = calloc(1, sizeof *s);
     if (!s)
         return MS_ENOMEM;
+    s->on_stop_signal = stop_signal;
     /* Opened now, not at the first line: the descriptors a server holds
      * stay the same while it runs. */
-    pthread_once(&sinks_once, sinks_init);
+    msi_server_log_open();
     s->cfg = *cfg;
     /* The array stays the caller's: each loop is kept in s->loops. */
     s->cfg.loops = NULL;
@@ -922,7 +630,7 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
     for (int i = 0; i < s->nloops; i++) {
         s->loops[i].s = s;
         s->loops[i].lfd = -1;
-        s->loops[i].reserve_fd = -1;
+        s->loops[i].acc.reserve_fd = -1;
         s->loops[i].efd = -1;
     }
     if (s->cfg.limits.max_conns == 0)
@@ -942,8 +650,10 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
     /* Checked before the server opens anything of its own: a stale
      * descriptor number must not name one of the server's own. */
     int rc = cfg->listen_fd > 0 ? adopt_listener(cfg->listen_fd, &s->local) : 0;
-    if (rc == 0)
-        rc = blocking ? msi_blocking_create(&s->blk, s, &s->local) : 0;
+    if (rc == 0 && blocking) {
+        s->model = &msi_model_blocking;
+        rc = s->model->create(&s->m, s, &s->local);
+    }
     if (rc < 0 || blocking) {
         if (rc < 0)
             ms_server_free(s);
@@ -978,10 +688,12 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
          * added by start_on_loop, on the loop's thread. */
         if ((rc = msi_group_init(&sl->g, NULL, &cfg->frame, cl, &cfg->cb, cfg->user)) < 0)
             break;
-        sl->g.srv = s;
-        if (cfg->tls && (rc = msi_tls_group_use(&sl->g, cfg->tls, NULL)) < 0)
+        sl->g.owner = sl;
+        sl->g.accepting = 1;
+        sl->g.on_conn_end = conn_ended;
+        sl->g.on_conn_proxied = conn_proxied;
+        if (cfg->tls && (rc = msi_group_tls_use(&sl->g, cfg->tls, NULL, NULL)) < 0)
             break;
-        sl->last_log_emfile = sl->last_log_refused = INT64_MIN / 2;
         sl->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (sl->efd < 0) {
             rc = ms_err_from_errno(errno);
@@ -1024,7 +736,7 @@ int ms_server_create(ms_server **out, const ms_server_config *cfg)
         int fam = ms_addr_family(&s->local);
         if ((fam == AF_INET || fam == AF_INET6) && msi_sock_options(sl->lfd, cl) == 0)
             sl->g.sockopts_inherited = 1;
-        sl->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        msi_accept_init(&sl->acc, s, sl->loop, sl->lfd);
     }
     if (rc < 0) {
         ms_server_free(s);
@@ -1042,12 +754,12 @@ int ms_server_local_addr(const ms_server *s, ms_addr *out)
 
 int ms_server_listen_fd(const ms_server *s)
 {
-    return s->blk ? msi_blocking_listen_fd(s->blk) : s->loops[0].lfd;
+    return s->model ? s->model->listen_fd(s->m) : s->loops[0].lfd;
 }
 
 int ms_server_start(ms_server *s)
 {
-    if (!s || s->owned || s->blk || s->started || s->start_failed)
+    if (!s || s->owned || s->model || s->started || s->start_failed)
         return MS_EINVAL;
     return server_start(s);
 }
@@ -1101,8 +813,8 @@ static void *loop_thread(void *arg)
 int ms_server_run(ms_server *s)
 {
     int rc;
-    if (s->blk)
-        return msi_blocking_run(s->blk);
+    if (s->model)
+        return s->model->run(s->m);
     if (!s->owned || s->started || s->start_failed)
         return MS_EINVAL;
     if ((rc = server_start(s)) < 0)
@@ -1144,8 +856,8 @@ void ms_server_stats_get(const ms_server *s, ms_server_stats *out)
     int open = atomic_load(&m->open);
     out->open = open > 0 ? (uint64_t)open : 0;
     out->log_dropped = atomic_load(m->log_dropped);
-    if (m->blk) {
-        msi_blocking_traffic(m->blk, out);
+    if (m->model) {
+        m->model->traffic(m->m, out);
         return;
     }
     out->bytes_in = out->bytes_out = out->msgs_in = out->msgs_out = 0;
@@ -1185,7 +897,7 @@ int ms_server_foreach_conn(ms_server *s, void (*fn)(ms_conn *c, void *arg), void
 {
     if (!s || !fn)
         return MS_EINVAL;
-    if (s->blk)
+    if (s->model)
         return MS_ENOTSUP;
     int running = 0, mine = 0;
     for (int i = 0; i < s->nloops; i++) {
@@ -1202,4 +914,9 @@ int ms_server_foreach_conn(ms_server *s, void (*fn)(ms_conn *c, void *arg), void
         msi_loop_call(s->loops[i].loop, walk_on_loop, &w);
     }
     return w.n;
+}
+
+ms_server *ms_conn_server(const ms_conn *c)
+{
+    return c->g->on_conn_end == conn_ended ? ((srv_loop *)c->g->owner)->s : NULL;
 }

@@ -1,5 +1,6 @@
 /* tls_stream.c: TLS over a descriptor for blocking programs, each call bounded by a timeout. */
-#include "conn/tls_int.h"
+#include "transport/tls_int.h"
+#include "msgsock/loop.h"
 #include "net/wait.h"
 
 #include <poll.h>

@@ -1,5 +1,5 @@
 /* server_snapshot.c: ms_server_snapshot_get: each event loop lists its own connections on its own thread (msi_loop_call); blocking models read their registry. */
-#include "conn/server_int.h"
+#include "server/server_int.h"
 #include "loop/loop_int.h"
 
 #include <stdlib.h>
@@ -102,10 +102,9 @@ int ms_server_snapshot_get(ms_server *s, ms_server_snapshot *out)
     out->model = cfg->model;
     out->threads = msi_server_nloops(s);
     ms_server_local_addr(s, &out->local);
-    msi_blocking *b = msi_server_blocking(s);
     ms_server_stats ended = {0};
-    int rc = b ? msi_blocking_conns(b, &out->conns, &out->nconns, &ended)
-               : event_conns(s, &out->conns, &out->nconns, &ended);
+    int rc = s->model ? s->model->conns(s->m, &out->conns, &out->nconns, &ended)
+                      : event_conns(s, &out->conns, &out->nconns, &ended);
     ms_server_stats_get(s, &out->stats);
     for (size_t i = 0; i < out->nconns; i++) {
         const ms_server_conn *c = &out->conns[i];

@@ -1,5 +1,5 @@
 /* transport_plain.c: the transport for plain TCP and Unix-domain sockets. */
-#include "conn/transport.h"
+#include "transport/transport.h"
 #include "msgsock/net.h"
 
 #include <sys/socket.h>

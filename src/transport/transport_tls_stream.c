@@ -1,6 +1,8 @@
 /* transport_tls_stream.c: the TLS transport under the blocking driver, over ms_tls_stream. */
-#include "conn/conn_int.h"
-#include "conn/tls_int.h"
+#include "transport/tls_int.h"
+#include "transport/transport.h"
+#include "msgsock/loop.h"
+#include "msgsock/net.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -170,19 +172,14 @@ const msi_transport msi_transport_tls_stream = {
     .version = st_version,
 };
 
-int msi_tls_blocking_use(struct msi_group *g, ms_tls_ctx *ctx)
+int msi_tls_stream_transport_ctx(ms_tls_ctx *ctx, int close_ms, void **out)
 {
-    if (!ctx || g->loop)
-        return MS_EINVAL;
     stream_group *sg = calloc(1, sizeof *sg);
+    *out = sg;
     if (!sg)
         return MS_ENOMEM;
     msi_tls_ctx_ref(ctx);
     sg->ctx = ctx;
-    sg->close_ms = g->lim.linger_ms;
-    if (g->tctx && g->tops->ctx_free)
-        g->tops->ctx_free(g->tctx);
-    g->tops = &msi_transport_tls_stream;
-    g->tctx = sg;
+    sg->close_ms = close_ms;
     return 0;
 }

@@ -1,6 +1,6 @@
 /* server_blocking.c: the blocking server models: a thread per connection, a process per connection, one at a time. */
-#include "conn/server_int.h"
-#include "conn/tls_int.h"
+#include "server/server_int.h"
+#include "transport/tls_int.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -13,12 +13,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define ACCEPT_BATCH 64
 /* Children and finished threads are also looked for this often, so a lost
  * SIGCHLD or wakeup can delay a reap but never leave a zombie behind. */
 #define REAP_EVERY_MS 250
-#define EMFILE_PAUSE_MS 100
-#define LOG_EVERY_MS 1000
+
+/* The state of a thread, fork or iterative server. */
+typedef struct msi_blocking msi_blocking;
 
 /* A fork child's exit status says how its connection ended. */
 enum { X_CLEAN = 0, X_BAD = 10, X_OUTPUT = 11, X_TIMEOUT = 12, X_ERROR = 13 };
@@ -66,8 +66,7 @@ struct msi_blocking {
     int drain_over;         /* the deadline has passed: what was left is closed */
     int stop_begun;
     int in_child;
-    int64_t last_log_refused, last_log_accept;
-    uint64_t refused_since_log;
+    msi_accept acc;         /* the accept policy on lfd (server_accept.c) */
     ms_conn_callbacks wrap;
     ms_conn_limits lim;     /* cfg's, with the iterative model's idle bound */
     msi_traffic ended;      /* added under mu as a slot leaves live */
@@ -440,54 +439,30 @@ static void pause_done(ms_loop *loop, ms_timer *t, void *arg)
     listener_set(b);
 }
 
-static void refuse(msi_blocking *b, int fd, int max)
-{
-    ms_sock_close(fd, 0);
-    msi_server_note_refused(b->s);
-    b->refused_since_log++;
-    int64_t now = ms_loop_now(b->loop);
-    if (now - b->last_log_refused >= LOG_EVERY_MS) {
-        msi_server_log(b->s, 1, MS_LOG_LIMIT, MS_ELIMIT, NULL,
-                       "connection limit %d reached: %llu connection(s) refused", max,
-                       (unsigned long long)b->refused_since_log);
-        b->last_log_refused = now;
-        b->refused_since_log = 0;
-    }
-}
-
 static void on_accept(ms_loop *loop, int lfd, int events, void *arg)
 {
     (void)loop;
     (void)events;
     msi_blocking *b = arg;
     int max = b->model == MS_MODEL_ITERATIVE ? -1 : b->cfg->limits.max_conns;
-    for (int i = 0; i < ACCEPT_BATCH && !atomic_load(&b->stopping); i++) {
+    (void)lfd;
+    for (int i = 0; i < MSI_ACCEPT_BATCH && !atomic_load(&b->stopping); i++) {
         if (b->model == MS_MODEL_ITERATIVE && b->nlive > 0)
             break;
         if (max > 0 && b->nlive >= max)
             reap(b);
         struct sockaddr_storage ss;
-        socklen_t len = sizeof ss;
-        int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            int e = errno;
-            if (e == EINTR || e == ECONNABORTED)
-                continue;
-            if (e == EAGAIN)
-                break;
-            /* Out of descriptors (or threads' memory): rest the listener
-             * rather than spin on a pending connection. */
+        socklen_t len;
+        int fd = msi_accept_next(&b->acc, &ss, &len, 0);
+        if (fd == MSI_ACCEPT_REST || fd == MSI_ACCEPT_FAILED) {
+            /* Rest the listener rather than spin on a pending connection. */
             b->paused = 1;
-            ms_timer_start(b->pause_t, EMFILE_PAUSE_MS, 0, pause_done, b);
-            int64_t now = ms_loop_now(b->loop);
-            if (now - b->last_log_accept >= LOG_EVERY_MS) {
-                msi_server_log(b->s, 1, MS_LOG_SERVER, -e, NULL, "accept: %s", ms_strerror(-e));
-                b->last_log_accept = now;
-            }
-            break;
+            ms_timer_start(b->pause_t, MSI_ACCEPT_REST_MS, 0, pause_done, b);
         }
+        if (fd < 0)
+            break;
         if (max > 0 && b->nlive >= max) {
-            refuse(b, fd, max);
+            msi_accept_refuse(&b->acc, fd, max);
             continue;
         }
         start_conn(b, fd, &ss, len);
@@ -518,16 +493,14 @@ static void drain_accept(msi_blocking *b)
         if (b->model == MS_MODEL_ITERATIVE && b->nlive > 0)
             return;
         struct sockaddr_storage ss;
-        socklen_t len = sizeof ss;
-        int fd = accept4(b->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        socklen_t len;
+        int fd = msi_accept_next(&b->acc, &ss, &len, 1);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
             listener_shut(b);
             return;
         }
         if (max > 0 && b->nlive >= max)
-            refuse(b, fd, max);
+            msi_accept_refuse(&b->acc, fd, max);
         else
             start_conn(b, fd, &ss, len);
     }
@@ -604,7 +577,7 @@ static void stop_on_loop(ms_loop *loop, void *arg)
         ms_timer_start(b->stop_t, left, 0, drain_expired, b);
 }
 
-void msi_blocking_stop(msi_blocking *b)
+static void blocking_stop(msi_blocking *b)
 {
     if (b->in_child) {
         child_on_signal(SIGTERM);
@@ -624,7 +597,9 @@ static void on_signal(ms_loop *loop, int signo, void *arg)
 
 /* ---- life cycle ---- */
 
-int msi_blocking_create(msi_blocking **out, ms_server *s, ms_addr *local)
+static void blocking_free(msi_blocking *b);
+
+static int blocking_create(msi_blocking **out, ms_server *s, ms_addr *local)
 {
     *out = NULL;
     const ms_server_config *cfg = msi_server_cfg(s);
@@ -635,7 +610,7 @@ int msi_blocking_create(msi_blocking **out, ms_server *s, ms_addr *local)
     b->cfg = cfg;
     b->model = cfg->model;
     b->lfd = -1;
-    b->last_log_refused = b->last_log_accept = INT64_MIN / 2;
+    b->acc.reserve_fd = -1;
     b->wrap = (ms_conn_callbacks){w_open, w_message, w_close};
     b->lim = cfg->limits.conn;
     /* One client at a time: one that has had its answers and keeps its
@@ -672,17 +647,18 @@ int msi_blocking_create(msi_blocking **out, ms_server *s, ms_addr *local)
     }
     if (rc < 0)
         goto fail;
+    msi_accept_init(&b->acc, s, b->loop, b->lfd);
     if ((rc = ms_loop_watch(b->loop, b->lfd, MS_EV_READ, on_accept, b)) < 0)
         goto fail;
     b->watching = 1;
     *out = b;
     return 0;
 fail:
-    msi_blocking_free(b);
+    blocking_free(b);
     return rc;
 }
 
-int msi_blocking_run(msi_blocking *b)
+static int blocking_run(msi_blocking *b)
 {
     const ms_server_config *cfg = b->cfg;
     int rc;
@@ -730,7 +706,7 @@ int msi_blocking_run(msi_blocking *b)
     return rc < 0 ? rc : 0;
 }
 
-void msi_blocking_free(msi_blocking *b)
+static void blocking_free(msi_blocking *b)
 {
     if (!b)
         return;
@@ -741,17 +717,18 @@ void msi_blocking_free(msi_blocking *b)
     }
     if (b->lowned && b->lfd >= 0)
         close(b->lfd);
+    msi_accept_fini(&b->acc);
     free(b->live);
     ms_tls_ctx_free(b->tls);
     pthread_mutex_destroy(&b->mu);
     free(b);
 }
 
-int msi_blocking_listen_fd(const msi_blocking *b) { return b->lfd; }
+static int blocking_listen_fd(const msi_blocking *b) { return b->lfd; }
 
-void msi_blocking_traffic(msi_blocking *b, ms_server_stats *st) { msi_traffic_read(&b->ended, st); }
+static void blocking_traffic(msi_blocking *b, ms_server_stats *st) { msi_traffic_read(&b->ended, st); }
 
-int msi_blocking_conns(msi_blocking *b, ms_server_conn **out, size_t *n, ms_server_stats *st)
+static int blocking_conns(msi_blocking *b, ms_server_conn **out, size_t *n, ms_server_stats *st)
 {
     *out = NULL;
     *n = 0;
@@ -782,3 +759,34 @@ int msi_blocking_conns(msi_blocking *b, ms_server_conn **out, size_t *n, ms_serv
     *out = v;
     return 0;
 }
+
+/* ---- the model interface ---- */
+
+static int op_create(void **out, ms_server *s, ms_addr *local)
+{
+    msi_blocking *b;
+    int rc = blocking_create(&b, s, local);
+    *out = rc < 0 ? NULL : b;
+    return rc;
+}
+
+static int op_run(void *m) { return blocking_run(m); }
+static void op_stop(void *m) { blocking_stop(m); }
+static void op_free(void *m) { blocking_free(m); }
+static int op_listen_fd(const void *m) { return blocking_listen_fd(m); }
+static void op_traffic(void *m, ms_server_stats *st) { blocking_traffic(m, st); }
+
+static int op_conns(void *m, ms_server_conn **out, size_t *n, ms_server_stats *st)
+{
+    return blocking_conns(m, out, n, st);
+}
+
+const msi_model_ops msi_model_blocking = {
+    .create = op_create,
+    .run = op_run,
+    .stop = op_stop,
+    .free = op_free,
+    .listen_fd = op_listen_fd,
+    .traffic = op_traffic,
+    .conns = op_conns,
+};

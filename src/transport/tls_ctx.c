@@ -1,6 +1,6 @@
 /* tls_ctx.c: TLS contexts, the socket BIO, and one TLS session driven over non-blocking I/O. */
-#include "conn/tls_int.h"
-#include "conn/transport.h"
+#include "transport/tls_int.h"
+#include "transport/transport.h"
 #include "msgsock/loop.h"
 
 #include <arpa/inet.h>
