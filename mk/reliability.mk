@@ -26,14 +26,16 @@ soak: all
 	$(Q)$(PYTHON) tests/reliability/soak.py --build $(BUILD) --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
 
 # Threads race only where more than one loop runs: the loop's unit tests,
-# the connection tests (each server on its own thread beside the test's),
+# servers on the caller's loops (two loops on two threads), the connection tests (each server on its own thread beside the test's),
 # the CLI tests of the threaded servers and a short soak (both its servers
 # run two loops; a client's name lookup runs on a worker thread). Any
 # report makes the process exit 66, which the tests see as a failure.
-TSAN_UNIT := test_loop test_conn
-# What each -k above also matches (test_conn: test_conn_proxy, test_connect)
-# is built too: the runner fails a unit test it was asked for that was never built.
-TSAN_UNIT_BINS := test_loop test_conn test_conn_proxy test_connect
+TSAN_UNIT := test_loop test_conn test_server_loops
+# What each -k above also matches (test_loop: test_loop_teardown; test_conn:
+# test_conn_proxy, test_connect) is built too: the runner fails a unit test
+# it was asked for that was never built.
+TSAN_UNIT_BINS := test_loop test_loop_teardown test_conn test_conn_proxy test_connect \
+	test_server_loops
 
 test-tsan:
 	$(Q)$(MAKE) --no-print-directory TSAN=1 all
