@@ -454,6 +454,21 @@ static void on_wake(ms_loop *loop, int fd, int events, void *arg)
     }
 }
 
+/* Called with wake_mu held, after queueing work for the loop: releases it
+ * and makes wake_fd readable unless a signal is already pending. */
+static void unlock_and_signal(ms_loop *loop)
+{
+    int need = !loop->wake_signalled;
+    loop->wake_signalled = 1;
+    pthread_mutex_unlock(&loop->wake_mu);
+    if (need) {
+        uint64_t one = 1;
+        /* EAGAIN means the counter is saturated: already readable. */
+        while (write(loop->wake_fd, &one, sizeof one) < 0 && errno == EINTR) {
+        }
+    }
+}
+
 int ms_loop_wake(ms_loop *loop, void (*cb)(ms_loop *, void *), void *arg)
 {
     if (!loop)
@@ -473,15 +488,7 @@ int ms_loop_wake(ms_loop *loop, void (*cb)(ms_loop *, void *), void *arg)
             loop->wake_head = it;
         loop->wake_tail = it;
     }
-    int need = !loop->wake_signalled;
-    loop->wake_signalled = 1;
-    pthread_mutex_unlock(&loop->wake_mu);
-    if (need) {
-        uint64_t one = 1;
-        /* EAGAIN means the counter is saturated: already readable. */
-        while (write(loop->wake_fd, &one, sizeof one) < 0 && errno == EINTR) {
-        }
-    }
+    unlock_and_signal(loop);
     return 0;
 }
 
@@ -801,14 +808,7 @@ int msi_loop_call(ms_loop *loop, void (*fn)(ms_loop *, void *), void *arg)
     else
         loop->call_head = &it;
     loop->call_tail = &it;
-    int need = !loop->wake_signalled;
-    loop->wake_signalled = 1;
-    pthread_mutex_unlock(&loop->wake_mu);
-    if (need) {
-        uint64_t one = 1;
-        while (write(loop->wake_fd, &one, sizeof one) < 0 && errno == EINTR) {
-        }
-    }
+    unlock_and_signal(loop);
     pthread_mutex_lock(&loop->wake_mu);
     while (!it.done)
         pthread_cond_wait(&loop->call_cv, &loop->wake_mu);

@@ -246,7 +246,8 @@ int ms_addr_parse(ms_addr *out, const char *text)
     return 0;
 }
 
-int ms_addr_resolve(ms_addr *out, int cap, const char *text)
+/* ms_addr_resolve and msi_addr_resolve_local: one parse, the lookup mode apart. */
+static int resolve_text(ms_addr *out, int cap, const char *text, int mode)
 {
     struct hostport hp;
     if (!out || cap < 1 || !text)
@@ -256,20 +257,17 @@ int ms_addr_resolve(ms_addr *out, int cap, const char *text)
         return rc < 0 ? rc : 1;
     }
     int rc = split_hostport(text, &hp);
-    return rc < 0 ? rc : resolve_split(out, cap, &hp, R_LOOKUP);
+    return rc < 0 ? rc : resolve_split(out, cap, &hp, mode);
+}
+
+int ms_addr_resolve(ms_addr *out, int cap, const char *text)
+{
+    return resolve_text(out, cap, text, R_LOOKUP);
 }
 
 int msi_addr_resolve_local(ms_addr *out, int cap, const char *text)
 {
-    struct hostport hp;
-    if (!out || cap < 1 || !text)
-        return MS_EINVAL;
-    if (is_unix_text(text)) {
-        int rc = parse_unix(&out[0], text + 5);
-        return rc < 0 ? rc : 1;
-    }
-    int rc = split_hostport(text, &hp);
-    return rc < 0 ? rc : resolve_split(out, cap, &hp, R_NO_LOOKUP);
+    return resolve_text(out, cap, text, R_NO_LOOKUP);
 }
 
 int ms_addr_resolve_hp(ms_addr *out, int cap, const char *host, const char *port)
