@@ -102,6 +102,18 @@ void msi_conn_begin_close(ms_conn *c, int reason)
     msi_conn_progress_close(c);
 }
 
+/* The transport's half-close. On a loop a goodbye that cannot go out yet
+ * is retried by reading while the connection lingers; the blocking driver
+ * waits for it, within the linger time. */
+static int close_write(ms_conn *c)
+{
+    msi_group *g = c->g;
+    if (!g->loop)
+        return msi_tp_shutdown_wait(g->tops, c->tp, c->fd, g->lim.linger_ms);
+    int rc = g->tops->shutdown(c->tp, c->fd);
+    return rc == MS_EAGAIN ? 0 : rc;
+}
+
 void msi_conn_progress_close(ms_conn *c)
 {
     msi_group *g = c->g;
@@ -119,7 +131,7 @@ void msi_conn_progress_close(ms_conn *c)
      * reply ever sent (a peer rejected on its first message) there is
      * nothing to protect: lingering would only hold the descriptor, and
      * in the iterative model every client waiting behind this one. */
-    if (c->bytes_out == 0 || g->tops->shutdown(c->tp, c->fd) < 0) {
+    if (c->bytes_out == 0 || close_write(c) < 0) {
         msi_conn_finish(c);
         return;
     }
@@ -338,16 +350,16 @@ size_t ms_conn_out_queued(const ms_conn *c) { return c->olen; }
 
 const char *ms_conn_tls_error(const ms_conn *c)
 {
-    if (!c || !c->tp || !c->g->tops->error)
+    if (!c || !c->tp || !c->g->tops->info)
         return NULL;
-    return c->g->tops->error(c->tp);
+    return c->g->tops->info(c->tp, MSI_TP_ERROR);
 }
 
 const char *ms_conn_tls_version(const ms_conn *c)
 {
-    if (!c || !c->tp || !c->g->tops->version)
+    if (!c || !c->tp || !c->g->tops->info)
         return NULL;
-    return c->g->tops->version(c->tp);
+    return c->g->tops->info(c->tp, MSI_TP_VERSION);
 }
 
 const char *ms_conn_state_name(ms_conn_state s)

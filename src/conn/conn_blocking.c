@@ -1,6 +1,5 @@
 /* conn_blocking.c: the blocking driver: one connection served with bounded waits on the calling thread, plain or TLS. */
 #include "conn/conn_int.h"
-#include "transport/tls_int.h"
 #include "net/wait.h"
 
 #include <poll.h>
@@ -61,7 +60,8 @@ static void serve_input(ms_conn *c)
         if (sliced)
             wait = DRAIN_CHECK_MS;
         msi_buf *b = c->in;
-        ssize_t n = g->tops->recv_wait(c->tp, c->fd, b->data + b->len, b->cap - b->len, wait);
+        ssize_t n = msi_tp_recv_wait(g->tops, c->tp, c->fd, b->data + b->len, b->cap - b->len,
+                                     wait);
         if (n > 0)
             idle_start = ms_now_ms();
         if (n == MS_ETIMEDOUT && sliced)
@@ -94,7 +94,7 @@ static void serve_linger(ms_conn *c)
         int64_t left = end - ms_now_ms();
         if (left <= 0 || drained > LINGER_DISCARD)
             break;
-        ssize_t n = g->tops->recv_wait(c->tp, c->fd, junk, sizeof junk, (int)left);
+        ssize_t n = msi_tp_recv_wait(g->tops, c->tp, c->fd, junk, sizeof junk, (int)left);
         if (n <= 0)
             break;
         drained += (size_t)n;
@@ -124,11 +124,15 @@ static int serve_group(msi_group *g, int fd)
     ms_conn c;
     msi_conn_stack_init(&c, g, fd);
     int rc = g->tops->open(&c.tp, g->tctx, fd, 1);
-    if (rc == 0 && g->tops->handshake_wait) {
+    if (rc == 0 && g->tops->handshake) {
         c.state = MS_CONN_CONNECTING;
         if ((c.flags & MSI_F_PROXYHDR) && proxy_wait(&c) < 0)
             return msi_conn_stack_end(&c);
-        rc = g->tops->handshake_wait(c.tp, fd);
+        /* Bounded afresh once the PROXY header is in, as on a loop. */
+        rc = msi_tp_handshake_wait(g->tops, c.tp, fd, (int)g->dl_dur[MSI_DL_CONNECT]);
+        /* The caller closes fd: its close must not reset our alert away. */
+        if (rc < 0)
+            msi_tp_discard(fd);
         c.state = MS_CONN_OPEN;
     }
     if (rc < 0) {

@@ -62,7 +62,7 @@ void msi_conn_handshake(ms_conn *c)
         /* The handshake's own time starts once the header is in. */
         msi_conn_dl_append(c, MSI_DL_CONNECT, msi_conn_now(c->g));
     }
-    int rc = c->g->tops->handshake(c->tp, c->fd);
+    int rc = c->g->tops->handshake(c->tp, c->fd, 0);
     if (rc == MS_EAGAIN) {
         msi_conn_interest(c);
         return;

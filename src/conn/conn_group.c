@@ -200,9 +200,10 @@ int msi_group_tls_blocking_use(msi_group *g, ms_tls_ctx *ctx)
     if (!ctx || g->loop)
         return MS_EINVAL;
     void *tctx;
-    int rc = msi_tls_stream_transport_ctx(ctx, g->lim.linger_ms, &tctx);
+    int rc = msi_tls_transport_ctx(ctx, NULL, NULL, &tctx);
     if (rc < 0)
         return rc;
-    group_transport(g, &msi_transport_tls_stream, tctx);
+    group_transport(g, &msi_transport_tls, tctx);
+    g->dl_dur[MSI_DL_CONNECT] = ctx->handshake_ms;
     return 0;
 }

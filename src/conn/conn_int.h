@@ -174,8 +174,9 @@ void msi_group_close_all(msi_group *g, int reason, int abortive);
  * MS_ENOMEM. */
 int msi_group_tls_use(msi_group *g, struct ms_tls_ctx *ctx, const char *addr,
                       const char *server_name);
-/* The same for the blocking driver's group (no loop), through
- * msi_transport_tls_stream: close_notify bounded by linger_ms. */
+/* The same for the blocking driver's group (no loop), with either side's
+ * context: the handshake bounded by the context's time
+ * (dl_dur[MSI_DL_CONNECT]), close_notify by linger_ms (conn.c). */
 int msi_group_tls_blocking_use(msi_group *g, struct ms_tls_ctx *ctx);
 /* Calls fn for each live connection of g; fn may end any of them.
  * Returns the number of calls. */

@@ -86,7 +86,7 @@ static void conn_ring(void *arg, int op, int res, const void *data)
 int msi_conn_ring_adopt(ms_conn *c, int watched)
 {
     msi_group *g = c->g;
-    if ((c->flags & MSI_F_RING) || !g->ring || g->tops != &msi_transport_plain || c->fd < 0)
+    if ((c->flags & MSI_F_RING) || !g->ring || !(g->tops->flags & MSI_TPF_RAW) || c->fd < 0)
         return 0;
     int h = msi_ring_open(g->ring, c->fd, conn_ring, c);
     if (h < 0)
@@ -123,9 +123,10 @@ void msi_conn_io(ms_loop *loop, int fd, int events, void *arg)
         if (g->tops->wants && g->tops->wants(c->tp))
             events |= MS_EV_READ | MS_EV_WRITE;
         if (events & MS_EV_ERR) {
-            /* A transport with a handshake (TLS) reads first: the peer's
-             * alert saying why it reset may still be unread. */
-            int e = g->tops->handshake && msi_conn_reading_wanted(c) ? 0 : msi_conn_sock_error(c->fd);
+            /* The peer's alert saying why it reset may still be unread. */
+            int e = (g->tops->flags & MSI_TPF_INBAND_ERRORS) && msi_conn_reading_wanted(c)
+                        ? 0
+                        : msi_conn_sock_error(c->fd);
             if (e < 0)
                 msi_conn_fail(c, e);
             else if (!msi_conn_reading_wanted(c) && c->olen == 0)

@@ -44,7 +44,7 @@ static int conn_write(ms_conn *c, const struct iovec *iov, int n)
         return 0;
     size_t sent = 0;
     if (!g->loop) {
-        int rc = g->tops->sendv_wait(c->tp, c->fd, iov, n, g->lim.idle_timeout_ms, &sent);
+        int rc = msi_tp_sendv_wait(g->tops, c->tp, c->fd, iov, n, g->lim.idle_timeout_ms, &sent);
         c->bytes_out += sent;
         if (rc < 0) {
             msi_conn_fail(c, rc);

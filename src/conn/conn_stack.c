@@ -71,7 +71,7 @@ int msi_conn_stack_lingering(const ms_conn *c)
 int msi_conn_stack_end(ms_conn *c)
 {
     if (!(c->flags & MSI_F_ABORTIVE) && c->state != MS_CONN_LINGER)
-        c->g->tops->shutdown(c->tp, c->fd);
+        msi_tp_shutdown_wait(c->g->tops, c->tp, c->fd, c->g->lim.linger_ms);
     c->flags |= MSI_F_DEAD;
     msi_conn_destroy(c);
     return c->reason;

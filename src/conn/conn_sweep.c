@@ -1,6 +1,14 @@
 /* conn_sweep.c: a group's one sweep timer over its idle and deadline lists (the list steps are inline in conn_int.h). */
 #include "conn/conn_int.h"
 
+/* The transport says what a handshake out of time means, and keeps the
+ * reason for ms_conn_tls_error. */
+static int handshake_expired(ms_conn *c)
+{
+    int rc = c->g->tops->handshake(c->tp, c->fd, 1);
+    return rc < 0 ? rc : MS_ETIMEDOUT;
+}
+
 static void sweep_cb(ms_loop *loop, ms_timer *t, void *arg)
 {
     (void)t;
@@ -27,8 +35,10 @@ static void sweep_cb(ms_loop *loop, ms_timer *t, void *arg)
                 msi_conn_fail(c, MS_ESLOW);
             else if (w == MSI_DL_CONNECT && (c->flags & MSI_F_PROXYHDR))
                 msi_conn_begin_close(c, MS_EPROXYTIMEOUT);
+            else if (w == MSI_DL_CONNECT && (c->flags & MSI_F_HANDSHAKE))
+                msi_conn_fail(c, handshake_expired(c));
             else if (w == MSI_DL_CONNECT)
-                msi_conn_fail(c, (c->flags & MSI_F_HANDSHAKE) ? MS_ETLSTIMEDOUT : MS_ETIMEDOUT);
+                msi_conn_fail(c, MS_ETIMEDOUT);
             else
                 msi_conn_finish(c);
             if (owned)

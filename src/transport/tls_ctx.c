@@ -20,8 +20,8 @@
 /* ---- the socket BIO ----
  * OpenSSL's own socket BIO writes with write(2), which raises SIGPIPE when
  * the peer is gone; this one sends with MSG_NOSIGNAL, never blocks (a
- * blocking descriptor is waited on with poll by the stream) and keeps the errno of
- * a hard failure for the error report. */
+ * blocking descriptor is waited on with poll by the blocking adapter) and
+ * keeps the errno of a hard failure for the error report. */
 
 static BIO_METHOD *bio_meth;
 static pthread_once_t bio_once = PTHREAD_ONCE_INIT;

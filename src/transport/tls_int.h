@@ -1,4 +1,4 @@
-/* tls_int.h: the TLS engine shared by the event transport and the blocking stream. */
+/* tls_int.h: the TLS engine under the TLS transport (msi_transport_tls) and ms_tls_stream. */
 #ifndef MSI_TLS_INT_H
 #define MSI_TLS_INT_H
 
@@ -20,16 +20,12 @@ struct ms_tls_ctx {
 void msi_tls_ctx_ref(ms_tls_ctx *ctx);
 
 /* A context for msi_transport_tls (freed by its ctx_free) with ctx (a
- * reference is taken). The name a client checks: server_name if not empty,
+ * reference is taken), on a loop or under the blocking driver. The name a client checks: server_name if not empty,
  * else the context's, else the host part of addr (NULL: none); a server
  * context passes NULL for both. 0, MS_EINVAL (a name too long) or
  * MS_ENOMEM. (transport_tls.c) */
 int msi_tls_transport_ctx(ms_tls_ctx *ctx, const char *addr, const char *server_name,
                           void **out);
-/* A context for msi_transport_tls_stream (freed by its ctx_free) with ctx
- * (a reference is taken): handshakes bounded by the context's timeout,
- * close_notify by close_ms. 0 or MS_ENOMEM. (transport_tls_stream.c) */
-int msi_tls_stream_transport_ctx(ms_tls_ctx *ctx, int close_ms, void **out);
 
 /* One TLS session over a non-blocking or blocking descriptor. Every call
  * returns a count or 0 as documented, MS_EAGAIN when it must wait for the

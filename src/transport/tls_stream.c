@@ -1,6 +1,6 @@
-/* tls_stream.c: TLS over a descriptor for blocking programs, each call bounded by a timeout. */
+/* tls_stream.c: TLS over a descriptor for blocking programs: the TLS transport through the blocking adapter. */
 #include "transport/tls_int.h"
-#include "msgsock/loop.h"
+#include "transport/transport.h"
 #include "net/wait.h"
 
 #include <poll.h>
@@ -35,73 +35,37 @@ void ms_tls_stream_free(ms_tls_stream *s)
     free(s);
 }
 
-/* Waits for what the session's last MS_EAGAIN asked for. timeout_code is
- * what running out of time means to the caller. */
-static int stream_wait(ms_tls_stream *s, int64_t deadline, int timeout_code)
-{
-    short ev = s->io.want == MS_EV_WRITE ? POLLOUT : POLLIN;
-    int rc = msi_wait(s->io.fd, ev, deadline);
-    return rc == MS_ETIMEDOUT ? timeout_code : rc;
-}
+/* The stream is the TLS transport's state over the caller's descriptor,
+ * driven by the blocking adapter; only what a timeout means differs. */
+#define TP (&msi_transport_tls)
 
 int ms_tls_stream_handshake(ms_tls_stream *s, int timeout_ms)
 {
-    int64_t deadline = msi_deadline(timeout_ms);
-    for (;;) {
-        int rc = msi_tls_io_handshake(&s->io);
-        if (rc != MS_EAGAIN)
-            return rc;
-        rc = stream_wait(s, deadline, MS_ETLSTIMEDOUT);
-        if (rc == MS_ETLSTIMEDOUT)
-            return msi_tls_io_set_error(&s->io, rc, "handshake not completed in time");
-        if (rc < 0)
-            return rc;
-    }
+    return msi_tp_handshake_wait(TP, &s->io, s->io.fd, timeout_ms);
+}
+
+/* Running out of time: MS_EAGAIN when the caller would not wait at all,
+ * MS_ETLSTIMEDOUT while the handshake is unfinished (first_hs: also with
+ * no wait), else MS_ETIMEDOUT. The session stays usable either way. */
+static int timeout_code(const ms_tls_stream *s, int timeout_ms, int first_hs)
+{
+    if (!s->io.hs_done && (first_hs || timeout_ms != 0))
+        return MS_ETLSTIMEDOUT;
+    return timeout_ms == 0 ? MS_EAGAIN : MS_ETIMEDOUT;
 }
 
 ssize_t ms_tls_stream_recv(ms_tls_stream *s, void *buf, size_t len, int timeout_ms)
 {
-    int64_t deadline = msi_deadline(timeout_ms);
-    int tcode = timeout_ms == 0 ? MS_EAGAIN : MS_ETIMEDOUT;
-    for (;;) {
-        ssize_t n = msi_tls_io_read(&s->io, buf, len);
-        if (n > 0)
-            return n;
-        if (n == 0)
-            return MS_EOF;
-        if (n != MS_EAGAIN)
-            return n;
-        int rc = stream_wait(s, deadline, tcode);
-        if (rc < 0)
-            return rc == MS_ETIMEDOUT && !s->io.hs_done ? MS_ETLSTIMEDOUT : rc;
-    }
+    ssize_t n = msi_tp_recv_wait(TP, &s->io, s->io.fd, buf, len, timeout_ms);
+    return n == MS_ETIMEDOUT ? timeout_code(s, timeout_ms, 0) : n;
 }
 
 int ms_tls_stream_send_all(ms_tls_stream *s, const void *buf, size_t len, int timeout_ms,
                            size_t *sent)
 {
-    int64_t deadline = msi_deadline(timeout_ms);
-    int tcode = timeout_ms == 0 ? MS_EAGAIN : MS_ETIMEDOUT;
-    size_t done = 0;
-    int rc = 0;
-    if (!s->io.hs_done) {
-        while ((rc = msi_tls_io_handshake(&s->io)) == MS_EAGAIN)
-            if ((rc = stream_wait(s, deadline, MS_ETLSTIMEDOUT)) < 0)
-                break;
-    }
-    while (rc == 0 && done < len) {
-        struct iovec iov = {(void *)((const uint8_t *)buf + done), len - done};
-        ssize_t n = msi_tls_io_writev(&s->io, &iov, 1);
-        if (n > 0)
-            done += (size_t)n;
-        else if (n == MS_EAGAIN)
-            rc = stream_wait(s, deadline, tcode);
-        else
-            rc = (int)n;
-    }
-    if (sent)
-        *sent = done;
-    return rc;
+    struct iovec iov = {(void *)buf, len};
+    int rc = msi_tp_sendv_wait(TP, &s->io, s->io.fd, &iov, 1, timeout_ms, sent);
+    return rc == MS_ETIMEDOUT ? timeout_code(s, timeout_ms, 1) : rc;
 }
 
 size_t ms_tls_stream_pending(const ms_tls_stream *s)
@@ -110,6 +74,7 @@ size_t ms_tls_stream_pending(const ms_tls_stream *s)
     return n > 0 ? (size_t)n : 0;
 }
 
+/* close_notify only: the descriptor, and so its FIN, stays the caller's. */
 int ms_tls_stream_shutdown(ms_tls_stream *s, int timeout_ms)
 {
     int64_t deadline = msi_deadline(timeout_ms);
@@ -117,17 +82,17 @@ int ms_tls_stream_shutdown(ms_tls_stream *s, int timeout_ms)
         int rc = msi_tls_io_shutdown(&s->io);
         if (rc != MS_EAGAIN)
             return rc;
-        if ((rc = stream_wait(s, deadline, MS_ETIMEDOUT)) < 0)
+        if ((rc = msi_tp_wait(TP, &s->io, s->io.fd, POLLOUT, deadline)) < 0)
             return rc;
     }
 }
 
 const char *ms_tls_stream_error(const ms_tls_stream *s)
 {
-    return s->io.errtext[0] ? s->io.errtext : NULL;
+    return TP->info(&s->io, MSI_TP_ERROR);
 }
 
 const char *ms_tls_stream_version(const ms_tls_stream *s)
 {
-    return s->io.hs_done ? SSL_get_version(s->io.ssl) : NULL;
+    return TP->info(&s->io, MSI_TP_VERSION);
 }

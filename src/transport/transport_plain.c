@@ -14,11 +14,13 @@ static int plain_open(void **tp, void *ctx, int fd, int server)
     return 0;
 }
 
+/* MSG_DONTWAIT: the blocking driver serves the caller's descriptor,
+ * which may be a blocking one, and waits in poll itself. */
 static ssize_t plain_read(void *tp, int fd, void *buf, size_t len)
 {
     (void)tp;
     for (;;) {
-        ssize_t n = recv(fd, buf, len, 0);
+        ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);
         if (n >= 0)
             return n;
         if (errno == EINTR)
@@ -32,7 +34,7 @@ static ssize_t plain_writev(void *tp, int fd, const struct iovec *iov, int iovcn
     (void)tp;
     struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
     for (;;) {
-        ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n >= 0)
             return n;
         if (errno == EINTR)
@@ -53,21 +55,9 @@ static void plain_close(void *tp, int fd, int abortive)
     ms_sock_close(fd, abortive);
 }
 
-static ssize_t plain_recv_wait(void *tp, int fd, void *buf, size_t len, int timeout_ms)
-{
-    (void)tp;
-    return ms_recv_some(fd, buf, len, timeout_ms);
-}
-
-static int plain_sendv_wait(void *tp, int fd, const struct iovec *iov, int iovcnt,
-                            int timeout_ms, size_t *sent)
-{
-    (void)tp;
-    return ms_sendv_all(fd, iov, iovcnt, timeout_ms, sent);
-}
-
 const msi_transport msi_transport_plain = {
     .name = "plain",
+    .flags = MSI_TPF_RAW,
     .open = plain_open,
     .read = plain_read,
     .writev = plain_writev,
@@ -77,9 +67,5 @@ const msi_transport msi_transport_plain = {
     .wants = NULL,
     .handshake = NULL,
     .ctx_free = NULL,
-    .handshake_wait = NULL,
-    .recv_wait = plain_recv_wait,
-    .sendv_wait = plain_sendv_wait,
-    .error = NULL,
-    .version = NULL,
+    .info = NULL,
 };

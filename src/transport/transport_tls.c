@@ -3,7 +3,6 @@
 #include "transport/transport.h"
 #include "msgsock/net.h"
 
-#include <fcntl.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,15 +43,14 @@ static ssize_t tls_writev(void *tp, int fd, const struct iovec *iov, int iovcnt)
     return msi_tls_io_writev(tp, iov, iovcnt);
 }
 
-/* close_notify, then the TCP half-close so the peer also sees the FIN; if
- * the alert cannot go out yet, reading retries it (the linger deadline
- * bounds the wait). */
+/* close_notify, then the TCP half-close so the peer also sees the FIN.
+ * MS_EAGAIN while the alert cannot go out yet: on a loop reading retries
+ * it (the linger deadline bounds the wait; the FIN is then left to the
+ * close), the blocking adapter calls again. */
 static int tls_shutdown(void *tp, int fd)
 {
     msi_tls_io *io = tp;
     int rc = msi_tls_io_shutdown(io);
-    if (rc == MS_EAGAIN)
-        return 0;
     if (rc < 0)
         return rc;
     return ms_sock_shutdown_write(fd);
@@ -61,22 +59,13 @@ static int tls_shutdown(void *tp, int fd)
 static void tls_close(void *tp, int fd, int abortive)
 {
     msi_tls_io *io = tp;
-    if (io && !abortive && io->hs_done && !io->shut_sent && !io->err) {
-        /* One try at close_notify, never a wait: the socket is made
-         * non-blocking first in case it was a blocking one. */
-        int fl = fcntl(fd, F_GETFL);
-        if (fl >= 0 && !(fl & O_NONBLOCK))
-            fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    /* One try at close_notify, never a wait (the BIO never blocks). */
+    if (io && !abortive && io->hs_done && !io->shut_sent && !io->err)
         msi_tls_io_shutdown(io);
-    }
     /* A failed handshake has just written its alert: a reset could
-     * destroy it before the peer reads why it was refused. Unread input
-     * makes the kernel reset, so a little of it is drained first. */
+     * destroy it before the peer reads why it was refused. */
     if (io && io->hs_failed) {
-        char junk[4096];
-        for (int i = 0; i < 16; i++)
-            if (recv(fd, junk, sizeof junk, MSG_DONTWAIT) <= 0)
-                break;
+        msi_tp_discard(fd);
         abortive = 0;
     }
     ms_sock_close(fd, abortive);
@@ -96,21 +85,22 @@ static int tls_wants(void *tp)
     return tp ? msi_tls_io_wants(tp) : 0;
 }
 
-static int tls_handshake(void *tp, int fd)
+static int tls_handshake(void *tp, int fd, int expired)
 {
     (void)fd;
-    return msi_tls_io_handshake(tp);
+    msi_tls_io *io = tp;
+    if (!expired || io->hs_done)
+        return msi_tls_io_handshake(io);
+    if (io->err)
+        return io->err;
+    return msi_tls_io_set_error(io, MS_ETLSTIMEDOUT, "handshake not completed in time");
 }
 
-static const char *tls_error(const void *tp)
+static const char *tls_info(const void *tp, int what)
 {
     const msi_tls_io *io = tp;
-    return io->errtext[0] ? io->errtext : NULL;
-}
-
-static const char *tls_version(const void *tp)
-{
-    const msi_tls_io *io = tp;
+    if (what == MSI_TP_ERROR)
+        return io->errtext[0] ? io->errtext : NULL;
     return io->hs_done ? SSL_get_version(io->ssl) : NULL;
 }
 
@@ -123,6 +113,7 @@ static void tls_ctx_free(void *ctx)
 
 const msi_transport msi_transport_tls = {
     .name = "tls",
+    .flags = MSI_TPF_INBAND_ERRORS,
     .open = tls_open,
     .read = tls_read,
     .writev = tls_writev,
@@ -132,8 +123,7 @@ const msi_transport msi_transport_tls = {
     .wants = tls_wants,
     .handshake = tls_handshake,
     .ctx_free = tls_ctx_free,
-    .error = tls_error,
-    .version = tls_version,
+    .info = tls_info,
 };
 
 /* The host part of an address text: "h:p", "[v6]:p"; "" for unix:. */

@@ -1,0 +1,133 @@
+/* transport_wait.c: the one blocking adapter: any transport's non-blocking calls with bounded poll() waits between them. */
+#include "transport/transport.h"
+#include "msgsock/loop.h"
+#include "net/wait.h"
+
+#include <limits.h>
+#include <poll.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* How many iovec entries one writev call gets; the rest follow. */
+#define IOV_WINDOW 64
+
+int msi_tp_wait(const msi_transport *t, void *tp, int fd, short dflt, int64_t deadline)
+{
+    int w = t->wants ? t->wants(tp) : 0;
+    short ev = (short)(((w & MS_EV_READ) ? POLLIN : 0) | ((w & MS_EV_WRITE) ? POLLOUT : 0));
+    return msi_wait(fd, ev ? ev : dflt, deadline);
+}
+
+int msi_tp_handshake_wait(const msi_transport *t, void *tp, int fd, int timeout_ms)
+{
+    if (!t->handshake)
+        return 0;
+    int64_t deadline = msi_deadline(timeout_ms);
+    for (;;) {
+        int rc = t->handshake(tp, fd, 0);
+        if (rc != MS_EAGAIN)
+            return rc;
+        rc = msi_tp_wait(t, tp, fd, POLLIN, deadline);
+        if (rc == MS_ETIMEDOUT)
+            return t->handshake(tp, fd, 1);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+ssize_t msi_tp_recv_wait(const msi_transport *t, void *tp, int fd, void *buf, size_t len,
+                         int timeout_ms)
+{
+    if (len == 0)
+        return 0;
+    int64_t deadline = msi_deadline(timeout_ms);
+    for (;;) {
+        ssize_t n = t->read(tp, fd, buf, len);
+        if (n > 0)
+            return n;
+        if (n == 0)
+            return MS_EOF;
+        if (n != MS_EAGAIN)
+            return n;
+        int rc = msi_tp_wait(t, tp, fd, POLLIN, deadline);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+int msi_tp_sendv_wait(const msi_transport *t, void *tp, int fd, const struct iovec *iov,
+                      int iovcnt, int timeout_ms, size_t *sent)
+{
+    size_t done = 0, total = 0;
+    if (sent)
+        *sent = 0;
+    if (iovcnt < 0 || iovcnt > IOV_MAX || (iovcnt > 0 && !iov))
+        return MS_EINVAL;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > SIZE_MAX - total)
+            return MS_EINVAL;
+        total += iov[i].iov_len;
+    }
+    int64_t deadline = msi_deadline(timeout_ms);
+    int rc = 0;
+    /* A write before the handshake is done would run it inside the
+     * write, unseen by the transport's own handshake state. */
+    if (t->handshake)
+        while ((rc = t->handshake(tp, fd, 0)) == MS_EAGAIN)
+            if ((rc = msi_tp_wait(t, tp, fd, POLLIN, deadline)) < 0)
+                break;
+    int i = 0;
+    size_t off = 0; /* bytes of iov[i] already sent */
+    while (rc == 0 && done < total) {
+        struct iovec win[IOV_WINDOW];
+        int n = 0;
+        while (iov[i].iov_len == off) {
+            i++;
+            off = 0;
+        }
+        for (int j = i; j < iovcnt && n < IOV_WINDOW; j++, n++)
+            win[n] = iov[j];
+        win[0].iov_base = (char *)win[0].iov_base + off;
+        win[0].iov_len -= off;
+        ssize_t w = t->writev(tp, fd, win, n);
+        if (w > 0) {
+            done += (size_t)w;
+            for (size_t left = (size_t)w; left > 0;) {
+                size_t take = iov[i].iov_len - off < left ? iov[i].iov_len - off : left;
+                off += take;
+                left -= take;
+                if (off == iov[i].iov_len && left > 0) {
+                    i++;
+                    off = 0;
+                }
+            }
+        } else if (w == 0 || w == MS_EAGAIN) {
+            rc = msi_tp_wait(t, tp, fd, POLLOUT, deadline);
+        } else {
+            rc = (int)w;
+        }
+    }
+    if (sent)
+        *sent = done;
+    return rc;
+}
+
+int msi_tp_shutdown_wait(const msi_transport *t, void *tp, int fd, int timeout_ms)
+{
+    int64_t deadline = msi_deadline(timeout_ms);
+    for (;;) {
+        int rc = t->shutdown(tp, fd);
+        if (rc != MS_EAGAIN)
+            return rc;
+        if ((rc = msi_tp_wait(t, tp, fd, POLLOUT, deadline)) < 0)
+            return rc;
+    }
+}
+
+void msi_tp_discard(int fd)
+{
+    char junk[4096];
+    for (int i = 0; i < 16; i++)
+        if (recv(fd, junk, sizeof junk, MSG_DONTWAIT) <= 0)
+            break;
+}
