@@ -1,4 +1,4 @@
-/* transport_tls.c: the TLS transport under event-driven connections, servers' and clients'. */
+/* transport_tls.c: the TLS transport: on a loop (servers and clients) and under the blocking driver and ms_tls_stream through the blocking adapter. */
 #include "transport/tls_int.h"
 #include "transport/transport.h"
 #include "msgsock/net.h"
