@@ -13,6 +13,7 @@
 #include "helper_thread.h"
 #include "helper_wait.h"
 
+#include <fcntl.h>
 #include <openssl/err.h>
 #include <poll.h>
 #include <pthread.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static char certdir[256];
@@ -817,6 +819,101 @@ static void test_stream_unknown_ca(void **state)
     srv_stop(t);
 }
 
+/* ---- the blocking driver (ms_conn_serve_fd_tls) on a blocking socket ---- */
+
+typedef struct bjob {
+    int fd;
+    ms_tls_ctx *tls;
+    ms_conn_limits lim;
+    int slow_ms;                  /* on_message sleeps this long */
+    int msgs, reason, rc;
+    char err[256];
+    pthread_t th;
+} bjob;
+
+static void b_on_msg(ms_conn *c, const ms_frame *m, void *user)
+{
+    (void)c;
+    (void)m;
+    bjob *j = user;
+    j->msgs++;
+    if (j->slow_ms > 0) {
+        struct timespec ts = {0, (long)j->slow_ms * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void b_on_close(ms_conn *c, int reason, void *user)
+{
+    bjob *j = user;
+    const char *e = ms_conn_tls_error(c);
+    snprintf(j->err, sizeof j->err, "%s", e ? e : "");
+    j->reason = reason;
+}
+
+static void *bserve_thread(void *arg)
+{
+    bjob *j = arg;
+    ms_conn_callbacks cb = {NULL, b_on_msg, b_on_close};
+    j->rc = ms_conn_serve_fd_tls(j->fd, j->tls, NULL, &j->lim, &cb, j);
+    return NULL;
+}
+
+/* Serves sv[1], made blocking, on a thread; the test talks on sv[0]. */
+static void bserve_start(bjob *j, int sv[2])
+{
+    tcp_pair(sv);
+    int fl = fcntl(sv[1], F_GETFL);
+    assert_int_equal(fcntl(sv[1], F_SETFL, fl & ~O_NONBLOCK), 0);
+    j->fd = sv[1];
+    assert_int_equal(pthread_create(&j->th, NULL, bserve_thread, j), 0);
+}
+
+/* A callback slower than the idle timeout leaves no time to wait: the
+ * next read, with none left, ends the connection as idle (MS_EIDLE), as
+ * over plain sockets, not with "try again" (MS_EAGAIN). */
+static void test_blocking_idle_after_slow_callback(void **state)
+{
+    (void)state;
+    bjob j = {.tls = server_ctx("server", NULL, 0), .slow_ms = 800};
+    j.lim.idle_timeout_ms = 500;
+    int sv[2];
+    bserve_start(&j, sv);
+    ms_tls_ctx *cctx = client_ctx("ca", NULL, NULL);
+    ms_tls_stream *s;
+    assert_int_equal(ms_tls_stream_create(&s, cctx, sv[0], "127.0.0.1"), 0);
+    ms_tls_ctx_free(cctx);
+    assert_int_equal(ms_tls_stream_send_all(s, "one", 3, 5000, NULL), 0);
+    assert_int_equal(pthread_join(j.th, NULL), 0);
+    assert_int_equal(j.msgs, 1);
+    assert_string_equal(ms_err_name(j.reason), ms_err_name(MS_EIDLE));
+    assert_int_equal(j.rc, MS_EIDLE);
+    ms_tls_stream_free(s);
+    ms_tls_ctx_free(j.tls);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* A silent peer: the handshake ends at the context's time, with its words,
+ * and the driver leaves the caller's descriptor open. */
+static void test_blocking_handshake_timeout(void **state)
+{
+    (void)state;
+    bjob j = {.tls = server_ctx("server", NULL, 200)};
+    int sv[2];
+    bserve_start(&j, sv);
+    int64_t t0 = ms_now_ms();
+    assert_int_equal(pthread_join(j.th, NULL), 0);
+    assert_true(ms_now_ms() - t0 >= 150);
+    assert_int_equal(j.rc, MS_ETLSTIMEDOUT);
+    assert_int_equal(j.reason, MS_ETLSTIMEDOUT);
+    assert_string_equal(j.err, "handshake not completed in time");
+    assert_true(fcntl(sv[1], F_GETFD) >= 0);
+    ms_tls_ctx_free(j.tls);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -839,6 +936,8 @@ int main(void)
         cmocka_unit_test(test_connect_opts_handshake_timeout),
         cmocka_unit_test(test_stream),
         cmocka_unit_test(test_stream_unknown_ca),
+        cmocka_unit_test(test_blocking_idle_after_slow_callback),
+        cmocka_unit_test(test_blocking_handshake_timeout),
     };
     return cmocka_run_group_tests(tests, make_certs, remove_certs);
 }
