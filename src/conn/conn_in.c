@@ -1,4 +1,4 @@
-/* conn_in.c: the input path: read, cut messages, deliver, end of stream, linger. */
+/* conn_in.c: the input path: the one cut of every driver, input buffers, end of stream, the readiness and ring drivers' input. */
 #include "conn/conn_int.h"
 #include "msgsock/proxy.h"
 

@@ -255,10 +255,9 @@ void msi_conn_progress_close(ms_conn *c);
  * to read and to wait, and its deadline (the sweep's MSI_DL_LINGER on a
  * loop, the blocking driver's wait). While c lingers (MS_CONN_LINGER) it
  * read n bytes, now discarded: they count in bytes_in and as activity
- * (the idle list), and past
- * MSI_LINGER_DISCARD in all c ends cleanly, for a peer that keeps sending
- * is not reading the reply either. Returns 1 while c lingers on, 0 once it
- * ends. */
+ * (the idle list), and past MSI_LINGER_DISCARD in all c ends cleanly, for
+ * a peer that keeps sending is not reading the reply either. Returns 1
+ * while c lingers on, 0 once it ends. */
 int msi_conn_linger_input(ms_conn *c, size_t n);
 /* While c lingers the read found the peer's end of stream or an error:
  * c ends cleanly. */
@@ -284,8 +283,8 @@ void msi_conn_in_release(ms_conn *c);
 /* Room to read into: 0, or the code c is now ending with (MS_ETOOLARGE:
  * a graceful close; MS_ENOMEM: a failure). */
 int msi_conn_in_room(ms_conn *c);
-/* Cuts and delivers the whole messages in c->in (msi_conn_stack_input,
- * backpressure lifted, ring input that did not fit one completion). */
+/* Cuts and delivers the whole messages in c->in (readiness reads,
+ * msi_conn_stack_input, backpressure lifted, ring input kept in c->in). */
 void msi_conn_parse(ms_conn *c);
 /* The peer's end of stream: the last message (MS_FRAME_CLOSE), then close. */
 void msi_conn_eof(ms_conn *c);
