@@ -170,16 +170,17 @@ static void drain_answered(ms_conn *c)
 
 /* The one cut of every driver: the PROXY header first, then whole messages
  * cut from p[*pos..n) and delivered while c takes them (open, not paused
- * by backpressure). *pos moves past each before its delivery, so that
- * whatever the callback does, the span's state is right. p is c->in's
- * bytes (pos &c->in->start) or a ring completion's buffer, valid
- * throughout. Returns 1 if a message was delivered, else 0; -1 once c is
- * no longer open (ending, or closing: the rest of its input is nothing). */
+ * by backpressure). *pos moves past each before its delivery, and is
+ * looked at again only while c is open. p is c->in's bytes (pos
+ * &c->in->start) or a ring completion's buffer. Returns 1 if a message
+ * was delivered, else 0; -1 once c is no longer open (ending, or closing:
+ * the rest of its input is nothing). */
 static int cut(ms_conn *c, const uint8_t *p, size_t n, size_t *pos)
 {
     msi_group *g = c->g;
     int delivered = 0;
-    while (*pos < n && c->state == MS_CONN_OPEN && !(c->flags & (MSI_F_DEAD | MSI_F_PAUSED))) {
+    /* *pos last: a callback that closed c gave c->in (and so pos) back. */
+    while (c->state == MS_CONN_OPEN && !(c->flags & (MSI_F_DEAD | MSI_F_PAUSED)) && *pos < n) {
         if (c->flags & MSI_F_PROXYHDR) {
             int h = proxy_header(c, p, n, pos);
             if (h < 0)
