@@ -61,8 +61,9 @@ typedef struct ms_conn_limits {
     int idle_timeout_ms;  /* nothing moved either way for this long: MS_EIDLE (default 300000) */
     int msg_timeout_ms;   /* a started message not complete after this long: MS_ESLOW
                            * (default 30000) */
-    int linger_ms;        /* after a graceful close, unread input is drained this long so
-                           * the last reply is not destroyed by a reset (default 2000) */
+    int linger_ms;        /* after a graceful close, unread input is drained this long
+                           * (and at most 4 MiB of it) so the last reply is not
+                           * destroyed by a reset (default 2000) */
     ms_toggle keepalive;  /* TCP keepalive. MS_DEFAULT: on for connections a server
                            * accepts (knobs left 0 become the
                            * MS_CONN_DEFAULT_KEEPALIVE_* below), off for clients
@@ -160,7 +161,7 @@ MS_EXPORT int ms_conn_sendv_raw(ms_conn *c, const struct iovec *iov, int iovcnt)
 
 /* Graceful close: no more messages are delivered; queued output is flushed,
  * then the write side is shut and unread input is drained for at most
- * linger_ms, then on_close(0). Idempotent. */
+ * linger_ms and 4 MiB, then on_close(0). Idempotent. */
 MS_EXPORT void ms_conn_close(ms_conn *c);
 /* Closes now, discarding queued output (on_close(MS_ECLOSED)). Idempotent. */
 MS_EXPORT void ms_conn_abort(ms_conn *c);

@@ -142,6 +142,23 @@ void msi_conn_progress_close(ms_conn *c)
     }
 }
 
+int msi_conn_linger_input(ms_conn *c, size_t n)
+{
+    c->bytes_in += n;
+    msi_conn_touch(c);
+    if (n >= MSI_LINGER_DISCARD - c->lingered) {
+        msi_conn_finish(c);
+        return 0;
+    }
+    c->lingered += (uint32_t)n;
+    return 1;
+}
+
+void msi_conn_linger_end(ms_conn *c)
+{
+    msi_conn_finish(c);
+}
+
 /* ---- draining ---- */
 
 int64_t msi_conn_drain_first_due(const ms_conn *c)

@@ -4,8 +4,6 @@
 
 #include <poll.h>
 
-/* The lingering close discards at most this much. */
-#define LINGER_DISCARD (4u << 20)
 /* A server's worker looks at the drain flag at least this often while it
  * waits for input. */
 #define DRAIN_CHECK_MS 100
@@ -81,23 +79,25 @@ static void serve_input(ms_conn *c)
     }
 }
 
-/* After a graceful close: what the peer still sends is discarded until its
- * end of stream, for at most linger_ms, so the last reply is not destroyed
- * by a reset. */
+/* After a graceful close: what the peer still sends goes to the linger
+ * policy (msi_conn_linger_input) until its end of stream, for at most
+ * linger_ms, so the last reply is not destroyed by a reset. */
 static void serve_linger(ms_conn *c)
 {
     msi_group *g = c->g;
     uint8_t junk[4096];
     int64_t end = ms_now_ms() + g->lim.linger_ms;
-    size_t drained = 0;
-    for (;;) {
+    while (msi_conn_stack_lingering(c)) {
         int64_t left = end - ms_now_ms();
-        if (left <= 0 || drained > LINGER_DISCARD)
-            break;
+        if (left <= 0) {
+            msi_conn_linger_end(c);
+            return;
+        }
         ssize_t n = msi_tp_recv_wait(g->tops, c->tp, c->fd, junk, sizeof junk, (int)left);
-        if (n <= 0)
-            break;
-        drained += (size_t)n;
+        if (n > 0)
+            msi_conn_linger_input(c, (size_t)n);
+        else
+            msi_conn_linger_end(c);
     }
 }
 

@@ -1,4 +1,4 @@
-/* conn_in.c: the input path: read, cut messages, deliver, end of stream, linger. */
+/* conn_in.c: the input path: the one cut of every driver, input buffers, end of stream, the readiness and ring drivers' input. */
 #include "conn/conn_int.h"
 #include "msgsock/proxy.h"
 
@@ -133,17 +133,16 @@ int msi_conn_proxy_raw(ms_conn *c)
     return 1;
 }
 
-/* The PROXY header at the start of c->in, the way every driver takes it over
- * a plain transport (ring input is copied into c->in while it is awaited).
- * Once it is whole, its source becomes c's peer, its bytes are dropped and
- * on_open runs.
- * Returns 1 then, 0 while more bytes are needed, -1 once c is ending. */
-static int proxy_header(ms_conn *c)
+/* The PROXY header at p[*pos..n), the way every driver takes it over a
+ * plain transport (a part of it is kept in c->in until the rest comes).
+ * Once it is whole, its source becomes c's peer, *pos moves past it and
+ * on_open runs. Returns 1 then, 0 while more bytes are needed, -1 once c
+ * is ending. */
+static int proxy_header(ms_conn *c, const uint8_t *p, size_t n, size_t *pos)
 {
     msi_group *g = c->g;
-    msi_buf *b = c->in;
     ms_proxy_header h;
-    ssize_t r = ms_proxy_decode(NULL, b->data + b->start, b->len - b->start, &h, NULL);
+    ssize_t r = ms_proxy_decode(NULL, p + *pos, n - *pos, &h, NULL);
     if (r == MS_ENEEDMORE)
         return 0;
     if (r < 0) {
@@ -151,7 +150,7 @@ static int proxy_header(ms_conn *c)
         msi_conn_begin_close(c, (int)r);
         return -1;
     }
-    b->start += (size_t)r;
+    *pos += (size_t)r;
     proxy_done(c, &h);
     if (g->cb.on_open) {
         c->depth++;
@@ -169,31 +168,36 @@ static void drain_answered(ms_conn *c)
         msi_conn_begin_close(c, MS_ECLOSED);
 }
 
-void msi_conn_parse(ms_conn *c)
+/* The one cut of every driver: the PROXY header first, then whole messages
+ * cut from p[*pos..n) and delivered while c takes them (open, not paused
+ * by backpressure). *pos moves past each before its delivery, and is
+ * looked at again only while c is open. p is c->in's bytes (pos
+ * &c->in->start) or a ring completion's buffer. Returns 1 if a message
+ * was delivered, else 0; -1 once c is no longer open (ending, or closing:
+ * the rest of its input is nothing). */
+static int cut(ms_conn *c, const uint8_t *p, size_t n, size_t *pos)
 {
     msi_group *g = c->g;
     int delivered = 0;
-    while (c->state == MS_CONN_OPEN && !(c->flags & (MSI_F_DEAD | MSI_F_PAUSED)) && c->in &&
-           c->in->start < c->in->len) {
-        msi_buf *b = c->in;
+    /* *pos last: a callback that closed c gave c->in (and so pos) back. */
+    while (c->state == MS_CONN_OPEN && !(c->flags & (MSI_F_DEAD | MSI_F_PAUSED)) && *pos < n) {
         if (c->flags & MSI_F_PROXYHDR) {
-            int h = proxy_header(c);
+            int h = proxy_header(c, p, n, pos);
             if (h < 0)
-                return;
+                return -1;
             if (h == 0)
                 break;
             continue;
         }
         if (!c->fr && framer_borrow(c) < 0) {
             msi_conn_fail(c, MS_ENOMEM);
-            return;
+            return -1;
         }
         ms_frame m;
         size_t need = 0;
-        ssize_t r = ms_framer_decode(c->fr, b->data + b->start, decode_span(g, b->len - b->start),
-                                     &m, &need);
+        ssize_t r = ms_framer_decode(c->fr, p + *pos, decode_span(g, n - *pos), &m, &need);
         if (r > 0) {
-            b->start += (size_t)r;
+            *pos += (size_t)r;
             delivered = 1;
             deliver(c, &m);
             continue;
@@ -206,25 +210,43 @@ void msi_conn_parse(ms_conn *c)
              * would otherwise reserve 16 GiB). */
             if (need > g->in_max) {
                 msi_conn_begin_close(c, MS_ETOOLARGE);
-                return;
+                return -1;
             }
             break;
         }
         msi_conn_begin_close(c, (int)r);
-        return;
+        return -1;
     }
-    if (c->flags & MSI_F_DEAD)
-        return;
-    if (c->in && c->in->start == c->in->len) {
+    return (c->flags & MSI_F_DEAD) || c->state != MS_CONN_OPEN ? -1 : delivered;
+}
+
+/* After a cut that left c open: with no input left (c->in empty or none)
+ * the buffer and the framer go back, and a draining server's connection
+ * that just answered closes; with a partial message held, its deadline
+ * (MSI_DL_MSG) runs from its first byte, or from the last message
+ * delivered, and stops while backpressure holds it. */
+static void cut_end(ms_conn *c, int delivered)
+{
+    if (!c->in || c->in->start == c->in->len) {
         msi_conn_in_release(c);
         if (delivered)
             drain_answered(c);
-    } else if (c->in && c->state == MS_CONN_OPEN && !(c->flags & MSI_F_PROXYHDR)) {
+    } else if (!(c->flags & MSI_F_PROXYHDR)) {
         if (c->flags & MSI_F_PAUSED)
             msi_conn_dl_unlink(c);
         else if (c->dl != MSI_DL_MSG || delivered)
-            msi_conn_dl_append(c, MSI_DL_MSG, msi_conn_now(g));
+            msi_conn_dl_append(c, MSI_DL_MSG, msi_conn_now(c->g));
     }
+}
+
+void msi_conn_parse(ms_conn *c)
+{
+    msi_buf *b = c->in;
+    if (!b)
+        return;
+    int d = cut(c, b->data, b->len, &b->start);
+    if (d >= 0)
+        cut_end(c, d);
 }
 
 /* A fresh MSI_BUF_BIG buffer, from the group's cache if it has one. */
@@ -316,9 +338,8 @@ void msi_conn_eof(ms_conn *c)
     msi_conn_begin_close(c, reason);
 }
 
-/* Lingering: discard what the peer still sends until its EOF; the linger
- * deadline bounds how long (and so how much). */
-static void conn_linger_read(ms_conn *c)
+/* Readiness while lingering: reads go to the linger policy. */
+static void linger_read(ms_conn *c)
 {
     uint8_t junk[4096];
     for (int i = 0; i < READ_CALLS; i++) {
@@ -326,10 +347,11 @@ static void conn_linger_read(ms_conn *c)
         if (n == MS_EAGAIN)
             return;
         if (n <= 0) {
-            msi_conn_finish(c);
+            msi_conn_linger_end(c);
             return;
         }
-        c->bytes_in += (uint64_t)n;
+        if (!msi_conn_linger_input(c, (size_t)n))
+            return;
     }
 }
 
@@ -337,7 +359,7 @@ void msi_conn_readable(ms_conn *c)
 {
     msi_group *g = c->g;
     if (c->state == MS_CONN_LINGER) {
-        conn_linger_read(c);
+        linger_read(c);
         return;
     }
     size_t total = 0;
@@ -378,62 +400,32 @@ void msi_conn_readable(ms_conn *c)
         msi_conn_in_release(c);
 }
 
-/* Cuts and delivers whole messages straight out of p[0..n) (the ring's
- * buffer, valid for the whole completion) while c takes them. Returns the
- * bytes consumed, or -1 once c is ending. */
-static ssize_t ring_cut(ms_conn *c, const uint8_t *p, size_t n)
-{
-    msi_group *g = c->g;
-    size_t used = 0;
-    while (used < n && c->state == MS_CONN_OPEN && !(c->flags & (MSI_F_DEAD | MSI_F_PAUSED))) {
-        if (!c->fr && framer_borrow(c) < 0) {
-            msi_conn_fail(c, MS_ENOMEM);
-            return -1;
-        }
-        ms_frame m;
-        size_t need = 0;
-        ssize_t r = ms_framer_decode(c->fr, p + used, decode_span(g, n - used), &m, &need);
-        if (r > 0) {
-            used += (size_t)r;
-            deliver(c, &m);
-            continue;
-        }
-        if (r == MS_ENEEDMORE) {
-            if (need > g->in_max) {
-                msi_conn_begin_close(c, MS_ETOOLARGE);
-                return -1;
-            }
-            break;
-        }
-        msi_conn_begin_close(c, (int)r);
-        return -1;
-    }
-    return (c->flags & MSI_F_DEAD) ? -1 : (ssize_t)used;
-}
-
 /* Bytes received through the ring: with nothing buffered, whole messages
- * are delivered from the ring's buffer itself; the rest (a partial message,
- * or input held by backpressure) is copied into c->in. */
+ * are cut from the ring's buffer itself; the rest (a partial message, or
+ * input held by backpressure) is copied into c->in. */
 void msi_conn_ring_input(ms_conn *c, const uint8_t *p, size_t n)
 {
+    if (c->state == MS_CONN_LINGER) {
+        msi_conn_linger_input(c, n);
+        return;
+    }
     c->bytes_in += n;
     msi_conn_touch(c);
-    /* Closing or lingering: no more messages; what still comes is dropped. */
+    /* Closing (output still draining): no more messages; what a receive
+     * already under way brings is dropped. */
     if (c->state != MS_CONN_OPEN)
         return;
-    if (!c->in && !(c->flags & MSI_F_PROXYHDR)) {
-        ssize_t used = ring_cut(c, p, n);
-        if (used < 0 || c->state != MS_CONN_OPEN)
+    if (!c->in) {
+        size_t used = 0;
+        int d = cut(c, p, n, &used);
+        if (d < 0)
             return;
-        p += used;
-        n -= (size_t)used;
-        if (n == 0) {
-            /* At a message boundary: the framer goes back. */
-            msi_conn_in_release(c);
-            if (used > 0)
-                drain_answered(c);
+        if (used == n) {
+            cut_end(c, d);
             return;
         }
+        p += used;
+        n -= used;
     }
     while (n > 0) {
         if (msi_conn_in_room(c) < 0)
@@ -452,10 +444,12 @@ void msi_conn_ring_input(ms_conn *c, const uint8_t *p, size_t n)
         msi_conn_in_release(c);
 }
 
-void msi_conn_ring_eof(ms_conn *c)
+void msi_conn_ring_eof(ms_conn *c, int res)
 {
     if (c->state == MS_CONN_LINGER) {
-        msi_conn_finish(c);
+        msi_conn_linger_end(c);
+    } else if (res < 0) {
+        msi_conn_fail(c, res);
     } else if (c->state != MS_CONN_OPEN) {
         c->flags |= MSI_F_RDEOF;
     } else if (c->flags & MSI_F_PAUSED) {

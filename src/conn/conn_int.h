@@ -116,6 +116,7 @@ struct ms_conn {
     int fd;
     int reason;
     int ring_h;               /* its ring handle while flags has F_RING */
+    uint32_t lingered;        /* bytes discarded while lingering (msi_conn_linger_input) */
     uint16_t flags;
     uint8_t state;
     int8_t dl;
@@ -251,6 +252,17 @@ void msi_conn_finish(ms_conn *c);
 void msi_conn_begin_close(ms_conn *c, int reason);
 /* A closing connection's next step once its output may have drained. */
 void msi_conn_progress_close(ms_conn *c);
+/* The one linger policy every driver feeds; each keeps only its own way
+ * to read and to wait, and its deadline (the sweep's MSI_DL_LINGER on a
+ * loop, the blocking driver's wait). While c lingers (MS_CONN_LINGER) it
+ * read n bytes, now discarded: they count in bytes_in and as activity
+ * (the idle list), and past MSI_LINGER_DISCARD in all c ends cleanly, for
+ * a peer that keeps sending is not reading the reply either. Returns 1
+ * while c lingers on, 0 once it ends. */
+int msi_conn_linger_input(ms_conn *c, size_t n);
+/* While c lingers the read found the peer's end of stream or an error:
+ * c ends cleanly. */
+void msi_conn_linger_end(ms_conn *c);
 /* Unhooks c, runs on_close and frees c (and a client's group) unless
  * F_STACK. Only with no callback of c running (depth 0). */
 void msi_conn_destroy(ms_conn *c);
@@ -259,6 +271,9 @@ void msi_conn_set_peer(ms_conn *c, const struct sockaddr *sa, socklen_t len);
 void msi_conn_set_options(ms_conn *c);
 /* on_open, then the first interest (or flush of what on_open queued). */
 void msi_conn_opened(ms_conn *c);
+
+/* What a lingering connection discards at most, whichever driver runs it. */
+#define MSI_LINGER_DISCARD (4u << 20)
 
 /* conn_sweep.c: (re)arms g's one timer for the earliest deadline. */
 void msi_conn_sweep_arm(msi_group *g);
@@ -269,15 +284,20 @@ void msi_conn_in_release(ms_conn *c);
 /* Room to read into: 0, or the code c is now ending with (MS_ETOOLARGE:
  * a graceful close; MS_ENOMEM: a failure). */
 int msi_conn_in_room(ms_conn *c);
-/* Cuts and delivers the whole messages in c->in. */
+/* Cuts and delivers the whole messages in c->in (readiness reads,
+ * msi_conn_stack_input, backpressure lifted, ring input kept in c->in). */
 void msi_conn_parse(ms_conn *c);
 /* The peer's end of stream: the last message (MS_FRAME_CLOSE), then close. */
 void msi_conn_eof(ms_conn *c);
+/* The drivers of a loop, thin adapters over the one cut (c->in's bytes or
+ * a completion's) and the one linger policy above. */
 /* Readiness: one budgeted turn of reads. */
 void msi_conn_readable(ms_conn *c);
-/* Bytes received through the ring (copied out of the ring's buffer). */
+/* Bytes received through the ring (p valid for the call only: whole
+ * messages are cut from it, the rest copied into c->in). */
 void msi_conn_ring_input(ms_conn *c, const uint8_t *p, size_t n);
-void msi_conn_ring_eof(ms_conn *c);
+/* The ring's receive ended: res 0 (the peer's end of stream) or an error. */
+void msi_conn_ring_eof(ms_conn *c, int res);
 
 /* conn_out.c: the output path. */
 /* Readiness: one writev of the head of the output queue. */

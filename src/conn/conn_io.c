@@ -60,15 +60,13 @@ static void conn_ring(void *arg, int op, int res, const void *data)
     if (c->flags & MSI_F_DEAD)
         return;
     c->depth++;
-    if (res < 0) {
-        if (op == MSI_RING_RECV && c->state == MS_CONN_LINGER)
-            msi_conn_finish(c);
-        else
+    if (op == MSI_RING_SEND) {
+        if (res < 0)
             msi_conn_fail(c, res);
-    } else if (op == MSI_RING_SEND) {
-        msi_conn_out_taken(c, (size_t)res);
-    } else if (res == 0) {
-        msi_conn_ring_eof(c);
+        else
+            msi_conn_out_taken(c, (size_t)res);
+    } else if (res <= 0) {
+        msi_conn_ring_eof(c, res);
     } else {
         msi_conn_ring_input(c, data, (size_t)res);
     }

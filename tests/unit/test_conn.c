@@ -2,7 +2,8 @@
  * loop backends (and io_uring): echo, framing, backpressure (also with a
  * message limit below what it holds), output limit, half-close,
  * timeouts, self-closing callbacks, connection limit, 1000 connections,
- * event-driven clients and the blocking driver. */
+ * event-driven clients, the lingering close's byte cap and the blocking
+ * driver. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,6 +49,7 @@ typedef struct tsrv {
     _Atomic(ms_server *) conn_server;   /* ms_conn_server, at on_open */
     atomic_size_t sendv_queued;   /* M_SENDV: ms_conn_out_queued after the vector */
     atomic_size_t later_queued;   /* M_SENDV: the same at the next message */
+    atomic_ullong closed_bytes_in; /* ms_conn_info's bytes_in at the last on_close */
 } tsrv;
 
 /* The callbacks run on the server's thread: they check with
@@ -250,6 +252,9 @@ static void on_close(ms_conn *c, int reason, void *user)
         free(ms_conn_userdata(c));
         ms_conn_set_userdata(c, NULL);
     }
+    ms_conn_info info;
+    ms_conn_info_get(c, &info);
+    atomic_store(&t->closed_bytes_in, info.bytes_in);
     atomic_store(&t->last_reason, reason);
     atomic_fetch_add(&t->closes, 1);
 }
@@ -1100,6 +1105,120 @@ static void test_serve_fd(void **state)
     close(sv[1]);
 }
 
+/* ---- the linger cap ---- */
+
+/* What the library's lingering close discards at most (MSI_LINGER_DISCARD). */
+#define LINGER_CAP (4u << 20)
+/* What a flooding peer sends at most: the cap plus every socket buffer on
+ * the way, many times over. */
+#define FLOOD_MAX (64u << 20)
+
+/* Sends zeros in 64 KiB pieces until a send fails or FLOOD_MAX went out,
+ * or stop(arg) says so (checked whenever a piece waits 100 ms). Returns
+ * the failing send's code, or 0. */
+static int flood(int fd, int (*stop)(void *arg), void *arg, size_t *sent)
+{
+    static const uint8_t zeros[65536];
+    *sent = 0;
+    while (*sent < FLOOD_MAX) {
+        size_t k = 0;
+        int rc = ms_send_all(fd, zeros, sizeof zeros, stop ? 100 : 10000, &k);
+        *sent += k;
+        if (rc == MS_ETIMEDOUT && stop && !stop(arg))
+            continue;
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* A peer that keeps sending after the server's graceful close is cut off
+ * once the lingering close has discarded LINGER_CAP, long before a linger
+ * deadline of a minute, on every loop driver (readiness on epoll and
+ * poll, the ring on io_uring); the bytes discarded count in bytes_in and
+ * the close is still a clean one. */
+static void test_linger_cap(void **state)
+{
+    (void)state;
+    ms_server_limits lim = {.conn = {.linger_ms = 60000, .idle_timeout_ms = 60000}};
+    tsrv *t = srv_start(M_CLOSE_SELF, NULL, &lim);
+    int fd = dial(t);
+    assert_int_equal(ms_send_all(fd, "bye", 3, 5000, NULL), 0);
+    char back[3], x;
+    assert_int_equal(ms_recv_exact(fd, back, 3, 5000, NULL), 0);
+    assert_memory_equal(back, "bye", 3);
+    /* The write side is shut: the server lingers. */
+    assert_int_equal(ms_recv_some(fd, &x, 1, 5000), MS_EOF);
+    size_t sent;
+    int rc = flood(fd, NULL, NULL, &sent);
+    if (rc == 0)
+        fail_msg("%s: %zu bytes sent after the close were all taken", backend, sent);
+    if (rc != MS_ECONNRESET && rc != MS_EPIPE)
+        fail_msg("%s: the flood ended with %s", backend, ms_err_name(rc));
+    wait_until(closed_once, t, 5000);
+    assert_int_equal(atomic_load(&t->last_reason), 0);
+    unsigned long long in = atomic_load(&t->closed_bytes_in);
+    if (in < 3 + LINGER_CAP || in > 3 + (unsigned long long)sent)
+        fail_msg("%s: bytes_in %llu at on_close, %zu sent after the reply", backend, in, sent);
+    close(fd);
+    srv_stop(t);
+}
+
+typedef struct ljob {
+    tsrv *t;
+    int fd;
+    int rc;
+    atomic_int done;
+} ljob;
+
+static void *linger_thread(void *arg)
+{
+    ljob *j = arg;
+    ms_conn_callbacks cb = {.on_message = on_msg, .on_close = on_close};
+    ms_conn_limits lim = {.linger_ms = 60000};
+    j->rc = ms_conn_serve_fd(j->fd, NULL, &lim, &cb, j->t);
+    atomic_store(&j->done, 1);
+    return NULL;
+}
+
+static int ljob_done(void *arg)
+{
+    return atomic_load(&((ljob *)arg)->done);
+}
+
+/* The same cap in the blocking driver (ms_conn_serve_fd returns, the
+ * descriptor still the caller's), with what it discarded in bytes_in. */
+static void test_linger_cap_serve_fd(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    offthread_reset();
+    tsrv t = {.mode = M_CLOSE_SELF};
+    ljob j = {.t = &t, .fd = sv[1], .rc = 1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, linger_thread, &j), 0);
+    assert_int_equal(ms_send_all(sv[0], "bye", 3, 5000, NULL), 0);
+    char back[3], x;
+    assert_int_equal(ms_recv_exact(sv[0], back, 3, 5000, NULL), 0);
+    assert_memory_equal(back, "bye", 3);
+    assert_int_equal(ms_recv_some(sv[0], &x, 1, 5000), MS_EOF);
+    size_t sent;
+    int rc = flood(sv[0], ljob_done, &j, &sent);
+    if (!ljob_done(&j))
+        fail_msg("%zu bytes sent after the close, the flood ended with %s, the driver still runs",
+                 sent, ms_err_name(rc));
+    pthread_join(th, NULL);
+    offthread_verify();
+    assert_int_equal(j.rc, 0);
+    assert_int_equal(atomic_load(&t.closes), 1);
+    unsigned long long in = atomic_load(&t.closed_bytes_in);
+    if (in < 3 + LINGER_CAP || in > 3 + (unsigned long long)sent)
+        fail_msg("bytes_in %llu at on_close, %zu sent after the reply", in, sent);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* ---- limits that are not an ms_toggle ---- */
 
 static void count_call(ms_conn *c, void *user)
@@ -1188,7 +1307,9 @@ int main(void)
         BOTH(test_sockopts),
         BOTH(test_accessors),
         BOTH(test_sendv_pieces),
+        BOTH(test_linger_cap),
         cmocka_unit_test(test_serve_fd),
+        cmocka_unit_test(test_linger_cap_serve_fd),
         cmocka_unit_test(test_bad_toggles),
     };
     size_t n = backend_filter(tests, sizeof tests / sizeof tests[0]);
