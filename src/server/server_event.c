@@ -363,6 +363,7 @@ static void on_notify(ms_loop *loop, int fd, int events, void *arg)
     if (sl == &sl->ev->loops[0])
         check_finished(sl->ev);
 }
+
 /* The model's stop: every loop is told; each drains on its own thread. */
 static void event_stop(void *m)
 {
@@ -379,7 +380,6 @@ static void on_signal(ms_loop *loop, int signo, void *arg)
 }
 
 /* ---- life cycle ---- */
-
 
 /* On sl's loop's thread (or while no thread runs it): the group's timers,
  * the eventfd and the listener watched; loop 0 also takes the signals. */
