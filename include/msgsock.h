@@ -21,8 +21,9 @@ extern "C" {
 #include "msgsock/frame.h"
 #include "msgsock/proxy.h"
 #include "msgsock/loop.h"
-#include "msgsock/conn.h"
 #include "msgsock/tls.h"
+#include "msgsock/conn.h"
+#include "msgsock/server.h"
 
 #ifdef __cplusplus
 }

@@ -33,7 +33,7 @@ LAYERS = [
     ("loop", ["src/loop"], ["loop.h"]),
     ("transport", ["src/transport"], ["tls.h"]),
     ("conn", ["src/conn"], ["conn.h"]),
-    ("server", ["src/server"], []),
+    ("server", ["src/server"], ["server.h"]),
     ("cli", ["cli"], []),
 ]
 # The umbrella header belongs to the top: the command, tests and examples.

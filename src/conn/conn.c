@@ -165,12 +165,12 @@ int64_t msi_conn_drain_first_due(const ms_conn *c)
 {
     const msi_group *g = c->g;
     int64_t from = c->created > g->drain_start ? c->created : g->drain_start;
-    return from + MS_SERVER_DRAIN_FIRST_MS;
+    return from + MSI_DRAIN_FIRST_MS;
 }
 
 int msi_conn_drain_idle(const ms_conn *c, int64_t now)
 {
-    if (!c->g->stopping || c->state != MS_CONN_OPEN || (c->flags & MSI_F_DEAD))
+    if (!c->g->draining || c->state != MS_CONN_OPEN || (c->flags & MSI_F_DEAD))
         return 0;
     if (c->in && c->in->start < c->in->len)
         return 0;
@@ -215,7 +215,7 @@ void msi_conn_set_options(ms_conn *c)
 {
     if (c->peer_family != AF_INET && c->peer_family != AF_INET6)
         return;
-    if (c->g->accepting && c->g->sockopts_inherited)
+    if (c->g->accepting && c->g->sockopts_from_listener)
         return;
     msi_sock_options(c->fd, &c->g->lim);
 }

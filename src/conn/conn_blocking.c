@@ -4,18 +4,18 @@
 
 #include <poll.h>
 
-/* A server's worker looks at the drain flag at least this often while it
+/* A driver given a drain flag looks at it at least this often while it
  * waits for input. */
 #define DRAIN_CHECK_MS 100
 
-/* The server drains: 1 if c was idle and is now closing. */
+/* The drain flag is up: 1 if c was idle and is now closing. */
 static int drain_check(ms_conn *c, int64_t now)
 {
     msi_group *g = c->g;
-    if (!g->drain || !atomic_load(g->drain))
+    if (!g->drain_flag || !atomic_load(g->drain_flag))
         return 0;
-    if (!g->stopping) {
-        g->stopping = 1;
+    if (!g->draining) {
+        g->draining = 1;
         g->drain_start = now;
     }
     if (!msi_conn_drain_idle(c, now))
@@ -54,7 +54,7 @@ static void serve_input(ms_conn *c)
             wait = hleft;
             why = MS_EPROXYTIMEOUT;
         }
-        int sliced = g->drain && (wait < 0 || wait > DRAIN_CHECK_MS);
+        int sliced = g->drain_flag && (wait < 0 || wait > DRAIN_CHECK_MS);
         if (sliced)
             wait = DRAIN_CHECK_MS;
         msi_buf *b = c->in;
@@ -171,7 +171,7 @@ int msi_conn_serve_fd_drain(int fd, ms_tls_ctx *tls, const ms_frame_config *fram
         msi_group_fini(&g);
         return rc;
     }
-    g.drain = drain;
+    g.drain_flag = drain;
     rc = serve_group(&g, fd);
     msi_group_fini(&g);
     return rc;

@@ -45,7 +45,7 @@ int msi_group_init(msi_group *g, ms_loop *loop, const ms_frame_config *frame,
         l->linger_ms = MS_CONN_DEFAULT_LINGER_MS;
     g->dl_dur[MSI_DL_MSG] = l->msg_timeout_ms;
     g->dl_dur[MSI_DL_LINGER] = l->linger_ms;
-    /* A server's accepted connections use it for their PROXY header; a
+    /* Accepted connections use it for their PROXY header; a
      * client's connect and a TLS handshake set their own. */
     g->dl_dur[MSI_DL_CONNECT] = l->proxy_protocol ? msi_conn_proxy_ms(l) : -1;
 

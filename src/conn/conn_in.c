@@ -164,7 +164,7 @@ static int proxy_header(ms_conn *c, const uint8_t *p, size_t n, size_t *pos)
  * queued) and that holds no partial one is done. */
 static void drain_answered(ms_conn *c)
 {
-    if (c->g->stopping && msi_conn_drain_idle(c, msi_conn_now(c->g)))
+    if (c->g->draining && msi_conn_drain_idle(c, msi_conn_now(c->g)))
         msi_conn_begin_close(c, MS_ECLOSED);
 }
 

@@ -1,4 +1,4 @@
-/* conn_int.h: what the conn*.c files share, and what their owners (servers) may use: buffers, groups, the connection. */
+/* conn_int.h: what the conn*.c files share, and what the owners of groups (a higher layer) may use: buffers, groups, the connection. */
 #ifndef MSI_CONN_INT_H
 #define MSI_CONN_INT_H
 
@@ -36,8 +36,8 @@ msi_buf *msi_buf_reserve(msi_buf *b, size_t cap);
  * What the connections of one loop with one configuration share: the
  * handler, limits, framing, the lists ordered by deadline and the one sweep
  * timer, and caches of buffers and framers so that the echo path does not
- * allocate per message. A server has one group per loop; each client
- * connection has its own. */
+ * allocate per message. An accepting owner has one group per loop; each
+ * client connection has its own. */
 enum { MSI_DL_MSG = 0, MSI_DL_LINGER, MSI_DL_CONNECT, MSI_DL_N };
 
 /* Every group on a loop, so every connection it drives (conn_loop.c). */
@@ -48,15 +48,15 @@ struct msi_group {
     ms_loop *loop;            /* NULL: driven by blocking I/O (conn_blocking.c) */
     msi_ring *ring;           /* the loop's io_uring; plain connections do their I/O
                                * through it (NULL: readiness I/O) */
-    /* The group's owner (a server's loop) and its hooks, each NULL for
+    /* The group's owner (the layer above: who accepts) and its hooks, each NULL for
      * none: on_conn_end after c's on_close (c->reason says why),
      * on_conn_proxied once c's PROXY header is in (its peer is the
      * client's). The connection layer knows nothing else of the owner. */
     void *owner;
     void (*on_conn_end)(void *owner, ms_conn *c);
     void (*on_conn_proxied)(void *owner, ms_conn *c);
-    int accepting;            /* its connections are accepted ones (a server's):
-                               * TLS server side, PROXY header, inherited options */
+    int accepting;            /* its connections are accepted ones: TLS server
+                               * side, PROXY header, options from the listener */
     msi_loop_conns *lc;       /* the loop's groups (NULL: blocking, or detached) */
     struct msi_group *lprev, *lnext; /* lc's list */
     const msi_transport *tops;
@@ -86,14 +86,14 @@ struct msi_group {
     int nfpool, capfpool;
 
     int nconns;
-    int stopping;             /* server draining: no accepts; each connection is
-                               * closed once idle (msi_conn_drain_idle) */
+    int draining;             /* the group drains: each connection is closed
+                               * gracefully once idle (msi_conn_drain_idle) */
     int64_t drain_start;      /* when it began (msi_conn_now) */
-    const atomic_int *drain;  /* blocking driver of a server: becomes 1 when the
-                               * server drains (NULL: never) */
+    const atomic_int *drain_flag; /* blocking driver: the group drains once this
+                               * becomes 1 (NULL: never) */
     int owned_by_conn;        /* client group: freed with its connection */
-    int sockopts_inherited;   /* server: accepted sockets get nodelay and keepalive
-                               * from the listener (Linux copies them at accept) */
+    int sockopts_from_listener; /* accepting: the listener has nodelay and keepalive
+                               * set, and Linux copies them to accepted sockets */
     ms_addr *caddrs;          /* client: addresses still to try */
     int ncaddrs, icaddr;
     struct msi_resolve *resolve; /* client: its name lookup while pending */
@@ -155,17 +155,17 @@ static inline int msi_limits_toggles_ok(const ms_conn_limits *lim)
     return (unsigned)lim->nodelay <= MS_OFF && (unsigned)lim->keepalive <= MS_OFF;
 }
 
-/* conn_group.c, for server.c and client.c. MS_EINVAL for a bad framing or
+/* conn_group.c, for the group owners and client connects. MS_EINVAL for a bad framing or
  * a toggle of lim outside ms_toggle. */
 int msi_group_init(msi_group *g, ms_loop *loop, const ms_frame_config *frame,
                    const ms_conn_limits *lim, const ms_conn_callbacks *cb, void *user);
 void msi_group_fini(msi_group *g);
-/* A group made without a loop (a server's, before it starts) put on loop:
+/* A group made without a loop (an accepting one, before it starts) put on loop:
  * its sweep timer made there and the group listed on it (msi_loop_group_add);
  * msi_group_detach undoes both. On loop's thread. */
 int msi_group_attach(msi_group *g, ms_loop *loop);
 void msi_group_detach(msi_group *g);
-/* Every connection of g: graceful close with reason (server stop). */
+/* Every connection of g: graceful close with reason (abortive: a reset). */
 void msi_group_close_all(msi_group *g, int reason, int abortive);
 /* Makes g's connections TLS with ctx (a reference is taken) through
  * msi_transport_tls. A client checks server_name, else the context's name,
@@ -184,7 +184,7 @@ int msi_group_tls_blocking_use(msi_group *g, struct ms_tls_ctx *ctx);
 int msi_group_foreach(msi_group *g, void (*fn)(ms_conn *c, void *arg), void *arg);
 
 /* conn_loop.c: a loop's groups. Every connection a loop drives is of one
- * of them (a server's group per loop, a client's own), so listing each
+ * of them (an accepting group per loop, a client's own), so listing each
  * group of a loop as it is made (msi_group_init) lists them all, at no cost
  * per connection. The list is hung on the loop at its first group; when
  * the loop is freed every connection still on it is ended (MS_ECLOSED). */
@@ -194,9 +194,14 @@ int msi_loop_group_add(msi_group *g);
 /* Unlists g, if listed (msi_group_fini). */
 void msi_loop_group_remove(msi_group *g);
 
-/* conn.c, for server.c and client.c */
+/* A connection of a draining group that has sent nothing yet when the
+ * drain begins (or that comes during it) gets this long to start its
+ * request before it counts as idle. */
+#define MSI_DRAIN_FIRST_MS 1000
+
+/* conn.c, for the owners of groups */
 /* While g drains: 1 if c is open with no partial message and has had a
- * message, or MS_SERVER_DRAIN_FIRST_MS went by since the drain (or its
+ * message, or MSI_DRAIN_FIRST_MS went by since the drain (or its
  * accept) without one; it is then to be closed gracefully. */
 int msi_conn_drain_idle(const ms_conn *c, int64_t now);
 /* When a fresh connection of g stops counting as busy (see above). */
@@ -233,9 +238,9 @@ int msi_conn_stack_lingering(const ms_conn *c);
  * close_notify), then on_close. Returns the reason on_close got. */
 int msi_conn_stack_end(ms_conn *c);
 
-/* conn_blocking.c, for server_blocking.c: ms_conn_serve_fd_tls with the
- * server's drain flag (NULL: none), checked at least every 100 ms while
- * the driver waits for input. */
+/* conn_blocking.c: ms_conn_serve_fd_tls with a drain flag (NULL: none):
+ * once it is 1 the connection drains as a draining group's do; checked at
+ * least every 100 ms while the driver waits for input. */
 int msi_conn_serve_fd_drain(int fd, struct ms_tls_ctx *tls, const ms_frame_config *frame,
                             const ms_conn_limits *lim, const ms_conn_callbacks *cb, void *user,
                             const atomic_int *drain);

@@ -14,7 +14,7 @@ struct msi_loop_conns {
 static const char loop_conns_key;
 
 /* A client's group is freed with its one connection, so holding that
- * connection (depth) holds the group; a server's outlives every walk. */
+ * connection (depth) holds the group; an accepting group outlives every walk. */
 static ms_conn *hold(msi_group *g)
 {
     ms_conn *c = g && g->owned_by_conn ? g->all_head : NULL;
@@ -58,8 +58,8 @@ static void end_one(ms_conn *c, void *arg)
 
 /* ms_loop_free: no callback of the loop runs, so nothing else holds a
  * connection and each one ends within the walk, its on_close once (it is
- * unlinked from its group first). A server ends its connections and
- * unlists its groups before it frees its loops; a group still here then
+ * unlinked from its group first). An accepting group's owner ends its
+ * connections and unlists its groups before it frees its loops; a group still here then
  * has its connections ended too, and is detached from the loop, its sweep
  * timer freed, so that it never touches the loop again. */
 static void loop_freed(ms_loop *loop, void *data)

@@ -781,12 +781,46 @@ static int op_conns(void *m, ms_server_conn **out, size_t *n, ms_server_stats *s
     return blocking_conns(m, out, n, st);
 }
 
+/* No loop of the caller's to start on. */
+static int op_start(void *m)
+{
+    (void)m;
+    return MS_EINVAL;
+}
+
+/* Its one loop is the acceptor's own, not an event loop of the API's. */
+static int op_nloops(const void *m)
+{
+    (void)m;
+    return 0;
+}
+
+static ms_loop *op_loop(void *m, int i)
+{
+    (void)m;
+    (void)i;
+    return NULL;
+}
+
+/* The connections are on threads or in processes of their own. */
+static int op_foreach_conn(void *m, void (*fn)(ms_conn *c, void *arg), void *arg)
+{
+    (void)m;
+    (void)fn;
+    (void)arg;
+    return MS_ENOTSUP;
+}
+
 const msi_model_ops msi_model_blocking = {
     .create = op_create,
     .run = op_run,
+    .start = op_start,
     .stop = op_stop,
     .free = op_free,
     .listen_fd = op_listen_fd,
+    .nloops = op_nloops,
+    .loop = op_loop,
     .traffic = op_traffic,
     .conns = op_conns,
+    .foreach_conn = op_foreach_conn,
 };

@@ -1,4 +1,4 @@
-/* server_core.c: what every server model shares: the one log path, totals, the drain's deadline. */
+/* server_core.c: what every server model shares: the one log path, totals, the drain and its deadline, the stop signals. */
 #include "server/server_int.h"
 
 #include <fcntl.h>
@@ -224,5 +224,26 @@ void msi_server_log_drain_timeout(ms_server *s, const ms_addr *peer, const char 
                    "drain timeout: closing the connection from %s (%s)", p, why);
 }
 
-/* SIGINT or SIGTERM: the server's own reaction (server.c). */
-void msi_server_on_signal(ms_server *s) { s->on_stop_signal(s); }
+/* ---- the drain, for every model ---- */
+
+void msi_server_drain(ms_server *s, int timeout_ms)
+{
+    int64_t due = timeout_ms < 0 ? INT64_MAX : ms_now_ms() + timeout_ms;
+    int64_t cur = atomic_load(&s->drain_due);
+    while (due < cur && !atomic_compare_exchange_weak(&s->drain_due, &cur, due)) {
+    }
+    atomic_store(&s->stopping, 1);
+    s->model->stop(s->m);
+}
+
+void msi_server_stop(ms_server *s) { msi_server_drain(s, s->cfg.drain_timeout_ms); }
+
+/* SIGINT or SIGTERM drains; a second one while draining closes what is
+ * left at once. */
+void msi_server_on_signal(ms_server *s)
+{
+    if (atomic_load(&s->stopping))
+        msi_server_drain(s, 0);
+    else
+        msi_server_stop(s);
+}

@@ -2,6 +2,7 @@
 #ifndef MSI_SERVER_INT_H
 #define MSI_SERVER_INT_H
 
+#include "msgsock/server.h"
 #include "conn/conn_int.h"
 
 /* Traffic totals of connections that have ended. */
@@ -16,32 +17,19 @@ void msi_traffic_read(msi_traffic *t, ms_server_stats *st);
 
 typedef struct msi_model_ops msi_model_ops;
 
-/* The server: its configuration and totals (server_core.c), the event
- * model's loops (server.c), the other models' state (server_blocking.c). */
+/* The server: its configuration, totals and drain (server_core.c) and
+ * its model with the model's state (server_event.c, server_blocking.c). */
 struct ms_server {
     ms_server_config cfg;
     char *listen_text;
-    int nloops;
-    struct srv_loop *loops;  /* the event model's (server.c) */
     ms_addr local;
     atomic_int stopping;
     _Atomic int64_t drain_due;  /* the drain's deadline (ms_now_ms), INT64_MAX: none */
     atomic_int open;
     atomic_uint_fast64_t accepted, refused, bad, output, timed_out;
-    const msi_model_ops *model; /* the thread, fork and iterative models (NULL: event) */
+    const msi_model_ops *model;
     void *m;            /* its state */
     atomic_uint_fast64_t *log_dropped;  /* in a page shared with fork children */
-    int owned;          /* 1: the server created its loops (ms_server_run runs them) */
-    int started;        /* the listeners are watched (ms_server_start or ms_server_run) */
-    int start_failed;
-    int sigs;           /* SIGINT and SIGTERM are watched on loop 0 */
-    atomic_int freeing;
-    atomic_int ndone;   /* loops done */
-    int finished;       /* loop 0: every loop is done */
-    ms_timer *fin_t;    /* loop 0, caller's loops: calls on_stopped */
-    /* A stop signal: drains, or a second one closes what is left at once
-     * (server.c; msi_server_on_signal calls it for every model). */
-    void (*on_stop_signal)(ms_server *s);
 };
 
 /* ---- server_core.c: every model's ---- */
@@ -77,6 +65,11 @@ int msi_server_log_fd_kept(int fd);
 int64_t msi_server_drain_due(const ms_server *s);
 /* The line for a connection closed at the drain deadline; why in words. */
 void msi_server_log_drain_timeout(ms_server *s, const ms_addr *peer, const char *why);
+/* Begins the drain (ms_server_drain): the deadline only ever moves closer
+ * (timeout_ms -1: none), then the model is told. Any thread. */
+void msi_server_drain(ms_server *s, int timeout_ms);
+/* msi_server_drain with the configured drain_timeout_ms (ms_server_stop). */
+void msi_server_stop(ms_server *s);
 /* A stop signal: drains, or a second one closes what is left at once. */
 void msi_server_on_signal(ms_server *s);
 
@@ -118,39 +111,47 @@ int msi_accept_next(msi_accept *a, struct sockaddr_storage *ss, socklen_t *len, 
 /* Closes fd, refused at the connection limit max: counted, one line a second. */
 void msi_accept_refuse(msi_accept *a, int fd, int max);
 
-/* ---- server.c: the event model and the dispatch ---- */
-
-/* Event model: the loops and their groups (0 loops in the blocking models). */
-int msi_server_nloops(const ms_server *s);
-ms_loop *msi_server_loop(ms_server *s, int i);
-msi_group *msi_server_group(ms_server *s, int i);
-/* Event model: loop i's ended connections' traffic (counted on its thread). */
-msi_traffic *msi_server_loop_traffic(ms_server *s, int i);
-
 /* ---- the models behind one interface ----
- * server.c dispatches through it to a model's state m; the event model
- * is still server.c's own (s->loops). */
+ * server.c dispatches every public call through it to the model's state
+ * m. What a model cannot do it answers with the documented error. */
 struct msi_model_ops {
-    /* Binds the listener (its address into *local), or takes
-     * cfg->listen_fd (checked by ms_server_create, *local already its
-     * address), and makes the model's loop. s must outlive *m. */
+    /* Binds the listener(s) (the address into *local), or takes
+     * cfg.listen_fd (checked by ms_server_create, *local already its
+     * address), and makes the model's loop(s). s->cfg is resolved but for
+     * max_conns (set from nloops afterwards); cfg.loops is still the
+     * caller's array. s must outlive *m. On failure *m is NULL and
+     * nothing is left open. */
     int (*create)(void **m, ms_server *s, ms_addr *local);
     /* Accepts and serves until stop (or a stop signal); returns when every
-     * connection has ended and every worker is joined or reaped. */
+     * connection has ended and every worker is joined or reaped.
+     * MS_EINVAL where the caller runs the loops. */
     int (*run)(void *m);
-    /* Begins the drain. Safe from any thread and from the callbacks (also
-     * in a fork child, where it ends that child's connection). */
+    /* Starts on the caller's loops and returns at once; MS_EINVAL for a
+     * model that has none, or started already. */
+    int (*start)(void *m);
+    /* Begins the drain (s->drain_due is set). Safe from any thread and
+     * from the callbacks (also in a fork child, where it ends that
+     * child's connection). */
     void (*stop)(void *m);
+    /* m may be NULL. */
     void (*free)(void *m);
     int (*listen_fd)(const void *m);
+    /* Its event loops (0: none) and loop i, 0 <= i < nloops. */
+    int (*nloops)(const void *m);
+    ms_loop *(*loop)(void *m, int i);
     /* The ended connections' traffic into st. */
     void (*traffic)(void *m, ms_server_stats *st);
     /* The live connections, as of each one's last message, and the ended
-     * ones' traffic (into st) read at the same time. *out is malloc'd (the
-     * caller frees it); 0 or MS_ENOMEM. */
+     * ones' traffic (into st, zeroed by the caller) read at the same time.
+     * *out is malloc'd (the caller frees it); 0 or MS_ENOMEM. */
     int (*conns)(void *m, ms_server_conn **out, size_t *n, ms_server_stats *st);
+    /* ms_server_foreach_conn (fn not NULL); MS_ENOTSUP where the
+     * connections are on other threads or processes without a loop. */
+    int (*foreach_conn)(void *m, void (*fn)(ms_conn *c, void *arg), void *arg);
 };
 
+/* The event model (server_event.c). */
+extern const msi_model_ops msi_model_event;
 /* The thread, fork and iterative models (server_blocking.c). */
 extern const msi_model_ops msi_model_blocking;
 

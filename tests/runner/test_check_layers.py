@@ -4,6 +4,7 @@ layers (a cycle between folders), a command using an internal symbol or a
 folder the table does not list fails with one line naming each. The real
 tree, with the objects of the build being tested, passes."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -137,6 +138,23 @@ class FixtureTest(unittest.TestCase):
         self.assertIn("cli/main.o: uses msi_wait of src/net/wait.o, not public: "
                       "the command uses ms_ symbols only\n", out)
 
+    def test_a_connection_file_including_the_server_section_fails(self):
+        # The server section is layer 6: a server file may include it, a
+        # connection file (layer 5) may not, even for one constant.
+        root = self.tree()
+        self.plant(root, "include/msgsock/server.h",
+                   '#include "conn.h"\nint ms_server_one(void);\n', build=False)
+        self.plant(root, "src/server/s.c", '#include "msgsock/server.h"\n'
+                   "int ms_server_one(void) { return ms_conn_one(); }\n")
+        rc, out = check(root)
+        self.assertEqual(rc, 0, out)
+        self.plant(root, "src/conn/b.c", '#include "msgsock/server.h"\n' + TREE["src/conn/b.c"])
+        rc, out = check(root)
+        self.assertEqual(rc, 1, out)
+        self.assertIn('src/conn/b.c:1: includes "msgsock/server.h" (include/msgsock/server.h, '
+                      "public section, layer 6 server) from layer 5 conn\n", out)
+        self.assertIn("check-layers: 1 violation(s)", out)
+
     def test_folder_not_in_the_table_fails(self):
         root = self.tree()
         self.plant(root, "src/extra/plain.c", '#include "msgsock/net.h"\n'
@@ -166,6 +184,32 @@ class RealTreeTest(unittest.TestCase):
         self.assertNotRegex(out, r"src/transport +-> src/conn ")
         self.assertRegex(out, r"largest strongly connected component of the file graph: "
                               r"(none|\d+ files)")
+
+    def test_connections_and_servers_have_sections_of_their_own(self):
+        """conn.h declares connections and clients only, server.h (layer 6,
+        in the umbrella after conn.h) the servers; no file of src/conn
+        speaks of servers but for the TLS side and name it checks."""
+        def code(rel):
+            with open(os.path.join(ROOT, rel)) as f:
+                return re.sub(r"/\*.*?\*/", " ", f.read(), flags=re.S)
+        conn = code("include/msgsock/conn.h")
+        self.assertEqual(re.findall(r"\b(?:ms|MS)_(?:server|SERVER)\w*|\bms_log\w*", conn), [])
+        server = code("include/msgsock/server.h")
+        for name in ("ms_server_create", "ms_conn_server", "ms_server_snapshot_get",
+                     "ms_log_stderr", "MS_SERVER_DRAIN_FIRST_MS", "ms_server_model"):
+            self.assertRegex(server, r"\b%s\b" % name)
+        self.assertRegex(code("include/msgsock.h"),
+                         r'#include "msgsock/conn.h"\s*#include "msgsock/server.h"')
+        spoken = []
+        for d, _, names in os.walk(os.path.join(ROOT, "src", "conn")):
+            for n in sorted(names):
+                with open(os.path.join(d, n)) as f:
+                    for no, line in enumerate(f, 1):
+                        rest = re.sub(r"server_name|ms_tls_ctx_is_server|ctx->server\b|TLS server",
+                                      "", line)
+                        if re.search(r"server", rest, re.I):
+                            spoken.append(f"src/conn/{n}:{no}: {line.strip()}")
+        self.assertEqual(spoken, [])
 
 
 if __name__ == "__main__":
