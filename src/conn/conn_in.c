@@ -221,7 +221,7 @@ static int cut(ms_conn *c, const uint8_t *p, size_t n, size_t *pos)
 }
 
 /* After a cut that left c open: with no input left (c->in empty or none)
- * the buffer and the framer go back, and a draining server's connection
+ * the buffer and the framer go back, and a draining group's connection
  * that just answered closes; with a partial message held, its deadline
  * (MSI_DL_MSG) runs from its first byte, or from the last message
  * delivered, and stops while backpressure holds it. */
