@@ -143,7 +143,8 @@ typedef struct ms_server_config {
     /* Called once, on loop 0's thread, when a stop (ms_server_stop or drain,
      * or a signal) is over: every connection has ended and nothing of the
      * server's is left watched or armed on any loop. s may be freed inside.
-     * With the server's own loops ms_server_run calls it just before it
+     * With the server's own loops (and in the thread, fork and iterative
+     * models) ms_server_run calls it on its own thread just before it
      * returns 0. NULL: none. */
     void (*on_stopped)(ms_server *s, void *user);
 } ms_server_config;

@@ -164,7 +164,11 @@ int ms_server_start(ms_server *s)
 
 int ms_server_run(ms_server *s)
 {
-    return s->model->run(s->m);
+    int rc = s->model->run(s->m);
+    /* Every model, once its run is over; may free s. */
+    if (rc == 0 && s->cfg.on_stopped)
+        s->cfg.on_stopped(s, s->cfg.user);
+    return rc;
 }
 
 void ms_server_drain(ms_server *s, int timeout_ms)

@@ -683,12 +683,7 @@ static int event_run(void *m)
             pthread_join(ev->loops[i].th, NULL);
             ev->loops[i].started = 0;
         }
-    if (rc < 0)
-        return rc;
-    /* May free s (and so ev). */
-    if (s->cfg.on_stopped)
-        s->cfg.on_stopped(s, s->cfg.user);
-    return 0;
+    return rc < 0 ? rc : 0;
 }
 
 static int event_listen_fd(const void *m) { return ((const event_model *)m)->loops[0].lfd; }

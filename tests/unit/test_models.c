@@ -24,6 +24,7 @@ typedef struct srv {
     pthread_mutex_t mu;
     int ends;               /* MS_LOG_CONN_END records */
     int last_code, last_port;
+    atomic_int stopped;     /* on_stopped calls */
 } srv;
 
 static void echo(ms_conn *c, const ms_frame *m, void *user)
@@ -42,6 +43,13 @@ static void on_record(void *user, const ms_log_record *r)
     t->last_code = r->code;
     t->last_port = r->peer ? ms_addr_port(r->peer) : -1;
     pthread_mutex_unlock(&t->mu);
+}
+
+static void on_stopped(ms_server *s, void *user)
+{
+    srv *t = user;
+    if (s == t->s)
+        atomic_fetch_add(&t->stopped, 1);
 }
 
 static void *run_main(void *arg)
@@ -63,6 +71,7 @@ static void start(srv *t, ms_server_model model, int threads, ms_frame_kind kind
         .cb = {.on_message = echo},
         .user = t,
         .log_record = on_record,
+        .on_stopped = on_stopped,
     };
     assert_int_equal(ms_server_create(&t->s, &cfg), 0);
     ms_addr a;
@@ -76,6 +85,8 @@ static void finish(srv *t)
     ms_server_stop(t->s);
     pthread_join(t->th, NULL);
     assert_int_equal(t->rc, 0);
+    /* Every model tells the owner its run is over, once. */
+    assert_int_equal(atomic_load(&t->stopped), 1);
     ms_server_free(t->s);
     pthread_mutex_destroy(&t->mu);
 }
