@@ -1,13 +1,11 @@
 /* io.c: whole sends and exact receives with an overall deadline. */
 #include "msgsock/net.h"
+#include "net/iov.h"
 #include "net/wait.h"
 
 #include <limits.h>
 #include <poll.h>
 #include <stdint.h>
-
-/* How many iovec entries one sendmsg call gets; the rest follow. */
-#define IOV_WINDOW 64
 
 /*
  * A deadline must hold on a blocking descriptor too, so with a limit every
@@ -33,45 +31,20 @@ static int io_wait(int fd, short events, int flags, int64_t deadline)
 
 int ms_sendv_all(int fd, const struct iovec *iov, int iovcnt, int timeout_ms, size_t *sent)
 {
-    size_t done = 0, total = 0;
+    msi_iov_cursor cur;
     if (sent)
         *sent = 0;
-    if (iovcnt < 0 || iovcnt > IOV_MAX || (iovcnt > 0 && !iov))
+    if (msi_iov_cursor_init(&cur, iov, iovcnt) < 0)
         return MS_EINVAL;
-    for (int i = 0; i < iovcnt; i++) {
-        if (iov[i].iov_len > SIZE_MAX - total)
-            return MS_EINVAL;
-        total += iov[i].iov_len;
-    }
     int64_t deadline = msi_deadline(timeout_ms);
     int flags = io_flags(timeout_ms) | MSG_NOSIGNAL;
-    int i = 0, rc = 0;
-    size_t off = 0; /* bytes of iov[i] already sent */
-    while (done < total) {
-        struct iovec win[IOV_WINDOW];
-        int n = 0;
-        while (iov[i].iov_len == off) {
-            i++;
-            off = 0;
-        }
-        for (int j = i; j < iovcnt && n < IOV_WINDOW; j++, n++)
-            win[n] = iov[j];
-        win[0].iov_base = (char *)win[0].iov_base + off;
-        win[0].iov_len -= off;
-        struct msghdr mh = {.msg_iov = win, .msg_iovlen = (size_t)n};
+    int rc = 0;
+    while (cur.done < cur.total) {
+        struct iovec win[MSI_IOV_WINDOW];
+        struct msghdr mh = {.msg_iov = win, .msg_iovlen = (size_t)msi_iov_cursor_window(&cur, win)};
         ssize_t w = sendmsg(fd, &mh, flags);
         if (w > 0) {
-            done += (size_t)w;
-            for (size_t left = (size_t)w; left > 0;) {
-                size_t room = iov[i].iov_len - off;
-                size_t take = left < room ? left : room;
-                off += take;
-                left -= take;
-                if (off == iov[i].iov_len && left > 0) {
-                    i++;
-                    off = 0;
-                }
-            }
+            msi_iov_cursor_advance(&cur, (size_t)w);
             continue;
         }
         if (w < 0 && errno == EINTR)
@@ -85,7 +58,7 @@ int ms_sendv_all(int fd, const struct iovec *iov, int iovcnt, int timeout_ms, si
         break;
     }
     if (sent)
-        *sent = done;
+        *sent = cur.done;
     return rc;
 }
 

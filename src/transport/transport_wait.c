@@ -1,15 +1,13 @@
 /* transport_wait.c: the one blocking adapter: any transport's non-blocking calls with bounded poll() waits between them. */
 #include "transport/transport.h"
 #include "msgsock/loop.h"
+#include "net/iov.h"
 #include "net/wait.h"
 
 #include <limits.h>
 #include <poll.h>
 #include <stdint.h>
 #include <sys/socket.h>
-
-/* How many iovec entries one writev call gets; the rest follow. */
-#define IOV_WINDOW 64
 
 int msi_tp_wait(const msi_transport *t, void *tp, int fd, short dflt, int64_t deadline)
 {
@@ -58,16 +56,11 @@ ssize_t msi_tp_recv_wait(const msi_transport *t, void *tp, int fd, void *buf, si
 int msi_tp_sendv_wait(const msi_transport *t, void *tp, int fd, const struct iovec *iov,
                       int iovcnt, int timeout_ms, size_t *sent)
 {
-    size_t done = 0, total = 0;
+    msi_iov_cursor cur;
     if (sent)
         *sent = 0;
-    if (iovcnt < 0 || iovcnt > IOV_MAX || (iovcnt > 0 && !iov))
+    if (msi_iov_cursor_init(&cur, iov, iovcnt) < 0)
         return MS_EINVAL;
-    for (int i = 0; i < iovcnt; i++) {
-        if (iov[i].iov_len > SIZE_MAX - total)
-            return MS_EINVAL;
-        total += iov[i].iov_len;
-    }
     int64_t deadline = msi_deadline(timeout_ms);
     int rc = 0;
     /* A write before the handshake is done would run it inside the
@@ -76,39 +69,19 @@ int msi_tp_sendv_wait(const msi_transport *t, void *tp, int fd, const struct iov
         while ((rc = t->handshake(tp, fd, 0)) == MS_EAGAIN)
             if ((rc = msi_tp_wait(t, tp, fd, POLLIN, deadline)) < 0)
                 break;
-    int i = 0;
-    size_t off = 0; /* bytes of iov[i] already sent */
-    while (rc == 0 && done < total) {
-        struct iovec win[IOV_WINDOW];
-        int n = 0;
-        while (iov[i].iov_len == off) {
-            i++;
-            off = 0;
-        }
-        for (int j = i; j < iovcnt && n < IOV_WINDOW; j++, n++)
-            win[n] = iov[j];
-        win[0].iov_base = (char *)win[0].iov_base + off;
-        win[0].iov_len -= off;
+    while (rc == 0 && cur.done < cur.total) {
+        struct iovec win[MSI_IOV_WINDOW];
+        int n = msi_iov_cursor_window(&cur, win);
         ssize_t w = t->writev(tp, fd, win, n);
-        if (w > 0) {
-            done += (size_t)w;
-            for (size_t left = (size_t)w; left > 0;) {
-                size_t take = iov[i].iov_len - off < left ? iov[i].iov_len - off : left;
-                off += take;
-                left -= take;
-                if (off == iov[i].iov_len && left > 0) {
-                    i++;
-                    off = 0;
-                }
-            }
-        } else if (w == 0 || w == MS_EAGAIN) {
+        if (w > 0)
+            msi_iov_cursor_advance(&cur, (size_t)w);
+        else if (w == 0 || w == MS_EAGAIN)
             rc = msi_tp_wait(t, tp, fd, POLLOUT, deadline);
-        } else {
+        else
             rc = (int)w;
-        }
     }
     if (sent)
-        *sent = done;
+        *sent = cur.done;
     return rc;
 }
 
