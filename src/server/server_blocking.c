@@ -567,14 +567,7 @@ static void stop_on_loop(ms_loop *loop, void *arg)
         ms_loop_stop(loop);
         return;
     }
-    int64_t due = msi_server_drain_due(b->s);
-    if (due == INT64_MAX)
-        return;
-    int64_t left = due - ms_now_ms();
-    if (left <= 0)
-        drain_expired(loop, b->stop_t, b);
-    else
-        ms_timer_start(b->stop_t, left, 0, drain_expired, b);
+    msi_server_drain_arm(b->s, loop, b->stop_t, drain_expired, b);
 }
 
 static void blocking_stop(msi_blocking *b)

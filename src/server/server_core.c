@@ -208,9 +208,16 @@ void msi_server_log_end(ms_server *s, const ms_addr *peer, int reason, const cha
 
 const ms_server_config *msi_server_cfg(const ms_server *s) { return &s->cfg; }
 
-int64_t msi_server_drain_due(const ms_server *s)
+void msi_server_drain_arm(ms_server *s, ms_loop *loop, ms_timer *t, ms_timer_cb cb, void *arg)
 {
-    return atomic_load(&((ms_server *)s)->drain_due);
+    int64_t due = atomic_load(&s->drain_due);
+    if (due == INT64_MAX)
+        return;
+    int64_t left = due - ms_now_ms();
+    if (left <= 0)
+        cb(loop, t, arg);
+    else
+        ms_timer_start(t, left, 0, cb, arg);
 }
 
 /* A server line, not a connection's end: a front end that words each end

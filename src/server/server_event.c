@@ -266,14 +266,7 @@ static void stop_on_loop(ms_loop *loop, void *arg)
         loop_done(sl);
         return;
     }
-    int64_t due = atomic_load(&s->drain_due);
-    if (due == INT64_MAX)
-        return;
-    int64_t left = due - ms_now_ms();
-    if (left <= 0)
-        drain_expired(loop, sl->stop_t, sl);
-    else
-        ms_timer_start(sl->stop_t, left, 0, drain_expired, sl);
+    msi_server_drain_arm(s, loop, sl->stop_t, drain_expired, sl);
 }
 
 /* Wakes sl's loop into on_notify; never fails, never allocates, so a

@@ -61,8 +61,9 @@ void msi_server_log_open(void);
 /* 1 if fd is the non-blocking description the log writes fd 1 or 2
  * through (a fork child keeps it). */
 int msi_server_log_fd_kept(int fd);
-/* The drain's deadline (ms_now_ms), INT64_MAX while there is none. */
-int64_t msi_server_drain_due(const ms_server *s);
+/* Arms t for the drain's deadline, or calls cb at once if it has passed;
+ * nothing while the drain has none. */
+void msi_server_drain_arm(ms_server *s, ms_loop *loop, ms_timer *t, ms_timer_cb cb, void *arg);
 /* The line for a connection closed at the drain deadline; why in words. */
 void msi_server_log_drain_timeout(ms_server *s, const ms_addr *peer, const char *why);
 /* Begins the drain (ms_server_drain): the deadline only ever moves closer
