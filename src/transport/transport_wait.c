@@ -16,21 +16,31 @@ int msi_tp_wait(const msi_transport *t, void *tp, int fd, short dflt, int64_t de
     return msi_wait(fd, ev ? ev : dflt, deadline);
 }
 
-int msi_tp_handshake_wait(const msi_transport *t, void *tp, int fd, int timeout_ms)
+/* Handshake steps until done, a code, or the deadline: then *expired is 1
+ * and MS_ETIMEDOUT returned. No handshake: 0. */
+static int handshake_until(const msi_transport *t, void *tp, int fd, int64_t deadline,
+                           int *expired)
 {
+    *expired = 0;
     if (!t->handshake)
         return 0;
-    int64_t deadline = msi_deadline(timeout_ms);
     for (;;) {
         int rc = t->handshake(tp, fd, 0);
         if (rc != MS_EAGAIN)
             return rc;
         rc = msi_tp_wait(t, tp, fd, POLLIN, deadline);
-        if (rc == MS_ETIMEDOUT)
-            return t->handshake(tp, fd, 1);
-        if (rc < 0)
+        if (rc < 0) {
+            *expired = rc == MS_ETIMEDOUT;
             return rc;
+        }
     }
+}
+
+int msi_tp_handshake_wait(const msi_transport *t, void *tp, int fd, int timeout_ms)
+{
+    int expired;
+    int rc = handshake_until(t, tp, fd, msi_deadline(timeout_ms), &expired);
+    return expired ? t->handshake(tp, fd, 1) : rc;
 }
 
 ssize_t msi_tp_recv_wait(const msi_transport *t, void *tp, int fd, void *buf, size_t len,
@@ -62,13 +72,10 @@ int msi_tp_sendv_wait(const msi_transport *t, void *tp, int fd, const struct iov
     if (msi_iov_cursor_init(&cur, iov, iovcnt) < 0)
         return MS_EINVAL;
     int64_t deadline = msi_deadline(timeout_ms);
-    int rc = 0;
     /* A write before the handshake is done would run it inside the
      * write, unseen by the transport's own handshake state. */
-    if (t->handshake)
-        while ((rc = t->handshake(tp, fd, 0)) == MS_EAGAIN)
-            if ((rc = msi_tp_wait(t, tp, fd, POLLIN, deadline)) < 0)
-                break;
+    int expired;
+    int rc = handshake_until(t, tp, fd, deadline, &expired);
     while (rc == 0 && cur.done < cur.total) {
         struct iovec win[MSI_IOV_WINDOW];
         int n = msi_iov_cursor_window(&cur, win);
